@@ -1,0 +1,30 @@
+//! # kdlens — transparent medical image classifiers through knowledge distillation
+//!
+//! The core of kdlens, a re-implementation of *A Knowledge Distillation-Based Approach to Enhance
+//! Transparency of Classifier Models* (Jiang, Zhao, Wu, Chaddad; AAAI-25, "KD-FMV"). It holds all
+//! of the science and nothing else: the models ([`model`]), the explanation operations
+//! ([`explain`]), the distillation loss ([`distill`]), classification metrics and model cost
+//! ([`metrics`]), the one image preprocessing path ([`image`]) and the exported student format
+//! ([`bundle`]).
+//!
+//! Every function takes a burn [`Device`](burn::tensor::Device) chosen at run time — `flex` on
+//! the CPU, `wgpu` on a GPU natively or WebGPU in the browser — and the crate compiles both for
+//! native targets and for `wasm32-unknown-unknown`. Read-backs from the device go through
+//! `async` functions so that the browser, where a synchronous read is impossible, uses the same
+//! code; native callers block on them with [`block_on`].
+//!
+//! Tensor shapes are written `[batch, channels, height, width]` throughout.
+
+pub mod bundle;
+pub mod distill;
+pub mod error;
+pub mod explain;
+pub mod image;
+pub mod metrics;
+pub mod model;
+mod readback;
+
+pub use error::{Error, Result};
+#[cfg(not(target_arch = "wasm32"))]
+pub use readback::block_on;
+pub use readback::read_f32;
