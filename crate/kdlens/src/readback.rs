@@ -13,7 +13,7 @@ pub async fn read_f32<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>> {
         .into_data_async()
         .await
         .map_err(|e| Error::Readback(format!("{e:?}")))?;
-    data.try_into_vec::<f32>()
+    data.try_into_vec_as::<f32>()
         .map_err(|e| Error::Readback(format!("{e:?}")))
 }
 

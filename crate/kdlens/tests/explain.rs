@@ -16,7 +16,11 @@ use kdlens::{
 fn setup(arch: Architecture, size: usize) -> (Device, Classifier, Tensor<4>) {
     let device = Device::flex();
     device.seed(11);
-    let model = ModelSpec::new(arch, 4, [size, size]).unwrap().init(&device).unwrap().valid();
+    let model = ModelSpec::new(arch, 4, [size, size])
+        .unwrap()
+        .init(&device)
+        .unwrap()
+        .valid();
     let input = Tensor::<4>::random([1, 3, size, size], Distribution::Uniform(0.0, 1.0), &device);
     (device, model, input)
 }
@@ -64,9 +68,18 @@ fn grad_cam_matches_finite_differences_of_the_class_score() {
         let t = Tensor::<4>::from_data(TensorData::new(a.to_vec(), [1, c, h, w]), &device);
         values(model.forward_from(layer, t, &trace.activations))[class] as f64
     };
-    let cam = block_on(grad_cam(&model, input, Some("conv4"), Target::Class(class), CamScore::Logit))
-        .unwrap();
-    assert_eq!((cam.class, cam.raw.size, cam.weights.len()), (class, [h, w], c));
+    let cam = block_on(grad_cam(
+        &model,
+        input,
+        Some("conv4"),
+        Target::Class(class),
+        CamScore::Logit,
+    ))
+    .unwrap();
+    assert_eq!(
+        (cam.class, cam.raw.size, cam.weights.len()),
+        (class, [h, w], c)
+    );
     let eps = 1e-2f32;
     for ch in (0..c).step_by(17) {
         let mut weight = 0.0f64;
@@ -92,9 +105,25 @@ fn grad_cam_matches_finite_differences_of_the_class_score() {
 fn predicted_target_explains_the_arg_max_class() {
     let (_, model, input) = setup(Architecture::FiveLayer, 32);
     let probabilities = block_on(predict(&model, input.clone())).unwrap();
-    let best = (0..4).max_by(|&a, &b| probabilities[a].total_cmp(&probabilities[b])).unwrap();
-    let auto = block_on(grad_cam(&model, input.clone(), None, Target::Predicted, CamScore::Logit)).unwrap();
-    let fixed = block_on(grad_cam(&model, input, None, Target::Class(best), CamScore::Logit)).unwrap();
+    let best = (0..4)
+        .max_by(|&a, &b| probabilities[a].total_cmp(&probabilities[b]))
+        .unwrap();
+    let auto = block_on(grad_cam(
+        &model,
+        input.clone(),
+        None,
+        Target::Predicted,
+        CamScore::Logit,
+    ))
+    .unwrap();
+    let fixed = block_on(grad_cam(
+        &model,
+        input,
+        None,
+        Target::Class(best),
+        CamScore::Logit,
+    ))
+    .unwrap();
     assert_eq!(auto.class, best);
     assert_eq!(auto.raw.layer, "conv5");
     for (a, b) in auto.raw.values.iter().zip(&fixed.raw.values) {
@@ -109,13 +138,30 @@ fn probability_score_scales_logit_weights_by_the_softmax_jacobian() {
     let (_, model, input) = setup(Architecture::FiveLayer, 32);
     let p = block_on(predict(&model, input.clone())).unwrap();
     let logit: Vec<Vec<f32>> = (0..4)
-        .map(|k| block_on(grad_cam(&model, input.clone(), None, Target::Class(k), CamScore::Logit)).unwrap().weights)
+        .map(|k| {
+            block_on(grad_cam(
+                &model,
+                input.clone(),
+                None,
+                Target::Class(k),
+                CamScore::Logit,
+            ))
+            .unwrap()
+            .weights
+        })
         .collect();
-    let prob = block_on(grad_cam(&model, input, None, Target::Class(1), CamScore::Probability)).unwrap();
-    for ch in 0..prob.weights.len() {
+    let prob = block_on(grad_cam(
+        &model,
+        input,
+        None,
+        Target::Class(1),
+        CamScore::Probability,
+    ))
+    .unwrap();
+    for (ch, &weight) in prob.weights.iter().enumerate() {
         let mix: f32 = (0..4).map(|k| p[k] * logit[k][ch]).sum();
         let expected = p[1] * (logit[1][ch] - mix);
-        assert!((prob.weights[ch] - expected).abs() < 1e-5, "{} vs {expected}", prob.weights[ch]);
+        assert!((weight - expected).abs() < 1e-5, "{weight} vs {expected}");
     }
 }
 
@@ -126,7 +172,14 @@ fn explain_agrees_with_the_separate_operations() {
         let options = ExplainOptions::default();
         let all = block_on(explain(&model, input.clone(), &options)).unwrap();
         let maps = block_on(feature_maps(&model, input.clone())).unwrap();
-        let cam = block_on(grad_cam(&model, input, None, Target::Predicted, CamScore::Logit)).unwrap();
+        let cam = block_on(grad_cam(
+            &model,
+            input,
+            None,
+            Target::Predicted,
+            CamScore::Logit,
+        ))
+        .unwrap();
         assert_eq!(all.feature_maps, maps.maps);
         assert_eq!(all.grad_cam.raw.values, cam.raw.values);
         assert_eq!(all.grad_cam.class, all.predicted);
@@ -139,13 +192,25 @@ fn explain_agrees_with_the_separate_operations() {
 #[test]
 fn bad_requests_are_errors_not_panics() {
     let (device, model, input) = setup(Architecture::FiveLayer, 32);
-    let err = block_on(grad_cam(&model, input.clone(), Some("conv9"), Target::Predicted, CamScore::Logit))
-        .unwrap_err()
-        .to_string();
+    let err = block_on(grad_cam(
+        &model,
+        input.clone(),
+        Some("conv9"),
+        Target::Predicted,
+        CamScore::Logit,
+    ))
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("conv9") && err.contains("conv5"), "{err}");
-    let err = block_on(grad_cam(&model, input.clone(), None, Target::Class(4), CamScore::Logit))
-        .unwrap_err()
-        .to_string();
+    let err = block_on(grad_cam(
+        &model,
+        input.clone(),
+        None,
+        Target::Class(4),
+        CamScore::Logit,
+    ))
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("4 classes"), "{err}");
     let batch = Tensor::<4>::zeros([2, 3, 32, 32], &device);
     assert!(block_on(predict(&model, batch)).is_err());
@@ -165,7 +230,14 @@ fn expected_gradients_satisfy_completeness() {
         draws: (0..n).map(|k| (0, (k as f32 + 0.5) / n as f32)).collect(),
         batch_size: 64,
     };
-    let result = block_on(expected_gradients(&model, input, background, &[0, 3], &plan)).unwrap();
+    let result = block_on(expected_gradients(
+        &model,
+        input,
+        background,
+        &[0, 3],
+        &plan,
+    ))
+    .unwrap();
     for attribution in &result {
         let gap = attribution.output - attribution.expected_value;
         let total = attribution.total();
@@ -183,6 +255,10 @@ fn seeded_sampling_is_reproducible_and_in_range() {
     let a = ExpectedGradients::seeded(200, 16, 42, 32);
     let b = ExpectedGradients::seeded(200, 16, 42, 32);
     assert_eq!(a, b);
-    assert!(a.draws.iter().all(|&(i, t)| i < 16 && (0.0..1.0).contains(&t)));
+    assert!(
+        a.draws
+            .iter()
+            .all(|&(i, t)| i < 16 && (0.0..1.0).contains(&t))
+    );
     assert_ne!(a, ExpectedGradients::seeded(200, 16, 43, 32));
 }

@@ -30,18 +30,31 @@ fn densenet121_with_1000_classes_has_torchvisions_parameter_count() {
 fn five_layer_student_counts_match_between_model_and_cost_table() {
     let spec = ModelSpec::new(Architecture::FiveLayer, 4, [224, 224]).unwrap();
     // convs 1,568,576 + head 512·512+512 + 512·256+256 + 256·128+128 + 128·4+4
-    assert_eq!(spec.cost().params(), 1_568_576 + 262_656 + 131_328 + 32_896 + 516);
-    assert_eq!(trainable_params(&spec.init(&device()).unwrap()) as u64, spec.cost().params());
+    assert_eq!(
+        spec.cost().params(),
+        1_568_576 + 262_656 + 131_328 + 32_896 + 516
+    );
+    assert_eq!(
+        trainable_params(&spec.init(&device()).unwrap()) as u64,
+        spec.cost().params()
+    );
 }
 
 #[test]
 fn compute_at_224_matches_the_paper() {
-    let student = ModelSpec::new(Architecture::FiveLayer, 4, [224, 224]).unwrap().cost();
+    let student = ModelSpec::new(Architecture::FiveLayer, 4, [224, 224])
+        .unwrap()
+        .cost();
     // five 3×3 convolutions: 224²·32·27 + 4 · 231,211,008 = 968,196,096 MACs
     assert_eq!(student.conv_macs(), 968_196_096);
-    let teacher = ModelSpec::new(Architecture::densenet121(), 1000, [224, 224]).unwrap().cost();
+    let teacher = ModelSpec::new(Architecture::densenet121(), 1000, [224, 224])
+        .unwrap()
+        .cost();
     let gmac = teacher.macs() as f64 / 1e9;
-    assert!((2.83..2.90).contains(&gmac), "DenseNet-121 at 224²: {gmac} GMAC");
+    assert!(
+        (2.83..2.90).contains(&gmac),
+        "DenseNet-121 at 224²: {gmac} GMAC"
+    );
     let ratio = teacher.macs() as f64 / student.macs() as f64;
     assert!(ratio > 2.8, "teacher/student compute ratio {ratio}");
 }
@@ -49,15 +62,25 @@ fn compute_at_224_matches_the_paper() {
 #[test]
 fn stages_have_the_documented_names_channels_and_sizes() {
     let dev = device();
-    let student = ModelSpec::new(Architecture::FiveLayer, 3, [64, 96]).unwrap().init(&dev).unwrap();
+    let student = ModelSpec::new(Architecture::FiveLayer, 3, [64, 96])
+        .unwrap()
+        .init(&dev)
+        .unwrap();
     let layers = student.layers();
     let names: Vec<_> = layers.iter().map(|l| l.name.as_str()).collect();
     assert_eq!(names, ["conv1", "conv2", "conv3", "conv4", "conv5"]);
     assert_eq!(layers[4].channels, 512);
     assert_eq!(layers[4].size, [4, 6]);
 
-    let kd8 = ModelSpec::new(Architecture::Kd8, 4, [224, 224]).unwrap().init(&dev).unwrap();
-    let sizes: Vec<_> = kd8.layers().iter().map(|l| (l.name.clone(), l.size[0])).collect();
+    let kd8 = ModelSpec::new(Architecture::Kd8, 4, [224, 224])
+        .unwrap()
+        .init(&dev)
+        .unwrap();
+    let sizes: Vec<_> = kd8
+        .layers()
+        .iter()
+        .map(|l| (l.name.clone(), l.size[0]))
+        .collect();
     assert_eq!(sizes.last().unwrap(), &("res2".to_string(), 4));
     assert_eq!(sizes[5], ("conv6".to_string(), 7));
 
@@ -67,7 +90,10 @@ fn stages_have_the_documented_names_channels_and_sizes() {
         num_init_features: 16,
         bn_size: 2,
     };
-    let dn = ModelSpec::new(Architecture::DenseNet(small), 5, [64, 64]).unwrap().init(&dev).unwrap();
+    let dn = ModelSpec::new(Architecture::DenseNet(small), 5, [64, 64])
+        .unwrap()
+        .init(&dev)
+        .unwrap();
     let layers = dn.layers();
     assert_eq!(layers.len(), 9);
     assert_eq!(layers[0].name, "features.relu0");
@@ -87,14 +113,31 @@ fn check_reentry(spec: ModelSpec) {
     let [h, w] = spec.input_size;
     let input = Tensor::<4>::random([1, 3, h, w], Distribution::Uniform(0.0, 1.0), &dev);
     let trace = model.forward_with_activations(input.clone());
-    let reference: Vec<f32> = trace.logits.clone().into_data().try_to_vec::<f32>().unwrap();
-    let plain: Vec<f32> = model.forward(input).into_data().try_to_vec::<f32>().unwrap();
+    let reference: Vec<f32> = trace
+        .logits
+        .clone()
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    let plain: Vec<f32> = model
+        .forward(input)
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
     for (a, b) in reference.iter().zip(&plain) {
-        assert!((a - b).abs() < 1e-5, "forward and traced forward differ: {a} vs {b}");
+        assert!(
+            (a - b).abs() < 1e-5,
+            "forward and traced forward differ: {a} vs {b}"
+        );
     }
     for (k, info) in model.layers().iter().enumerate() {
         let dims = trace.activations[k].dims();
-        assert_eq!(dims, [1, info.channels, info.size[0], info.size[1]], "{}", info.name);
+        assert_eq!(
+            dims,
+            [1, info.channels, info.size[0], info.size[1]],
+            "{}",
+            info.name
+        );
         let logits: Vec<f32> = model
             .forward_from(k, trace.activations[k].clone(), &trace.activations)
             .into_data()
@@ -129,9 +172,13 @@ fn densenet_can_resume_from_every_stage() {
 
 #[test]
 fn too_small_inputs_and_single_class_models_are_rejected_with_reasons() {
-    let err = ModelSpec::new(Architecture::FiveLayer, 4, [28, 28]).unwrap_err().to_string();
+    let err = ModelSpec::new(Architecture::FiveLayer, 4, [28, 28])
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("32") && err.contains("28"), "{err}");
     assert!(ModelSpec::new(Architecture::densenet121(), 4, [28, 64]).is_err());
-    let err = ModelSpec::new(Architecture::FiveLayer, 1, [64, 64]).unwrap_err().to_string();
+    let err = ModelSpec::new(Architecture::FiveLayer, 1, [64, 64])
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("at least 2 classes"), "{err}");
 }

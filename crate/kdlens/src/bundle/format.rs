@@ -51,7 +51,11 @@ impl Bundle {
     /// Packs `model` with the manifest fields of `manifest`; the `weights` section of the
     /// manifest is filled in here (precision, parameter count, hash). The manifest is validated
     /// against the model.
-    pub fn new(model: &Classifier, mut manifest: Manifest, precision: WeightPrecision) -> Result<Self> {
+    pub fn new(
+        model: &Classifier,
+        mut manifest: Manifest,
+        precision: WeightPrecision,
+    ) -> Result<Self> {
         let weights = weights::encode(model, precision)?;
         manifest.weights = WeightsInfo {
             precision,
@@ -98,23 +102,29 @@ impl Bundle {
             ));
         }
         let mut rest = &bytes[MAGIC.len()..];
-        let version = u32::from_le_bytes(take(&mut rest, 4, "version")?.try_into().expect("4 bytes"));
+        let version =
+            u32::from_le_bytes(take(&mut rest, 4, "version")?.try_into().expect("4 bytes"));
         if version != FORMAT_VERSION {
             return Err(Error::InvalidBundle(format!(
                 "bundle format version {version}; this kdlens reads version {FORMAT_VERSION}"
             )));
         }
-        let manifest_len =
-            u32::from_le_bytes(take(&mut rest, 4, "manifest length")?.try_into().expect("4 bytes"))
-                as usize;
+        let manifest_len = u32::from_le_bytes(
+            take(&mut rest, 4, "manifest length")?
+                .try_into()
+                .expect("4 bytes"),
+        ) as usize;
         if manifest_len > MAX_MANIFEST {
             return Err(Error::InvalidBundle(format!(
                 "manifest claims {manifest_len} bytes; at most {MAX_MANIFEST} are accepted"
             )));
         }
         let manifest_bytes = take(&mut rest, manifest_len, "manifest")?;
-        let weights_len =
-            u64::from_le_bytes(take(&mut rest, 8, "weights length")?.try_into().expect("8 bytes"));
+        let weights_len = u64::from_le_bytes(
+            take(&mut rest, 8, "weights length")?
+                .try_into()
+                .expect("8 bytes"),
+        );
         let weights_len = usize::try_from(weights_len)
             .ok()
             .filter(|&n| n <= rest.len())
@@ -135,7 +145,8 @@ impl Bundle {
         let body = &bytes[..bytes.len() - CHECKSUM];
         if Sha256::digest(body).as_slice() != stored {
             return Err(Error::InvalidBundle(
-                "checksum mismatch: the file is corrupted (bytes changed after it was written)".into(),
+                "checksum mismatch: the file is corrupted (bytes changed after it was written)"
+                    .into(),
             ));
         }
         let manifest: Manifest = serde_json::from_slice(manifest_bytes)
@@ -158,8 +169,9 @@ impl Bundle {
     /// parameter's presence and shape) and returns it in inference mode.
     pub fn load_model(&self, device: &Device) -> Result<Classifier> {
         let model = self.manifest.spec.init(device)?;
-        let model = weights::decode(model, &self.weights)
-            .map_err(|e| Error::InvalidBundle(format!("weights do not match the manifest's model: {e}")))?;
+        let model = weights::decode(model, &self.weights).map_err(|e| {
+            Error::InvalidBundle(format!("weights do not match the manifest's model: {e}"))
+        })?;
         Ok(model.valid())
     }
 }

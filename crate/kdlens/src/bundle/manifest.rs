@@ -3,9 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::WeightPrecision;
-use crate::{
-    Error, Result, image::Preprocessing, metrics::ClassificationReport, model::ModelSpec,
-};
+use crate::{Error, Result, image::Preprocessing, metrics::ClassificationReport, model::ModelSpec};
 
 /// Largest input side a bundle may declare, in pixels.
 pub const MAX_INPUT_SIDE: usize = 2048;

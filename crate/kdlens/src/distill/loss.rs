@@ -56,10 +56,7 @@ pub fn kd_loss(
 ) -> Tensor<1> {
     let [batch, _] = student_logits.dims();
     let log_p = log_softmax(student_logits.clone(), 1);
-    let hard = log_p
-        .gather(1, labels.reshape([batch, 1]))
-        .mean()
-        .neg();
+    let hard = log_p.gather(1, labels.reshape([batch, 1])).mean().neg();
     if config.alpha >= 1.0 {
         return hard;
     }
@@ -79,8 +76,14 @@ mod tests {
 
     fn batch() -> (Tensor<2>, Tensor<2>, Tensor<1, Int>) {
         let device = Device::flex();
-        let student = Tensor::from_data(TensorData::new(vec![1.0f32, 2.0, 3.0, 0.5, -1.0, 2.0], [2, 3]), &device);
-        let teacher = Tensor::from_data(TensorData::new(vec![3.0f32, 2.0, 1.0, 0.0, 0.0, 4.0], [2, 3]), &device);
+        let student = Tensor::from_data(
+            TensorData::new(vec![1.0f32, 2.0, 3.0, 0.5, -1.0, 2.0], [2, 3]),
+            &device,
+        );
+        let teacher = Tensor::from_data(
+            TensorData::new(vec![3.0f32, 2.0, 1.0, 0.0, 0.0, 4.0], [2, 3]),
+            &device,
+        );
         let labels = Tensor::from_data(TensorData::new(vec![2i64, 0], [2]), &device);
         (student, teacher, labels)
     }
@@ -106,9 +109,21 @@ mod tests {
     #[test]
     fn alpha_one_is_plain_cross_entropy() {
         let (s, t, y) = batch();
-        let loss = value(kd_loss(s.clone(), t, y.clone(), DistillConfig::new(1.0, 5.0).unwrap()));
-        let ce = value(burn::nn::loss::CrossEntropyLossConfig::new().init(&s.device()).forward(s, y));
-        assert!((loss - CE).abs() < 1e-6 && (loss - ce).abs() < 1e-6, "{loss} {ce}");
+        let loss = value(kd_loss(
+            s.clone(),
+            t,
+            y.clone(),
+            DistillConfig::new(1.0, 5.0).unwrap(),
+        ));
+        let ce = value(
+            burn::nn::loss::CrossEntropyLossConfig::new()
+                .init(&s.device())
+                .forward(s, y),
+        );
+        assert!(
+            (loss - CE).abs() < 1e-6 && (loss - ce).abs() < 1e-6,
+            "{loss} {ce}"
+        );
     }
 
     #[test]
@@ -121,7 +136,12 @@ mod tests {
     #[test]
     fn identical_logits_have_no_soft_loss() {
         let (s, _, y) = batch();
-        let loss = value(kd_loss(s.clone(), s, y, DistillConfig::new(0.0, 3.0).unwrap()));
+        let loss = value(kd_loss(
+            s.clone(),
+            s,
+            y,
+            DistillConfig::new(0.0, 3.0).unwrap(),
+        ));
         assert!(loss.abs() < 1e-6, "{loss}");
     }
 

@@ -18,9 +18,28 @@ pub enum Colormap {
 
 /// Piecewise-linear segments of matplotlib's `jet` (`_jet_data`): `(x, value)` per channel.
 const JET: [&[(f32, f32)]; 3] = [
-    &[(0.0, 0.0), (0.35, 0.0), (0.66, 1.0), (0.89, 1.0), (1.0, 0.5)],
-    &[(0.0, 0.0), (0.125, 0.0), (0.375, 1.0), (0.64, 1.0), (0.91, 0.0), (1.0, 0.0)],
-    &[(0.0, 0.5), (0.11, 1.0), (0.34, 1.0), (0.65, 0.0), (1.0, 0.0)],
+    &[
+        (0.0, 0.0),
+        (0.35, 0.0),
+        (0.66, 1.0),
+        (0.89, 1.0),
+        (1.0, 0.5),
+    ],
+    &[
+        (0.0, 0.0),
+        (0.125, 0.0),
+        (0.375, 1.0),
+        (0.64, 1.0),
+        (0.91, 0.0),
+        (1.0, 0.0),
+    ],
+    &[
+        (0.0, 0.5),
+        (0.11, 1.0),
+        (0.34, 1.0),
+        (0.65, 0.0),
+        (1.0, 0.0),
+    ],
 ];
 
 fn piecewise(segments: &[(f32, f32)], t: f32) -> f32 {
@@ -62,7 +81,12 @@ impl Colormap {
 
 /// `alpha · colour(map) + (1 − alpha) · image` per pixel, opaque. The map must have the image's
 /// size (resize it first); `alpha` is clamped to `[0, 1]`.
-pub fn overlay(image: &RgbaImage, map: &Heatmap, colormap: Colormap, alpha: f32) -> Result<RgbaImage> {
+pub fn overlay(
+    image: &RgbaImage,
+    map: &Heatmap,
+    colormap: Colormap,
+    alpha: f32,
+) -> Result<RgbaImage> {
     if map.size != [image.height(), image.width()] {
         return Err(Error::InvalidRequest(format!(
             "overlay of a {}×{} map on a {}×{} image; resize the map first",
@@ -79,8 +103,47 @@ pub fn overlay(image: &RgbaImage, map: &Heatmap, colormap: Colormap, alpha: f32)
         .zip(&map.values)
         .flat_map(|(px, &v)| {
             let heat = colormap.rgb(v);
-            let blend = |c: usize| (alpha * heat[c] as f32 + (1.0 - alpha) * px[c] as f32).round() as u8;
+            let blend =
+                |c: usize| (alpha * heat[c] as f32 + (1.0 - alpha) * px[c] as f32).round() as u8;
             [blend(0), blend(1), blend(2), 255]
+        })
+        .collect();
+    RgbaImage::new(image.width(), image.height(), pixels)
+}
+
+/// A signed map (SHAP attributions) over an image: positive values in red, negative in blue,
+/// opacity growing with `|v| / max|v|` up to `alpha`; the image is shown in grayscale beneath so
+/// the colours read unambiguously. The map must have the image's size.
+pub fn signed_overlay(image: &RgbaImage, map: &Heatmap, alpha: f32) -> Result<RgbaImage> {
+    if map.size != [image.height(), image.width()] {
+        return Err(Error::InvalidRequest(format!(
+            "overlay of a {}×{} map on a {}×{} image; resize the map first",
+            map.size[1],
+            map.size[0],
+            image.width(),
+            image.height()
+        )));
+    }
+    let scale = map.values.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let alpha = alpha.clamp(0.0, 1.0);
+    let pixels = image
+        .pixels()
+        .chunks_exact(4)
+        .zip(&map.values)
+        .flat_map(|(px, &v)| {
+            let gray = 0.299 * px[0] as f32 + 0.587 * px[1] as f32 + 0.114 * px[2] as f32;
+            let strength = if scale > 0.0 {
+                alpha * v.abs() / scale
+            } else {
+                0.0
+            };
+            let colour: [f32; 3] = if v >= 0.0 {
+                [255.0, 13.0, 87.0]
+            } else {
+                [30.0, 136.0, 229.0]
+            };
+            let mix = |c: usize| (strength * colour[c] + (1.0 - strength) * gray).round() as u8;
+            [mix(0), mix(1), mix(2), 255]
         })
         .collect();
     RgbaImage::new(image.width(), image.height(), pixels)
@@ -97,7 +160,14 @@ mod tests {
         assert_eq!(Colormap::Jet.rgb(1.0), [128, 0, 0]);
         // x = 0.5: r = (0.5 − 0.35)/0.31, g = 1, b = 1 − (0.5 − 0.34)/0.31
         let [r, g, b] = Colormap::Jet.rgb(0.5);
-        assert_eq!((r, g, b), ((0.15f32 / 0.31 * 255.0).round() as u8, 255, ((1.0 - 0.16f32 / 0.31) * 255.0).round() as u8));
+        assert_eq!(
+            (r, g, b),
+            (
+                (0.15f32 / 0.31 * 255.0).round() as u8,
+                255,
+                ((1.0 - 0.16f32 / 0.31) * 255.0).round() as u8
+            )
+        );
     }
 
     #[test]
@@ -117,5 +187,24 @@ mod tests {
         assert_eq!(out.pixels(), &[111, 60, 60, 255]);
         let wrong = Heatmap::new("l", [2, 1], vec![0.0, 1.0]);
         assert!(overlay(&image, &wrong, Colormap::Jet, 0.5).is_err());
+    }
+
+    #[test]
+    fn signed_overlay_colours_by_sign_and_leaves_zero_gray() {
+        let image = RgbaImage::new(3, 1, [100, 100, 100, 255].repeat(3)).unwrap();
+        let map = Heatmap::new("shap", [1, 3], vec![2.0, 0.0, -1.0]);
+        let out = signed_overlay(&image, &map, 1.0).unwrap();
+        let px = out.pixels();
+        assert_eq!(
+            &px[0..4],
+            &[255, 13, 87, 255],
+            "largest positive is full red"
+        );
+        assert_eq!(
+            &px[4..8],
+            &[100, 100, 100, 255],
+            "zero keeps the gray image"
+        );
+        assert!(px[10] > px[8], "negative leans blue");
     }
 }

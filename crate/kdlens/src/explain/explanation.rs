@@ -93,7 +93,14 @@ pub async fn explain<M: LayeredClassifier>(
     let forward_done = Instant::now();
 
     let [_, _, h, w] = trace.activations[layer].dims();
-    let cam_values = read_f32(cam_tensor(model, &trace, layer, options.target, options.score)?).await?;
+    let cam_values = read_f32(cam_tensor(
+        model,
+        &trace,
+        layer,
+        options.target,
+        options.score,
+    )?)
+    .await?;
     let cam_done = Instant::now();
 
     let probabilities = softmax_row(&maps.logits);

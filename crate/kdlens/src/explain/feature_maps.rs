@@ -64,7 +64,11 @@ pub(crate) fn unpack(values: &[f32], trace: &ForwardTrace, names: &[String]) -> 
         .zip(names)
         .map(|(a, name)| {
             let [_, _, h, w] = a.dims();
-            let map = Heatmap::new(name.clone(), [h, w], values[offset..offset + h * w].to_vec());
+            let map = Heatmap::new(
+                name.clone(),
+                [h, w],
+                values[offset..offset + h * w].to_vec(),
+            );
             offset += h * w;
             map
         })
@@ -73,7 +77,10 @@ pub(crate) fn unpack(values: &[f32], trace: &ForwardTrace, names: &[String]) -> 
 }
 
 /// The channel mean of every stage's activation for one image `[1, 3, H, W]`, and its logits.
-pub async fn feature_maps<M: LayeredClassifier>(model: &M, input: Tensor<4>) -> Result<FeatureMaps> {
+pub async fn feature_maps<M: LayeredClassifier>(
+    model: &M,
+    input: Tensor<4>,
+) -> Result<FeatureMaps> {
     check_single_image(&input)?;
     let trace = model.forward_with_activations(input);
     let values = read_f32(pack(&trace)).await?;

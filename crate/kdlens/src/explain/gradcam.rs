@@ -60,7 +60,9 @@ pub(crate) fn cam_tensor<M: LayeredClassifier>(
     let logits = model.forward_from(layer, leaf.clone(), &trace.activations);
     let grads = score_of(logits, target, score).sum().backward();
     let gradient = leaf.grad(&grads).ok_or_else(|| {
-        Error::InvalidRequest(format!("no gradient reached stage {layer} from the class score"))
+        Error::InvalidRequest(format!(
+            "no gradient reached stage {layer} from the class score"
+        ))
     })?;
     let weights = gradient.mean_dim(3).mean_dim(2);
     let cam = relu((activation.without_autodiff() * weights.clone()).sum_dim(1));
@@ -110,7 +112,13 @@ pub async fn grad_cam<M: LayeredClassifier>(
     let mut values = read_f32(Tensor::cat(vec![trace.logits.flatten::<1>(0, 1), cam], 0)).await?;
     let cam_values = values.split_off(num_classes);
     let class = resolve_class(target, &values);
-    Ok(unpack_cam(cam_values, &layers[index].name, [h, w], class, score))
+    Ok(unpack_cam(
+        cam_values,
+        &layers[index].name,
+        [h, w],
+        class,
+        score,
+    ))
 }
 
 /// The class index a target stands for, given the image's logits.

@@ -21,7 +21,11 @@ impl Heatmap {
     /// # Panics
     /// If `values.len() != size[0] * size[1]`.
     pub fn new(layer: impl Into<String>, size: [usize; 2], values: Vec<f32>) -> Self {
-        assert_eq!(values.len(), size[0] * size[1], "heatmap size and values disagree");
+        assert_eq!(
+            values.len(),
+            size[0] * size[1],
+            "heatmap size and values disagree"
+        );
         Self {
             layer: layer.into(),
             size,
@@ -33,12 +37,18 @@ impl Heatmap {
     pub fn range(&self) -> (f32, f32) {
         self.values
             .iter()
-            .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)))
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
+                (lo.min(v), hi.max(v))
+            })
     }
 
     /// Bilinearly resized to `[height, width]` (see [`resize_plane`]).
     pub fn resized(&self, size: [usize; 2]) -> Heatmap {
-        Heatmap::new(self.layer.clone(), size, resize_plane(&self.values, self.size, size))
+        Heatmap::new(
+            self.layer.clone(),
+            size,
+            resize_plane(&self.values, self.size, size),
+        )
     }
 
     /// Rescaled to `[0, 1]` by `(v − min) / (max − min)`. A constant map (no contrast to show)
@@ -81,7 +91,12 @@ mod tests {
     fn constant_map_normalises_to_zeros_not_nan() {
         let map = Heatmap::new("l", [2, 2], vec![3.0; 4]);
         assert_eq!(map.min_max_normalized().values, vec![0.0; 4]);
-        assert_eq!(Heatmap::new("l", [1, 2], vec![0.0; 2]).max_normalized().values, vec![0.0; 2]);
+        assert_eq!(
+            Heatmap::new("l", [1, 2], vec![0.0; 2])
+                .max_normalized()
+                .values,
+            vec![0.0; 2]
+        );
     }
 
     #[test]

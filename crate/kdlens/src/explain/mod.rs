@@ -18,7 +18,7 @@ mod heatmap;
 mod request;
 mod shap;
 
-pub use colormap::{Colormap, overlay};
+pub use colormap::{Colormap, overlay, signed_overlay};
 pub use explanation::{Explanation, Timings, explain, predict};
 pub use feature_maps::{FeatureMaps, feature_maps};
 pub use gradcam::{GradCam, grad_cam};

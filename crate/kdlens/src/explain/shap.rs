@@ -122,12 +122,15 @@ pub async fn expected_gradients<M: LayeredClassifier>(
             let n = chunk.len();
             let indices: Vec<i64> = chunk.iter().map(|&(i, _)| i as i64).collect();
             let ts: Vec<f32> = chunk.iter().map(|&(_, t)| t).collect();
-            let chosen = background
-                .clone()
-                .select(0, Tensor::<1, Int>::from_data(TensorData::new(indices, [n]), &plain_device));
+            let chosen = background.clone().select(
+                0,
+                Tensor::<1, Int>::from_data(TensorData::new(indices, [n]), &plain_device),
+            );
             let t = Tensor::<4>::from_data(TensorData::new(ts, [n, 1, 1, 1]), &plain_device);
             let delta = input.clone().expand([n, 3, ih, iw]) - chosen.clone();
-            let points = (chosen.clone() + delta.clone() * t).autodiff().require_grad();
+            let points = (chosen.clone() + delta.clone() * t)
+                .autodiff()
+                .require_grad();
             let logits = model.forward(points.clone());
             let grads = logits.slice([0..n, class..class + 1]).sum().backward();
             let gradient = points.grad(&grads).ok_or_else(|| {

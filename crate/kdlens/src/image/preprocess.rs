@@ -71,7 +71,13 @@ impl RgbaImage {
     pub fn resized(&self, size: [usize; 2]) -> Result<RgbaImage> {
         let planes: Vec<Vec<f32>> = (0..4)
             .map(|c| {
-                let plane: Vec<f32> = self.pixels.iter().skip(c).step_by(4).map(|&v| v as f32).collect();
+                let plane: Vec<f32> = self
+                    .pixels
+                    .iter()
+                    .skip(c)
+                    .step_by(4)
+                    .map(|&v| v as f32)
+                    .collect();
                 resize_plane(&plane, [self.height, self.width], size)
             })
             .collect();
@@ -137,17 +143,23 @@ impl Preprocessing {
         Ok(())
     }
 
-    /// The normalised model input as `[3, height, width]` values, row-major per channel.
+    /// The image colour-converted and resized to the model input, as `[3, height, width]`
+    /// values still in the 0–255 range (the first half of [`to_chw`](Self::to_chw); training
+    /// caches this and augments it before [`normalize`](Self::normalize)).
     ///
     /// Alpha is composited over black (`rgb · a / 255`), so transparent regions read as
     /// background in a scan.
-    pub fn to_chw(&self, image: &RgbaImage) -> Result<Vec<f32>> {
+    pub fn resize(&self, image: &RgbaImage) -> Result<Vec<f32>> {
         self.validate()?;
         let n = image.width * image.height;
         let mut planes = [vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; n]];
         for (i, px) in image.pixels.chunks_exact(4).enumerate() {
             let alpha = px[3] as f32 / 255.0;
-            let [r, g, b] = [px[0] as f32 * alpha, px[1] as f32 * alpha, px[2] as f32 * alpha];
+            let [r, g, b] = [
+                px[0] as f32 * alpha,
+                px[1] as f32 * alpha,
+                px[2] as f32 * alpha,
+            ];
             match self.color {
                 ColorMode::Rgb => {
                     planes[0][i] = r;
@@ -162,14 +174,33 @@ impl Preprocessing {
         }
         let [h, w] = self.input_size;
         let mut chw = Vec::with_capacity(3 * h * w);
-        for (c, plane) in planes.iter().enumerate() {
-            let resized = resize_plane(plane, [image.height, image.width], self.input_size);
-            chw.extend(
-                resized
-                    .into_iter()
-                    .map(|v| (v / 255.0 - self.mean[c]) / self.std[c]),
-            );
+        for plane in &planes {
+            chw.extend(resize_plane(
+                plane,
+                [image.height, image.width],
+                self.input_size,
+            ));
         }
+        Ok(chw)
+    }
+
+    /// Maps `[3, height, width]` values in the 0–255 range to the model's input scale in place:
+    /// `(v / 255 − mean[c]) / std[c]`.
+    pub fn normalize(&self, chw: &mut [f32]) {
+        let plane = chw.len() / 3;
+        for (c, values) in chw.chunks_mut(plane.max(1)).enumerate().take(3) {
+            let (mean, std) = (self.mean[c], self.std[c]);
+            values
+                .iter_mut()
+                .for_each(|v| *v = (*v / 255.0 - mean) / std);
+        }
+    }
+
+    /// The normalised model input as `[3, height, width]` values, row-major per channel:
+    /// [`resize`](Self::resize) then [`normalize`](Self::normalize).
+    pub fn to_chw(&self, image: &RgbaImage) -> Result<Vec<f32>> {
+        let mut chw = self.resize(image)?;
+        self.normalize(&mut chw);
         Ok(chw)
     }
 
@@ -177,7 +208,10 @@ impl Preprocessing {
     pub fn to_tensor(&self, image: &RgbaImage, device: &Device) -> Result<Tensor<4>> {
         let chw = self.to_chw(image)?;
         let [h, w] = self.input_size;
-        Ok(Tensor::from_data(TensorData::new(chw, [1, 3, h, w]), device))
+        Ok(Tensor::from_data(
+            TensorData::new(chw, [1, 3, h, w]),
+            device,
+        ))
     }
 }
 
@@ -192,7 +226,10 @@ mod tests {
     #[test]
     fn buffer_of_the_wrong_length_is_rejected_with_sizes_named() {
         let err = RgbaImage::new(3, 2, vec![0; 23]).unwrap_err().to_string();
-        assert!(err.contains("3×2") && err.contains("24") && err.contains("23"), "{err}");
+        assert!(
+            err.contains("3×2") && err.contains("24") && err.contains("23"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -114,7 +114,11 @@ mod tests {
     fn constant_planes_stay_constant_at_any_scale() {
         let src = vec![0.25; 7 * 5];
         for out in [[224, 224], [3, 2], [7, 40]] {
-            assert!(resize_plane(&src, [7, 5], out).iter().all(|v| (v - 0.25).abs() < 1e-6));
+            assert!(
+                resize_plane(&src, [7, 5], out)
+                    .iter()
+                    .all(|v| (v - 0.25).abs() < 1e-6)
+            );
         }
     }
 }

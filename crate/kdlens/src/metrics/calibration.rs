@@ -23,10 +23,11 @@ pub fn expected_calibration_error(
     let mut correct = vec![0.0f64; bins];
     let mut count = vec![0u64; bins];
     for (row, &label) in probabilities.chunks_exact(num_classes).zip(labels) {
-        let (best, &p) = row
-            .iter()
-            .enumerate()
-            .fold((0, &f32::NEG_INFINITY), |acc, x| if x.1 > acc.1 { x } else { acc });
+        let (best, &p) =
+            row.iter().enumerate().fold(
+                (0, &f32::NEG_INFINITY),
+                |acc, x| if x.1 > acc.1 { x } else { acc },
+            );
         let bin = ((p as f64 * bins as f64) as usize).min(bins - 1);
         confidence[bin] += p as f64;
         correct[bin] += (best == label) as u8 as f64;

@@ -59,7 +59,11 @@ impl ConfusionMatrix {
     }
 
     /// The matrix of paired true labels and predictions, all in `0..num_classes`.
-    pub fn from_predictions(labels: &[usize], predictions: &[usize], num_classes: usize) -> Result<Self> {
+    pub fn from_predictions(
+        labels: &[usize],
+        predictions: &[usize],
+        num_classes: usize,
+    ) -> Result<Self> {
         if labels.len() != predictions.len() {
             return Err(Error::LengthMismatch(format!(
                 "{} labels but {} predictions",
@@ -145,7 +149,11 @@ impl ConfusionMatrix {
             if total == 0 {
                 0.0
             } else {
-                per_class.iter().map(|m| f(m) * m.support as f64).sum::<f64>() / total as f64
+                per_class
+                    .iter()
+                    .map(|m| f(m) * m.support as f64)
+                    .sum::<f64>()
+                    / total as f64
             }
         };
         ClassificationReport {
@@ -184,7 +192,10 @@ mod tests {
 
     #[test]
     fn counts_rows_true_columns_predicted() {
-        assert_eq!(example().counts, vec![vec![2, 1, 0], vec![0, 2, 0], vec![1, 2, 0]]);
+        assert_eq!(
+            example().counts,
+            vec![vec![2, 1, 0], vec![0, 2, 0], vec![1, 2, 0]]
+        );
         assert!(close(example().accuracy(), 4.0 / 8.0));
     }
 
@@ -198,7 +209,10 @@ mod tests {
         assert!(close(m[1].precision, 0.4) && close(m[1].recall, 1.0));
         assert!(close(m[1].f1, 0.8 / 1.4));
         // class 2: never predicted → P 0 (not NaN), R 0, F1 0
-        assert_eq!((m[2].precision, m[2].recall, m[2].f1, m[2].support), (0.0, 0.0, 0.0, 3));
+        assert_eq!(
+            (m[2].precision, m[2].recall, m[2].f1, m[2].support),
+            (0.0, 0.0, 0.0, 3)
+        );
     }
 
     #[test]
@@ -208,8 +222,14 @@ mod tests {
         assert!(close(r.macro_avg.precision, (2.0 / 3.0 + 0.4) / 3.0));
         assert!(close(r.macro_avg.recall, (2.0 / 3.0 + 1.0) / 3.0));
         assert!(close(r.macro_avg.f1, f1.iter().sum::<f64>() / 3.0));
-        assert!(close(r.weighted_avg.precision, (3.0 * 2.0 / 3.0 + 2.0 * 0.4) / 8.0));
-        assert!(close(r.weighted_avg.recall, (3.0 * 2.0 / 3.0 + 2.0 * 1.0) / 8.0));
+        assert!(close(
+            r.weighted_avg.precision,
+            (3.0 * 2.0 / 3.0 + 2.0 * 0.4) / 8.0
+        ));
+        assert!(close(
+            r.weighted_avg.recall,
+            (3.0 * 2.0 / 3.0 + 2.0 * 1.0) / 8.0
+        ));
         assert!(close(r.weighted_avg.f1, (3.0 * f1[0] + 2.0 * f1[1]) / 8.0));
         assert_eq!(r.samples, 8);
     }

@@ -5,6 +5,9 @@ use burn::{module::Module, tensor::Tensor};
 use super::{DenseNet, FiveLayerStudent, ForwardTrace, Kd8Student, LayerInfo, LayeredClassifier};
 
 /// Any of the kdlens architectures, built from a [`ModelSpec`](super::ModelSpec).
+// A model exists once or twice per process; the size difference between variants (a few KB of
+// layer handles) does not matter, and boxing would hide the variants from the Module derive.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Classifier {
     /// The paper's five-layer student.
@@ -42,7 +45,12 @@ impl LayeredClassifier for Classifier {
         self.inner().forward_with_activations(input)
     }
 
-    fn forward_from(&self, layer: usize, activation: Tensor<4>, earlier: &[Tensor<4>]) -> Tensor<2> {
+    fn forward_from(
+        &self,
+        layer: usize,
+        activation: Tensor<4>,
+        earlier: &[Tensor<4>],
+    ) -> Tensor<2> {
         self.inner().forward_from(layer, activation, earlier)
     }
 }

@@ -47,7 +47,11 @@ impl ModelCost {
 
     /// MACs of the convolutions alone.
     pub fn conv_macs(&self) -> u64 {
-        self.layers.iter().filter(|l| l.kind == "conv").map(|l| l.macs).sum()
+        self.layers
+            .iter()
+            .filter(|l| l.kind == "conv")
+            .map(|l| l.macs)
+            .sum()
     }
 
     /// Records a convolution with `kernel`×`kernel` filters, optional bias, producing

@@ -96,7 +96,13 @@ impl DenseNetConfig {
                 cost.batchnorm(format!("{name}.norm1"), [c, h, w]);
                 cost.conv(format!("{name}.conv1"), c, [bottleneck, h, w], 1, false);
                 cost.batchnorm(format!("{name}.norm2"), [bottleneck, h, w]);
-                cost.conv(format!("{name}.conv2"), bottleneck, [self.growth_rate, h, w], 3, false);
+                cost.conv(
+                    format!("{name}.conv2"),
+                    bottleneck,
+                    [self.growth_rate, h, w],
+                    3,
+                    false,
+                );
             }
             if b < 3 {
                 let name = format!("features.transition{}", b + 1);
@@ -279,7 +285,12 @@ impl DenseNet {
 
     fn block(&self, b: usize) -> &DenseBlock {
         let f = &self.features;
-        [&f.denseblock1, &f.denseblock2, &f.denseblock3, &f.denseblock4][b]
+        [
+            &f.denseblock1,
+            &f.denseblock2,
+            &f.denseblock3,
+            &f.denseblock4,
+        ][b]
     }
 
     fn transition(&self, b: usize) -> &Transition {
@@ -361,8 +372,16 @@ impl LayeredClassifier for DenseNet {
         }
     }
 
-    fn forward_from(&self, layer: usize, activation: Tensor<4>, _earlier: &[Tensor<4>]) -> Tensor<2> {
-        assert!(layer < STAGES, "DenseNet has {STAGES} stages, asked for {layer}");
+    fn forward_from(
+        &self,
+        layer: usize,
+        activation: Tensor<4>,
+        _earlier: &[Tensor<4>],
+    ) -> Tensor<2> {
+        assert!(
+            layer < STAGES,
+            "DenseNet has {STAGES} stages, asked for {layer}"
+        );
         let x = (layer + 1..STAGES).fold(self.after(layer, activation), |x, k| {
             self.after(k, self.stage(k, x))
         });

@@ -65,7 +65,10 @@ impl FiveLayerStudent {
             fc3: LinearConfig::new(HIDDEN[1], HIDDEN[2]).init(device),
             classifier: LinearConfig::new(HIDDEN[2], num_classes).init(device),
             pool: MaxPool2dConfig::new([2, 2]).init(),
-            dropouts: DROPOUT.iter().map(|&p| DropoutConfig::new(p).init()).collect(),
+            dropouts: DROPOUT
+                .iter()
+                .map(|&p| DropoutConfig::new(p).init())
+                .collect(),
             input_size,
         }
     }
@@ -154,7 +157,12 @@ impl LayeredClassifier for FiveLayerStudent {
         }
     }
 
-    fn forward_from(&self, layer: usize, activation: Tensor<4>, _earlier: &[Tensor<4>]) -> Tensor<2> {
+    fn forward_from(
+        &self,
+        layer: usize,
+        activation: Tensor<4>,
+        _earlier: &[Tensor<4>],
+    ) -> Tensor<2> {
         let x = self.convs[layer + 1..]
             .iter()
             .fold(self.pool.forward(activation), |x, conv| {

@@ -95,7 +95,10 @@ impl Kd8Student {
             classifier: LinearConfig::new(HIDDEN[2], num_classes).init(device),
             pool: MaxPool2dConfig::new([2, 2]).init(),
             pool_same: MaxPool2dConfig::new([2, 2]).with_ceil_mode(true).init(),
-            dropouts: DROPOUT.iter().map(|&p| DropoutConfig::new(p).init()).collect(),
+            dropouts: DROPOUT
+                .iter()
+                .map(|&p| DropoutConfig::new(p).init())
+                .collect(),
             input_size,
         }
     }
@@ -159,7 +162,10 @@ impl Kd8Student {
 
 impl LayeredClassifier for Kd8Student {
     fn layers(&self) -> Vec<LayerInfo> {
-        let (hs, ws) = (stage_sizes(self.input_size[0]), stage_sizes(self.input_size[1]));
+        let (hs, ws) = (
+            stage_sizes(self.input_size[0]),
+            stage_sizes(self.input_size[1]),
+        );
         let names = (1..=6)
             .map(|i| format!("conv{i}"))
             .chain(["res1".to_string(), "res2".to_string()]);
@@ -203,7 +209,12 @@ impl LayeredClassifier for Kd8Student {
         }
     }
 
-    fn forward_from(&self, layer: usize, activation: Tensor<4>, earlier: &[Tensor<4>]) -> Tensor<2> {
+    fn forward_from(
+        &self,
+        layer: usize,
+        activation: Tensor<4>,
+        earlier: &[Tensor<4>],
+    ) -> Tensor<2> {
         match layer {
             0..=5 => {
                 let mut x = self.pool_after(layer, activation);

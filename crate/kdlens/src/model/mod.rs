@@ -13,6 +13,8 @@ mod classifier;
 mod cost;
 mod densenet;
 mod five_layer;
+#[cfg(feature = "import")]
+mod import;
 mod kd8;
 mod spec;
 
@@ -25,6 +27,8 @@ pub use classifier::Classifier;
 pub use cost::{LayerCost, ModelCost};
 pub use densenet::{DenseNet, DenseNetConfig};
 pub use five_layer::FiveLayerStudent;
+#[cfg(feature = "import")]
+pub use import::{load_pytorch_state_dict, load_torchvision_densenet, save_safetensors};
 pub use kd8::Kd8Student;
 pub use spec::{Architecture, ModelSpec};
 

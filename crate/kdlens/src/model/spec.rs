@@ -60,7 +60,11 @@ pub struct ModelSpec {
 impl ModelSpec {
     /// A spec, validated: the class count must be at least 2 and the input large enough for the
     /// architecture's down-sampling.
-    pub fn new(architecture: Architecture, num_classes: usize, input_size: [usize; 2]) -> Result<Self> {
+    pub fn new(
+        architecture: Architecture,
+        num_classes: usize,
+        input_size: [usize; 2],
+    ) -> Result<Self> {
         let spec = Self {
             architecture,
             num_classes,
@@ -90,15 +94,20 @@ impl ModelSpec {
     pub fn init(&self, device: &Device) -> Result<Classifier> {
         self.validate()?;
         Ok(match &self.architecture {
-            Architecture::FiveLayer => {
-                Classifier::FiveLayer(FiveLayerStudent::new(self.num_classes, self.input_size, device))
-            }
+            Architecture::FiveLayer => Classifier::FiveLayer(FiveLayerStudent::new(
+                self.num_classes,
+                self.input_size,
+                device,
+            )),
             Architecture::Kd8 => {
                 Classifier::Kd8(Kd8Student::new(self.num_classes, self.input_size, device))
             }
-            Architecture::DenseNet(config) => {
-                Classifier::DenseNet(DenseNet::new(config, self.num_classes, self.input_size, device))
-            }
+            Architecture::DenseNet(config) => Classifier::DenseNet(DenseNet::new(
+                config,
+                self.num_classes,
+                self.input_size,
+                device,
+            )),
         })
     }
 

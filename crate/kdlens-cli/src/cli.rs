@@ -1,0 +1,311 @@
+//! Command-line interface definition.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// kdlens — make a medical image classifier transparent by distilling it into a small student
+/// whose every layer can be looked at.
+///
+/// The usual path: `train-teacher` (DenseNet-121) → `distill` (five-layer student) →
+/// `evaluate` → `explain` some images → `export` the student for the browser page in `www/`.
+/// `demo` runs all of it on Fashion-MNIST in one command.
+#[derive(Parser, Debug)]
+#[command(
+    name = "kdlens",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command accepts.
+#[derive(Args, Debug, Clone)]
+pub struct GlobalArgs {
+    /// Compute device: `flex` (CPU, pure Rust) or `wgpu` (GPU through Vulkan, Metal or DX12).
+    #[arg(long, global = true, value_enum, default_value_t = DeviceArg::Flex)]
+    pub device: DeviceArg,
+    /// Seed for weight initialisation, shuffling, augmentation and dropout.
+    #[arg(long, global = true, default_value_t = 42)]
+    pub seed: u64,
+    /// Folder for this run's outputs (config, log, metrics, plots, checkpoints, models).
+    /// Default: `runs/<command>-<time>`.
+    #[arg(long, global = true)]
+    pub run_dir: Option<PathBuf>,
+}
+
+/// Compute device choice.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceArg {
+    /// burn's pure-Rust CPU backend.
+    Flex,
+    /// burn's wgpu backend: the best GPU adapter of the machine.
+    Wgpu,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Train the DenseNet-121 teacher, from scratch or from torchvision weights.
+    TrainTeacher(TrainTeacherArgs),
+    /// Distill a teacher into a student (α = 1 trains the label-only baseline).
+    Distill(DistillArgs),
+    /// Evaluate one or more models on the test split: accuracy, per-class and averaged
+    /// precision/recall/F1, confusion matrix, calibration.
+    Evaluate(EvaluateArgs),
+    /// Explain images: per-layer feature maps (KD-FMV), Grad-CAM and SHAP, as PNGs and JSON.
+    Explain(ExplainArgs),
+    /// Export a model for the browser: one bundle file (plus a safetensors copy).
+    Export(ExportArgs),
+    /// Efficiency table of teacher vs student: parameters, FLOPs and mean execution time of
+    /// prediction, feature maps, Grad-CAM and SHAP.
+    Bench(BenchArgs),
+    /// Everything on Fashion-MNIST in one command: teacher, distilled student, label-only
+    /// baseline, evaluation, efficiency table, explanations, export to `www/model/`.
+    Demo(DemoArgs),
+}
+
+/// Where the data is and how to split and load it.
+#[derive(Args, Debug, Clone)]
+pub struct DataArgs {
+    /// Image set: a folder with `Training/` and `Testing/` class folders, a folder of class
+    /// folders (split by kdlens), a folder of Fashion-MNIST IDX files, or `fashion-mnist`.
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Fraction of each training class held out for validation.
+    #[arg(long, default_value_t = 0.2)]
+    pub val_fraction: f64,
+    /// Fraction of each class held out for testing when the data has no test split.
+    #[arg(long, default_value_t = 0.2)]
+    pub test_fraction: f64,
+    /// Use at most this many training images per class.
+    #[arg(long)]
+    pub limit_per_class: Option<usize>,
+    /// Use at most this many test images per class.
+    #[arg(long)]
+    pub test_limit_per_class: Option<usize>,
+    /// Model input side in pixels (images are resized to it).
+    #[arg(long)]
+    pub image_size: Option<usize>,
+    /// Feed the model grayscale (replicated to 3 channels), e.g. for MRI.
+    #[arg(long)]
+    pub grayscale: bool,
+    /// Leave out unreadable images (each is reported) instead of stopping.
+    #[arg(long)]
+    pub skip_bad_images: bool,
+}
+
+/// Optimisation settings shared by teacher and student training.
+#[derive(Args, Debug, Clone)]
+pub struct TrainArgs {
+    /// Training epochs.
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Images per batch.
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Adam learning rate.
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Multiply the learning rate by 0.1 after this many epochs without a better validation loss.
+    #[arg(long)]
+    pub patience: Option<usize>,
+    /// Stop after this many epochs without a better validation loss.
+    #[arg(long)]
+    pub early_stop: Option<usize>,
+    /// Disable all augmentation.
+    #[arg(long)]
+    pub no_augment: bool,
+    /// Disable the horizontal flip.
+    #[arg(long)]
+    pub no_hflip: bool,
+    /// Disable the vertical flip.
+    #[arg(long)]
+    pub no_vflip: bool,
+    /// Largest random shift, as a fraction of the side (0 disables).
+    #[arg(long)]
+    pub shift: Option<f32>,
+    /// Largest random zoom change (0 disables).
+    #[arg(long)]
+    pub zoom: Option<f32>,
+    /// Largest random rotation in degrees (0 disables).
+    #[arg(long)]
+    pub rotation: Option<f32>,
+    /// Repeat a run from its `config.toml` (other settings of this command are then ignored).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Continue an interrupted run from its folder's newest checkpoint.
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct TrainTeacherArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub train: TrainArgs,
+    /// Start from a torchvision DenseNet-121 `state_dict` (`.pth`), e.g. the ImageNet weights;
+    /// its classifier is replaced when the class count differs.
+    #[arg(long)]
+    pub init: Option<PathBuf>,
+}
+
+/// Student architecture choice.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StudentArg {
+    /// The paper's five-layer student.
+    FiveLayer,
+    /// The eight-convolution student of the authors' code.
+    Kd8,
+}
+
+#[derive(Args, Debug)]
+pub struct DistillArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub train: TrainArgs,
+    /// The trained teacher (a `.kdlens` model file from `train-teacher`).
+    #[arg(long)]
+    pub teacher: Option<PathBuf>,
+    /// Student architecture.
+    #[arg(long, value_enum)]
+    pub student: Option<StudentArg>,
+    /// Weight of the label loss, in [0, 1]; 1 trains on labels only.
+    #[arg(long)]
+    pub alpha: Option<f64>,
+    /// Softmax temperature of the distillation term.
+    #[arg(long)]
+    pub temperature: Option<f64>,
+    /// Grid search, e.g. `--sweep alpha=0.4,0.7 --sweep temperature=5,10,15`: one student per
+    /// combination, tabulated.
+    #[arg(long, value_name = "KEY=V1,V2")]
+    pub sweep: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct EvaluateArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Model files to evaluate; with two or more, a comparison table is written as well.
+    #[arg(long = "model", required = true)]
+    pub models: Vec<PathBuf>,
+}
+
+/// Colormap choice.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColormapArg {
+    /// Matplotlib's jet (the paper's figures).
+    Jet,
+    /// Viridis (colour-vision-deficiency friendly).
+    Viridis,
+}
+
+#[derive(Args, Debug)]
+pub struct ExplainArgs {
+    /// Images to explain.
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+    /// The model file.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Grad-CAM layer (default: the last convolution stage); see the JSON for the names.
+    #[arg(long)]
+    pub layer: Option<String>,
+    /// Explain this class (index or name) instead of the predicted one.
+    #[arg(long)]
+    pub class: Option<String>,
+    /// Differentiate the softmax probability instead of the logit.
+    #[arg(long)]
+    pub probability: bool,
+    /// Heatmap colours.
+    #[arg(long, value_enum, default_value_t = ColormapArg::Jet)]
+    pub colormap: ColormapArg,
+    /// Heatmap opacity over the image, 0–1.
+    #[arg(long, default_value_t = 0.4)]
+    pub alpha: f32,
+    /// Also compute SHAP (expected gradients) against a background set.
+    #[arg(long)]
+    pub shap: bool,
+    /// SHAP samples per image.
+    #[arg(long, default_value_t = 200)]
+    pub shap_samples: usize,
+    /// Background images for SHAP: a folder of images (default: black and mid-gray images).
+    #[arg(long)]
+    pub background: Option<PathBuf>,
+    /// At most this many background images.
+    #[arg(long, default_value_t = 16)]
+    pub background_size: usize,
+}
+
+/// Weight precision choice.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrecisionArg {
+    /// 32-bit floats.
+    F32,
+    /// 16-bit floats (half the size).
+    F16,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// The model file to export.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Output folder (e.g. `www/model/`); receives `model.kdlens` and `model.safetensors`.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Weight precision in the bundle.
+    #[arg(long, value_enum, default_value_t = PrecisionArg::F16)]
+    pub precision: PrecisionArg,
+    /// Display name shown on the page (default: the model's).
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Teacher model file.
+    #[arg(long)]
+    pub teacher: Option<PathBuf>,
+    /// Student model file.
+    #[arg(long)]
+    pub student: Option<PathBuf>,
+    /// Benchmark freshly initialised models of this input side instead of model files.
+    #[arg(long, conflicts_with_all = ["teacher", "student"])]
+    pub synthetic: Option<usize>,
+    /// Images to run on (default: synthetic noise at the models' input size).
+    #[arg(long)]
+    pub images: Vec<PathBuf>,
+    /// Timed runs per measurement (the median is reported).
+    #[arg(long, default_value_t = 7)]
+    pub runs: usize,
+    /// Untimed warm-up runs.
+    #[arg(long, default_value_t = 2)]
+    pub warmup: usize,
+    /// SHAP samples.
+    #[arg(long, default_value_t = 200)]
+    pub shap_samples: usize,
+    /// Skip SHAP (the slowest measurement).
+    #[arg(long)]
+    pub no_shap: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// A couple of minutes instead of about fifteen (for CI).
+    #[arg(long)]
+    pub quick: bool,
+    /// Where to put the student bundle for the page.
+    #[arg(long, default_value = "www/model")]
+    pub web_model_dir: PathBuf,
+    /// Fashion-MNIST directory (default: Debian's).
+    #[arg(long, default_value = "fashion-mnist")]
+    pub data: String,
+}

@@ -1,0 +1,122 @@
+//! `kdlens export`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use burn::tensor::{Device, Distribution, Tensor};
+use kdlens::{
+    block_on,
+    bundle::{Bundle, WeightPrecision},
+    explain::predict,
+    model::save_safetensors,
+};
+use serde::Serialize;
+
+use crate::{
+    cli::{ExportArgs, PrecisionArg},
+    fsutil::{ensure_writable_dir, write_atomic},
+    model_io,
+    run::RunDir,
+};
+
+/// What an export wrote.
+#[derive(Debug, Serialize)]
+pub struct ExportSummary {
+    /// The bundle.
+    pub bundle: PathBuf,
+    /// Its size in bytes.
+    pub bundle_bytes: u64,
+    /// The safetensors copy, when written.
+    pub safetensors: Option<PathBuf>,
+    /// Storage precision.
+    pub precision: WeightPrecision,
+    /// Largest probability difference between the stored and the original weights over 8
+    /// random inputs (0 for f32).
+    pub max_probability_difference: f32,
+}
+
+/// Writes `model.kdlens` into `out` (and `model.safetensors` into `safetensors_dir` when given)
+/// from the model file `source`, checking the stored precision against the original weights.
+pub fn export(
+    source: &Path,
+    out: &Path,
+    precision: WeightPrecision,
+    name: Option<&str>,
+    safetensors_dir: Option<&Path>,
+    device: &Device,
+) -> Result<ExportSummary> {
+    let loaded = model_io::load(source, device)?;
+    ensure_writable_dir(out)?;
+    let mut manifest = loaded.manifest().clone();
+    if let Some(name) = name {
+        manifest.name = name.to_string();
+    }
+    if manifest.intended_use.is_none() {
+        manifest.intended_use = Some(
+            "Research and teaching demonstration of knowledge distillation and explanation; \
+             not a medical device and not for diagnosis."
+                .into(),
+        );
+    }
+    let bundle = Bundle::new(&loaded.model, manifest, precision)?;
+    let bytes = bundle.to_bytes()?;
+    let bundle_path = out.join("model.kdlens");
+    // Round-trip check: the stored weights must reproduce the original model's predictions.
+    let reloaded = Bundle::from_bytes(&bytes)?.load_model(device)?;
+    let [h, w] = loaded.manifest().spec.input_size;
+    device.seed(7);
+    let mut worst = 0.0f32;
+    for _ in 0..8 {
+        let input = Tensor::<4>::random([1, 3, h, w], Distribution::Uniform(0.0, 1.0), device);
+        let a = block_on(predict(&loaded.model, input.clone()))?;
+        let b = block_on(predict(&reloaded, input))?;
+        worst = a
+            .iter()
+            .zip(&b)
+            .fold(worst, |m, (x, y)| m.max((x - y).abs()));
+    }
+    write_atomic(&bundle_path, &bytes)?;
+    let safetensors = match safetensors_dir {
+        Some(dir) => {
+            ensure_writable_dir(dir)?;
+            let path = dir.join("model.safetensors");
+            save_safetensors(&loaded.model, &path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            Some(path)
+        }
+        None => None,
+    };
+    Ok(ExportSummary {
+        bundle: bundle_path,
+        bundle_bytes: bytes.len() as u64,
+        safetensors,
+        precision,
+        max_probability_difference: worst,
+    })
+}
+
+/// `kdlens export --model M --out DIR`.
+pub fn run_export(args: &ExportArgs, run: &RunDir, device: &Device) -> Result<()> {
+    let precision = match args.precision {
+        PrecisionArg::F32 => WeightPrecision::F32,
+        PrecisionArg::F16 => WeightPrecision::F16,
+    };
+    let summary = export(
+        &args.model,
+        &args.out,
+        precision,
+        args.name.as_deref(),
+        Some(&args.out),
+        device,
+    )?;
+    run.write_json("export.json", &summary)?;
+    run.log(format!(
+        "wrote {} ({:.2} MB, {:?}; largest probability change from the original weights {:.1e}) and {}",
+        summary.bundle.display(),
+        summary.bundle_bytes as f64 / 1e6,
+        summary.precision,
+        summary.max_probability_difference,
+        summary.safetensors.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
+    ));
+    Ok(())
+}

@@ -1,0 +1,142 @@
+//! `kdlens train-teacher`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use burn::tensor::Device;
+use kdlens::model::{
+    Architecture, Classifier, DenseNet, DenseNetConfig, ModelSpec, load_torchvision_densenet,
+};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    common::{DataConfig, PreparedData, manifest_for, prepare},
+    evaluate::write_evaluation,
+    training_config,
+};
+use crate::{
+    cli::{DeviceArg, GlobalArgs, TrainTeacherArgs},
+    model_io,
+    run::{RunDir, read_config},
+    train::{FitRequest, Objective, TrainConfig, fit},
+};
+
+/// Everything that defines a teacher run (its `config.toml`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TeacherConfig {
+    /// Device the run used.
+    pub device: DeviceArg,
+    /// Data settings.
+    pub data: DataConfig,
+    /// Optimisation settings.
+    pub train: TrainConfig,
+    /// torchvision weights to start from.
+    pub init: Option<PathBuf>,
+}
+
+/// Resolves flags (or `--config`, or the resumed run's config) into a configuration.
+pub fn resolve(args: &TrainTeacherArgs, global: &GlobalArgs) -> Result<TeacherConfig> {
+    if let Some(dir) = &args.train.resume {
+        return read_config(&dir.join("config.toml"));
+    }
+    if let Some(path) = &args.train.config {
+        return read_config(path);
+    }
+    Ok(TeacherConfig {
+        device: global.device,
+        data: DataConfig::from_args(&args.data, global.seed, 224)?,
+        train: training_config(&args.train, TrainConfig::paper(global.seed)),
+        init: args.init.clone(),
+    })
+}
+
+/// Trains the teacher described by `config` in `run`; returns the final model file's path.
+pub fn train_teacher(
+    config: &TeacherConfig,
+    run: &RunDir,
+    device: &Device,
+    resume: bool,
+) -> Result<PathBuf> {
+    run.write_config(config)?;
+    let data = prepare(&config.data, run)?;
+    train_teacher_on(config, &data, run, device, resume)
+}
+
+/// [`train_teacher`] on data already prepared (the demo shares it between runs).
+pub fn train_teacher_on(
+    config: &TeacherConfig,
+    data: &PreparedData,
+    run: &RunDir,
+    device: &Device,
+    resume: bool,
+) -> Result<PathBuf> {
+    let preprocessing = config.data.preprocessing();
+    let size = [config.data.image_size; 2];
+    let classes = data.splits.classes.len();
+    let spec = ModelSpec::new(Architecture::densenet121(), classes, size)?;
+    let initial = match &config.init {
+        Some(path) => {
+            let fresh = DenseNet::new(&DenseNetConfig::densenet121(), classes, size, device);
+            let (model, head) = load_torchvision_densenet(fresh, path)
+                .with_context(|| format!("cannot start from {}", path.display()))?;
+            run.log(format!(
+                "starting from {}{}",
+                path.display(),
+                if head {
+                    ""
+                } else {
+                    " (classifier re-initialised for this class count)"
+                }
+            ));
+            Some(Classifier::DenseNet(model))
+        }
+        None => None,
+    };
+    let manifest = manifest_for(
+        "DenseNet-121 teacher".into(),
+        spec.clone(),
+        &data.splits,
+        preprocessing.clone(),
+        serde_json::to_value(config)?,
+        config.train.seed,
+    );
+    let outcome = fit(FitRequest {
+        spec,
+        initial,
+        train: &data.train,
+        val: &data.val,
+        preprocessing: &preprocessing,
+        objective: Objective::Labels,
+        config: &config.train,
+        device,
+        run,
+        manifest: manifest.clone(),
+        resume,
+    })?;
+    let evaluation = write_evaluation(
+        &outcome.model,
+        &data.test,
+        &preprocessing,
+        device,
+        &data.splits.classes,
+        "teacher",
+        run,
+    )?;
+    let mut manifest = manifest;
+    manifest.metrics = Some(evaluation.report.clone());
+    let path = run.join("teacher.kdlens");
+    model_io::save(
+        &path,
+        &outcome.model,
+        manifest,
+        kdlens::bundle::WeightPrecision::F32,
+    )?;
+    run.log(format!(
+        "teacher: test accuracy {:.4}, macro F1 {:.4} (best epoch {}) → {}",
+        evaluation.report.accuracy,
+        evaluation.report.macro_avg.f1,
+        outcome.best_epoch,
+        path.display()
+    ));
+    Ok(path)
+}

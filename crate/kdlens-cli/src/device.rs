@@ -1,0 +1,40 @@
+//! Choosing the compute device.
+
+use anyhow::{Context, Result};
+use burn::tensor::Device;
+
+use crate::cli::DeviceArg;
+
+/// Makes the choice the process default as well (burn materialises some state, e.g. optimizer
+/// records, on the default device). Called first thing in `main`, before any thread exists.
+pub fn set_process_default(arg: DeviceArg) {
+    if std::env::var_os("BURN_DEVICE").is_none() {
+        let name = match arg {
+            DeviceArg::Flex => "flex",
+            DeviceArg::Wgpu => "wgpu",
+        };
+        // SAFETY: called at the start of `main`, before any other thread is spawned, so no
+        // other code can be reading the environment concurrently.
+        unsafe { std::env::set_var("BURN_DEVICE", name) };
+    }
+}
+
+/// The device for `arg`; for wgpu, the GPU is acquired now so that a machine without one fails
+/// with a clear message instead of later.
+pub fn select(arg: DeviceArg) -> Result<Device> {
+    match arg {
+        DeviceArg::Flex => Ok(Device::flex()),
+        DeviceArg::Wgpu => Device::wgpu_options().init().context(
+            "no usable GPU adapter for --device wgpu (needs Vulkan, Metal or DX12 drivers); \
+             use --device flex to run on the CPU",
+        ),
+    }
+}
+
+/// A short name of the device for reports.
+pub fn describe(arg: DeviceArg) -> &'static str {
+    match arg {
+        DeviceArg::Flex => "flex (CPU)",
+        DeviceArg::Wgpu => "wgpu (GPU)",
+    }
+}

@@ -1,0 +1,415 @@
+//! The `kdlens` binary end to end: data errors, real MRI images, the quick demo, and resuming a
+//! killed training run.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+fn kdlens() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kdlens"));
+    command.env("BURN_DEVICE", "flex");
+    command
+}
+
+fn run(args: &[&str]) -> Output {
+    kdlens().args(args).output().expect("kdlens runs")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn png(path: &Path, value: u8) {
+    let image = image::RgbImage::from_fn(40, 36, |x, y| {
+        image::Rgb([value, (x * 5) as u8, (y * 7) as u8])
+    });
+    image.save(path).unwrap();
+}
+
+/// `root/<class>/img{i}.png` for each class.
+fn class_tree(root: &Path, classes: &[&str], per_class: usize) {
+    for (c, class) in classes.iter().enumerate() {
+        let dir = root.join(class);
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..per_class {
+            png(&dir.join(format!("img{i}.png")), (c * 80 + i * 3) as u8);
+        }
+    }
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(
+        &std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+    .unwrap()
+}
+
+#[test]
+fn an_empty_class_folder_is_named_in_the_error() {
+    let dir = tempfile::tempdir().unwrap();
+    class_tree(dir.path(), &["a", "b"], 3);
+    std::fs::create_dir_all(dir.path().join("c")).unwrap();
+    let out = run(&[
+        "--run-dir",
+        dir.path().join("run").to_str().unwrap(),
+        "train-teacher",
+        "--data",
+        dir.path().to_str().unwrap(),
+        "--image-size",
+        "32",
+    ]);
+    assert!(!out.status.success());
+    let message = text(&out);
+    assert!(
+        message.contains("holds no images") && message.contains("/c"),
+        "{message}"
+    );
+}
+
+#[test]
+fn corrupt_files_stop_before_training_unless_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    class_tree(&data, &["cats", "dogs"], 5);
+    std::fs::write(
+        data.join("cats/broken.png"),
+        b"\x89PNG\r\n\x1a\nthis is not really a png",
+    )
+    .unwrap();
+    std::fs::write(
+        data.join("dogs/notes.jpg"),
+        b"plain text with an image name",
+    )
+    .unwrap();
+    let run_dir = dir.path().join("run1");
+    let args = [
+        "--run-dir",
+        run_dir.to_str().unwrap(),
+        "train-teacher",
+        "--data",
+        data.to_str().unwrap(),
+        "--image-size",
+        "32",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--val-fraction",
+        "0.25",
+    ];
+    let out = run(&args);
+    assert!(!out.status.success());
+    let message = text(&out);
+    assert!(message.contains("2 image(s) cannot be used"), "{message}");
+    assert!(
+        message.contains("broken.png") && message.contains("notes.jpg"),
+        "{message}"
+    );
+    assert!(message.contains("--skip-bad-images"), "{message}");
+    assert!(
+        !run_dir.join("checkpoints/last.ckpt").exists(),
+        "no training happened"
+    );
+
+    let run_dir = dir.path().join("run2");
+    let mut args: Vec<&str> = args.to_vec();
+    args[1] = run_dir.to_str().unwrap();
+    args.push("--skip-bad-images");
+    let out = run(&args);
+    assert!(out.status.success(), "{}", text(&out));
+    let log = std::fs::read_to_string(run_dir.join("log.txt")).unwrap();
+    assert!(
+        log.contains("leaving out 2 unusable image(s)") && log.contains("broken.png"),
+        "{log}"
+    );
+    assert!(run_dir.join("teacher.kdlens").exists());
+    assert!(run_dir.join("curves.png").exists() && run_dir.join("teacher_confusion.png").exists());
+}
+
+#[test]
+fn training_and_testing_with_different_classes_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    class_tree(&dir.path().join("Training"), &["glioma", "notumor"], 2);
+    class_tree(&dir.path().join("Testing"), &["glioma", "pituitary"], 2);
+    let out = run(&[
+        "--run-dir",
+        dir.path().join("run").to_str().unwrap(),
+        "train-teacher",
+        "--data",
+        dir.path().to_str().unwrap(),
+    ]);
+    let message = text(&out);
+    assert!(
+        !out.status.success()
+            && message.contains("differ")
+            && message.contains("notumor")
+            && message.contains("pituitary"),
+        "{message}"
+    );
+}
+
+fn mri_dir() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/.cache/mri");
+    let count = walk(&dir).len();
+    if count < 17 {
+        eprintln!(
+            "SKIPPED real-MRI test: {} holds {count} of the 17 images (run bash pkg-scripts/fetch-test-images.sh; \
+             it needs PyPI)",
+            dir.display()
+        );
+        return None;
+    }
+    Some(dir)
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                files.extend(walk(&path));
+            } else if path.extension().is_some_and(|e| e == "jpg") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+#[test]
+fn real_brain_mri_jpegs_train_evaluate_and_explain() {
+    let Some(mri) = mri_dir() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let teacher_run = dir.path().join("teacher");
+    let out = run(&[
+        "--run-dir",
+        teacher_run.to_str().unwrap(),
+        "train-teacher",
+        "--data",
+        mri.to_str().unwrap(),
+        "--image-size",
+        "64",
+        "--grayscale",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--test-fraction",
+        "0.3",
+        "--val-fraction",
+        "0.2",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let model = teacher_run.join("teacher.kdlens");
+    let metrics = json(&teacher_run.join("teacher_metrics.json"));
+    assert_eq!(
+        metrics["classes"],
+        serde_json::json!(["glioma", "meningioma", "notumor", "pituitary"])
+    );
+
+    let images = walk(&mri);
+    assert_eq!(images.len(), 17);
+    let explain_run = dir.path().join("explain");
+    let mut args = vec![
+        "--run-dir".to_string(),
+        explain_run.display().to_string(),
+        "explain".into(),
+        "--model".into(),
+        model.display().to_string(),
+        "--shap".into(),
+        "--shap-samples".into(),
+        "8".into(),
+    ];
+    args.extend(images.iter().map(|p| p.display().to_string()));
+    let out = kdlens().args(&args).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let summary = json(&explain_run.join("explanations.json"));
+    let entries = summary.as_array().unwrap();
+    assert_eq!(entries.len(), 17);
+    for entry in entries {
+        let p: Vec<f64> = entry["probabilities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        assert_eq!(p.len(), 4);
+        assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-4);
+        assert_eq!(
+            entry["feature_maps"].as_array().unwrap().len(),
+            9,
+            "DenseNet stages"
+        );
+        let cam: Vec<f64> = entry["grad_cam"]["map"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        assert!(cam.iter().all(|v| (0.0..=1.0).contains(v)));
+        assert!(
+            entry["shap"]["sum_of_attributions"]
+                .as_f64()
+                .unwrap()
+                .is_finite()
+        );
+        let [w, h] = [
+            entry["image_size"][0].as_u64().unwrap(),
+            entry["image_size"][1].as_u64().unwrap(),
+        ];
+        assert!(
+            (200..700).contains(&w) && (200..700).contains(&h),
+            "real scan sizes, got {w}×{h}"
+        );
+    }
+    let first = images[0]
+        .file_stem()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    for file in [
+        "gradcam_features_norm5.png",
+        "fmv_1_features_relu0.png",
+        "shap.png",
+        "explanation.json",
+    ] {
+        assert!(explain_run.join(&first).join(file).exists(), "{file}");
+    }
+    let out = run(&[
+        "--run-dir",
+        dir.path().join("eval").to_str().unwrap(),
+        "evaluate",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        mri.to_str().unwrap(),
+        "--test-fraction",
+        "0.3",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(dir.path().join("eval/evaluation.md").exists());
+}
+
+#[test]
+fn quick_demo_runs_end_to_end_and_its_student_beats_chance() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("demo");
+    let web = dir.path().join("web");
+    let out = run(&[
+        "--run-dir",
+        run_dir.to_str().unwrap(),
+        "demo",
+        "--quick",
+        "--web-model-dir",
+        web.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let student = json(&run_dir.join("student-kd/student_metrics.json"));
+    let baseline = json(&run_dir.join("student-labels-only/student_metrics.json"));
+    let accuracy = student["accuracy"].as_f64().unwrap();
+    assert!(
+        accuracy > 0.3,
+        "the distilled student must beat chance (0.1) by far, got {accuracy}"
+    );
+    assert!(baseline["accuracy"].as_f64().unwrap() > 0.2);
+    for file in [
+        "summary.md",
+        "comparison.md",
+        "bench.md",
+        "teacher/teacher.kdlens",
+        "teacher/curves.png",
+        "student-kd/config.toml",
+        "export/model.safetensors",
+    ] {
+        assert!(run_dir.join(file).exists(), "{file}");
+    }
+    assert!(web.join("model.kdlens").exists() && web.join("samples.json").exists());
+    let samples: Vec<String> = serde_json::from_value(json(&web.join("samples.json"))).unwrap();
+    assert_eq!(samples.len(), 4);
+}
+
+/// Trains the same seeded run twice — once straight through, once killed after its first
+/// checkpoint and resumed — and expects identical final metrics.
+#[test]
+fn resuming_a_killed_run_gives_the_same_result_as_an_uninterrupted_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = |run: &Path| -> Vec<String> {
+        [
+            "--run-dir",
+            run.to_str().unwrap(),
+            "train-teacher",
+            "--data",
+            "fashion-mnist",
+            "--limit-per-class",
+            "12",
+            "--test-limit-per-class",
+            "4",
+            "--image-size",
+            "32",
+            "--grayscale",
+            "--epochs",
+            "3",
+            "--batch-size",
+            "16",
+            "--lr",
+            "0.001",
+            "--no-vflip",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let straight = dir.path().join("straight");
+    let out = kdlens().args(args(&straight)).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+
+    let resumed = dir.path().join("resumed");
+    let mut child = kdlens()
+        .args(args(&resumed))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !resumed.join("checkpoints/last.ckpt").exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "no checkpoint appeared"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = kdlens()
+        .args(["train-teacher", "--resume", resumed.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let a = json(&straight.join("metrics.json"));
+    let b = json(&resumed.join("metrics.json"));
+    let losses = |v: &serde_json::Value| -> Vec<(f64, f64)> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["train_loss"].as_f64().unwrap(),
+                    r["val_loss"].as_f64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(losses(&a), losses(&b));
+    assert_eq!(
+        json(&straight.join("teacher_metrics.json"))["report"],
+        json(&resumed.join("teacher_metrics.json"))["report"]
+    );
+}

