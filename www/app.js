@@ -450,8 +450,13 @@ function wireDropTarget(element, onFile, onOpen) {
   });
 }
 
+const MAX_MODEL_BYTES = 512 * 1024 * 1024;
+
 async function useModelFile(file) {
   try {
+    if (file.size > MAX_MODEL_BYTES) {
+      throw new Error(`it is ${(file.size / 1e6).toFixed(0)} MB; a kdlens model bundle is at most ${MAX_MODEL_BYTES / 1e6} MB`);
+    }
     setState('busy');
     const bytes = await file.arrayBuffer();
     await loadModel(bytes, file.name);

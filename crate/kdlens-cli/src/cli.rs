@@ -251,6 +251,8 @@ pub enum PrecisionArg {
     F32,
     /// 16-bit floats (half the size).
     F16,
+    /// 8-bit integer weights with per-row scales (a quarter of the size).
+    Int8,
 }
 
 #[derive(Args, Debug)]

@@ -5,6 +5,8 @@
 //! converts between JavaScript values and the core's types. It compiles to an empty library on
 //! native targets.
 
+#![warn(missing_docs)]
+
 #[cfg(target_arch = "wasm32")]
 mod explainer;
 

@@ -15,6 +15,8 @@
 //!
 //! Tensor shapes are written `[batch, channels, height, width]` throughout.
 
+#![warn(missing_docs)]
+
 pub mod bundle;
 pub mod distill;
 pub mod error;

@@ -54,11 +54,11 @@ impl DemoPlan {
             }
         } else {
             Self {
-                train_per_class: 1000,
+                train_per_class: 800,
                 test_per_class: 200,
                 image_size: 32,
-                teacher_epochs: 8,
-                student_epochs: 10,
+                teacher_epochs: 2,
+                student_epochs: 6,
                 shap_samples: 200,
                 bench_runs: 7,
             }
@@ -253,7 +253,7 @@ pub fn run_demo(args: &DemoArgs, global: &GlobalArgs, run: &RunDir, device: &Dev
     let export_summary = export(
         &students[0].1,
         &args.web_model_dir,
-        WeightPrecision::F16,
+        WeightPrecision::Int8,
         Some("Fashion-MNIST five-layer student (KD α=0.7, T=10) — demonstration"),
         Some(&run.join("export")),
         device,

@@ -100,6 +100,7 @@ pub fn run_export(args: &ExportArgs, run: &RunDir, device: &Device) -> Result<()
     let precision = match args.precision {
         PrecisionArg::F32 => WeightPrecision::F32,
         PrecisionArg::F16 => WeightPrecision::F16,
+        PrecisionArg::Int8 => WeightPrecision::Int8,
     };
     let summary = export(
         &args.model,

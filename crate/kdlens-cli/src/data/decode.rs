@@ -49,6 +49,9 @@ fn describe(error: image::ImageError) -> String {
         ),
         image::ImageError::Decoding(e) => format!("corrupt or truncated image: {e}"),
         image::ImageError::Unsupported(e) => format!("unsupported image: {e}"),
+        image::ImageError::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            "corrupt or truncated image: the file ends before the picture does".into()
+        }
         other => other.to_string(),
     }
 }

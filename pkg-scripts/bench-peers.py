@@ -1,0 +1,212 @@
+#!/usr/bin/env python3
+"""Measures kdlens against PyTorch on the same networks, on this machine's CPU (issue P2).
+
+Never run in CI. Needs PyTorch (pip install torch torchvision safetensors numpy) and a built
+`kdlens` binary. Usage:
+
+    ~/.cache/torchenv/bin/python pkg-scripts/bench-peers.py \
+        --kdlens $CARGO_TARGET_DIR/debug/kdlens --model www/model/model.kdlens \
+        --safetensors runs/demo-full/export/model.safetensors --out runs/bench-peers
+
+1. Parity: the exported student (safetensors, PyTorch layout) is loaded into the same five-layer
+   network written in PyTorch; its probabilities on a test image are compared with
+   `kdlens explain` on that image (≤ 1e-4 expected).
+2. Timing at 224², batch 1, with the same thread count for both (--threads, default: all
+   cores): prediction and Grad-CAM of the student and of DenseNet-121, and SHAP (expected
+   gradients, 200 samples) of the student. kdlens is timed by `kdlens bench --synthetic 224`,
+   PyTorch here; rounds alternate between the two and medians are reported, with the ratio.
+Writes bench-peers.json and bench-peers.md into --out.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torchvision
+from safetensors.torch import load_file
+
+
+class FiveLayerStudent(nn.Module):
+    def __init__(self, num_classes):
+        super().__init__()
+        ch = [3, 32, 64, 128, 256, 512]
+        self.convs = nn.ModuleList(nn.Conv2d(ch[i], ch[i + 1], 3, padding=1) for i in range(5))
+        self.fc1 = nn.Linear(512, 512)
+        self.fc2 = nn.Linear(512, 256)
+        self.fc3 = nn.Linear(256, 128)
+        self.classifier = nn.Linear(128, num_classes)
+
+    def trunk(self, x):
+        acts = []
+        for conv in self.convs:
+            a = F.relu(conv(x))
+            acts.append(a)
+            x = F.max_pool2d(a, 2)
+        return acts, x
+
+    def head(self, x):
+        x = x.mean((2, 3))
+        x = F.relu(self.fc1(x))
+        x = F.relu(self.fc2(x))
+        x = F.relu(self.fc3(x))
+        return self.classifier(x)
+
+    def forward(self, x):
+        return self.head(self.trunk(x)[1])
+
+
+def grad_cam_student(model, x):
+    acts, _ = model.trunk(x)
+    a = acts[-1].detach().requires_grad_(True)
+    logits = model.head(F.max_pool2d(a, 2))
+    score = logits[0, logits[0].argmax()]
+    (g,) = torch.autograd.grad(score, a)
+    return F.relu((g.mean((2, 3), keepdim=True) * a).sum(1))
+
+
+def grad_cam_densenet(model, x):
+    features = model.features(x)
+    a = F.relu(features).detach().requires_grad_(True)
+    logits = model.classifier(torch.flatten(F.adaptive_avg_pool2d(a, 1), 1))
+    score = logits[0, logits[0].argmax()]
+    (g,) = torch.autograd.grad(score, a)
+    return F.relu((g.mean((2, 3), keepdim=True) * a).sum(1))
+
+
+def shap_student(model, x, background, samples, batch=16, seed=0):
+    rng = np.random.default_rng(seed)
+    index = torch.tensor(rng.integers(0, background.shape[0], samples))
+    t = torch.tensor(rng.random(samples), dtype=torch.float32)
+    total = torch.zeros_like(x[0])
+    for start in range(0, samples, batch):
+        i, tt = index[start:start + batch], t[start:start + batch]
+        delta = x - background[i]
+        points = (background[i] + tt.view(-1, 1, 1, 1) * delta).requires_grad_(True)
+        (g,) = torch.autograd.grad(model(points)[:, 0].sum(), points)
+        total += (g * delta).sum(0)
+    return total / samples
+
+
+def median_ms(fn, runs, warmup):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(times)
+
+
+def parity(args, classes):
+    """Probabilities of PyTorch on the exported weights vs `kdlens explain`, same image."""
+    state = {k: v for k, v in load_file(args.safetensors).items()}
+    model = FiveLayerStudent(classes)
+    model.load_state_dict(state)
+    model.eval()
+    size = args.parity_size
+    rng = np.random.default_rng(3)
+    pixels = (rng.random((size, size, 3)) * 255).astype(np.uint8)
+    from PIL import Image  # torchvision's dependency; only needed here
+    path = os.path.join(tempfile.mkdtemp(), "parity.png")
+    Image.fromarray(pixels).save(path)
+    run = tempfile.mkdtemp()
+    subprocess.run([args.kdlens, "--run-dir", run, "explain", path, "--model", args.model], check=True, capture_output=True)
+    native = json.load(open(os.path.join(run, "parity", "explanation.json")))
+    x = torch.tensor(pixels, dtype=torch.float32).permute(2, 0, 1)
+    if args.grayscale:
+        x = (0.299 * x[0] + 0.587 * x[1] + 0.114 * x[2]).expand(3, -1, -1)
+    x = (x / 255.0)[None]
+    with torch.no_grad():
+        p = F.softmax(model(x), 1)[0].numpy()
+    return float(np.abs(p - np.array(native["probabilities"])).max())
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--kdlens", required=True)
+    parser.add_argument("--model", required=True, help="the exported student bundle (.kdlens)")
+    parser.add_argument("--safetensors", required=True, help="the same student as safetensors")
+    parser.add_argument("--classes", type=int, default=10)
+    parser.add_argument("--grayscale", action="store_true", help="the model was trained on grayscale")
+    parser.add_argument("--parity-size", type=int, default=32, help="the model's input side")
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--shap-samples", type=int, default=200)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+
+    diff = parity(args, args.classes)
+    print(f"parity: max |p_kdlens - p_pytorch| = {diff:.2e}")
+
+    student = FiveLayerStudent(4).eval()
+    teacher = torchvision.models.densenet121(num_classes=4).eval()
+    x = torch.rand(1, 3, 224, 224)
+    background = torch.rand(16, 3, 224, 224)
+    ops = {
+        "student prediction": lambda: student(x),
+        "student Grad-CAM (last layer)": lambda: grad_cam_student(student, x),
+        "teacher prediction": lambda: teacher(x),
+        "teacher Grad-CAM (last layer)": lambda: grad_cam_densenet(teacher, x),
+    }
+    torch_ms = {k: [] for k in ops}
+    torch_ms["student SHAP (expected gradients)"] = []
+    kdlens_rows = []
+    env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads))
+    for r in range(args.rounds):
+        run = tempfile.mkdtemp()
+        subprocess.run([args.kdlens, "--run-dir", run, "bench", "--synthetic", "224", "--runs", str(args.runs),
+                        "--shap-samples", str(args.shap_samples)], check=True, capture_output=True, env=env)
+        kdlens_rows.append(json.load(open(os.path.join(run, "bench.json"))))
+        with torch.no_grad():
+            for name in ["student prediction", "teacher prediction"]:
+                torch_ms[name].append(median_ms(ops[name], args.runs, 2))
+        for name in ["student Grad-CAM (last layer)", "teacher Grad-CAM (last layer)"]:
+            torch_ms[name].append(median_ms(ops[name], args.runs, 2))
+        torch_ms["student SHAP (expected gradients)"].append(
+            median_ms(lambda: shap_student(student, x, background, args.shap_samples), 1, 0))
+        print(f"round {r + 1}/{args.rounds} done")
+
+    def kd(model, operation):
+        return statistics.median(
+            t["median_ms"] for rows in kdlens_rows for row in rows if row["model"] == model
+            for t in row["timings"] if t["operation"].startswith(operation))
+
+    pairs = [
+        ("student prediction", kd("student", "prediction")),
+        ("student Grad-CAM (last layer)", kd("student", "Grad-CAM")),
+        ("student full explanation (kdlens) vs prediction + Grad-CAM (PyTorch)", kd("student", "full explanation")),
+        ("teacher prediction", kd("teacher", "prediction")),
+        ("teacher Grad-CAM (last layer)", kd("teacher", "Grad-CAM")),
+        ("student SHAP (expected gradients)", kd("student", "SHAP")),
+    ]
+    rows = []
+    for name, kd_ms in pairs:
+        if name.startswith("student full"):
+            pt = statistics.median(torch_ms["student prediction"]) + statistics.median(torch_ms["student Grad-CAM (last layer)"])
+        else:
+            pt = statistics.median(torch_ms[name])
+        rows.append({"operation": name, "kdlens_ms": kd_ms, "pytorch_ms": pt, "ratio": kd_ms / pt})
+    result = {"threads": args.threads, "torch": torch.__version__, "parity_max_abs_diff": diff, "rows": rows}
+    json.dump(result, open(os.path.join(args.out, "bench-peers.json"), "w"), indent=2)
+    lines = ["| operation (224², batch 1) | kdlens ms | PyTorch ms | kdlens / PyTorch |", "|---|---|---|---|"]
+    lines += [f"| {r['operation']} | {r['kdlens_ms']:.1f} | {r['pytorch_ms']:.1f} | {r['ratio']:.2f}× |" for r in rows]
+    table = "\n".join(lines)
+    open(os.path.join(args.out, "bench-peers.md"), "w").write(table + "\n")
+    print(table)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
