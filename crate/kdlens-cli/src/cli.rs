@@ -118,6 +118,10 @@ pub struct TrainArgs {
     /// Stop after this many epochs without a better validation loss.
     #[arg(long)]
     pub early_stop: Option<usize>,
+    /// Train this many model replicas data-parallel, each on a slice of every batch: on the CPU
+    /// one per core (the default), with `--device wgpu` one per GPU (default 1).
+    #[arg(long)]
+    pub replicas: Option<usize>,
     /// Disable all augmentation.
     #[arg(long)]
     pub no_augment: bool,

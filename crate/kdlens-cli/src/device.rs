@@ -1,7 +1,7 @@
 //! Choosing the compute device.
 
 use anyhow::{Context, Result};
-use burn::tensor::Device;
+use burn::tensor::{Device, DeviceKind};
 
 use crate::cli::DeviceArg;
 
@@ -36,5 +36,24 @@ pub fn describe(arg: DeviceArg) -> &'static str {
     match arg {
         DeviceArg::Flex => "flex (CPU)",
         DeviceArg::Wgpu => "wgpu (GPU)",
+    }
+}
+
+/// The devices of `count` training replicas: the CPU device repeated (one per core) on
+/// `flex`; on `wgpu`, the main GPU and then the next discrete GPUs.
+pub fn replicas(arg: DeviceArg, main: &Device, count: usize) -> Result<Vec<Device>> {
+    match arg {
+        DeviceArg::Flex => Ok(vec![main.clone(); count.max(1)]),
+        DeviceArg::Wgpu => {
+            let mut devices = vec![main.clone()];
+            for index in 1..count {
+                let device = Device::wgpu_options()
+                    .device_kind(DeviceKind::DiscreteGpu(index))
+                    .init()
+                    .with_context(|| format!("--replicas {count}: GPU {index} is not available"))?;
+                devices.push(device);
+            }
+            Ok(devices)
+        }
     }
 }

@@ -54,11 +54,11 @@ impl DemoPlan {
             }
         } else {
             Self {
-                train_per_class: 800,
+                train_per_class: 1000,
                 test_per_class: 200,
                 image_size: 32,
-                teacher_epochs: 2,
-                student_epochs: 6,
+                teacher_epochs: 3,
+                student_epochs: 7,
                 shap_samples: 200,
                 bench_runs: 7,
             }
@@ -97,6 +97,7 @@ pub fn run_demo(args: &DemoArgs, global: &GlobalArgs, run: &RunDir, device: &Dev
         early_stop: None,
         augmentation: augmentation.clone(),
         seed: global.seed,
+        replicas: crate::train::default_replicas(global.device),
     };
     run.log(format!(
         "kdlens demo{} — outputs in {}",

@@ -88,7 +88,7 @@ pub fn resolve(args: &DistillArgs, global: &GlobalArgs) -> Result<DistillRunConf
     Ok(DistillRunConfig {
         device: global.device,
         data: DataConfig::from_args(&args.data, global.seed, 0)?,
-        train: training_config(&args.train, TrainConfig::paper(global.seed)),
+        train: training_config(&args.train, TrainConfig::paper(global.seed), global.device),
         teacher: teacher.clone(),
         student: match args.student.unwrap_or(StudentArg::FiveLayer) {
             StudentArg::FiveLayer => Architecture::FiveLayer,
@@ -204,6 +204,7 @@ pub fn distill_on(
             run: point_run,
             manifest: manifest.clone(),
             resume,
+            replicas: crate::device::replicas(config.device, device, config.train.replicas)?,
         })?;
         let evaluation = write_evaluation(
             &outcome.model,

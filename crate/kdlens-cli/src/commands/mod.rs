@@ -9,10 +9,14 @@ pub mod explain;
 pub mod export;
 pub mod train_teacher;
 
-use crate::{cli::TrainArgs, data::augment::Augmentation, train::TrainConfig};
+use crate::{
+    cli::{DeviceArg, TrainArgs},
+    data::augment::Augmentation,
+    train::{TrainConfig, default_replicas},
+};
 
 /// `defaults` overridden by whatever training flags were given.
-pub fn training_config(args: &TrainArgs, defaults: TrainConfig) -> TrainConfig {
+pub fn training_config(args: &TrainArgs, defaults: TrainConfig, device: DeviceArg) -> TrainConfig {
     let mut augmentation = if args.no_augment {
         Augmentation::none()
     } else {
@@ -42,5 +46,6 @@ pub fn training_config(args: &TrainArgs, defaults: TrainConfig) -> TrainConfig {
         early_stop: args.early_stop.or(defaults.early_stop),
         augmentation,
         seed: defaults.seed,
+        replicas: args.replicas.unwrap_or(default_replicas(device)),
     }
 }

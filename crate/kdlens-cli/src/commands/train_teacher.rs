@@ -45,7 +45,7 @@ pub fn resolve(args: &TrainTeacherArgs, global: &GlobalArgs) -> Result<TeacherCo
     Ok(TeacherConfig {
         device: global.device,
         data: DataConfig::from_args(&args.data, global.seed, 224)?,
-        train: training_config(&args.train, TrainConfig::paper(global.seed)),
+        train: training_config(&args.train, TrainConfig::paper(global.seed), global.device),
         init: args.init.clone(),
     })
 }
@@ -112,6 +112,7 @@ pub fn train_teacher_on(
         run,
         manifest: manifest.clone(),
         resume,
+        replicas: crate::device::replicas(config.device, device, config.train.replicas)?,
     })?;
     let evaluation = write_evaluation(
         &outcome.model,

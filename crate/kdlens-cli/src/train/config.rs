@@ -24,6 +24,24 @@ pub struct TrainConfig {
     pub augmentation: Augmentation,
     /// Seed of initialisation, shuffling, augmentation and dropout.
     pub seed: u64,
+    /// Model replicas trained data-parallel on slices of every batch: one per CPU core on
+    /// `flex`, one per GPU on `wgpu`.
+    #[serde(default = "one")]
+    pub replicas: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// The default replica count: one per core of this machine on the CPU, one GPU on `wgpu`.
+pub fn default_replicas(device: crate::cli::DeviceArg) -> usize {
+    match device {
+        crate::cli::DeviceArg::Flex => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        crate::cli::DeviceArg::Wgpu => 1,
+    }
 }
 
 impl TrainConfig {
@@ -39,6 +57,7 @@ impl TrainConfig {
             early_stop: None,
             augmentation: Augmentation::default(),
             seed,
+            replicas: 1,
         }
     }
 
@@ -52,6 +71,7 @@ impl TrainConfig {
             self.lr
         );
         anyhow::ensure!(self.patience > 0, "--patience must be at least 1");
+        anyhow::ensure!(self.replicas > 0, "--replicas must be at least 1");
         anyhow::ensure!(
             self.lr_factor > 0.0 && self.lr_factor <= 1.0,
             "the learning-rate factor must lie in (0, 1], got {}",
