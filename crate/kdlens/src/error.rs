@@ -23,6 +23,10 @@ pub enum Error {
     /// An image whose dimensions or pixel buffer cannot be used.
     #[error("invalid image: {0}")]
     InvalidImage(String),
+    /// An image file or byte buffer that cannot be decoded (corrupt, truncated, unsupported or
+    /// too large).
+    #[error("{0}")]
+    Decode(String),
     /// A model configuration that cannot be built (for example an input too small for the
     /// network's pooling stages).
     #[error("invalid model configuration: {0}")]

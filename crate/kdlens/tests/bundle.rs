@@ -7,12 +7,11 @@ use burn::{
 };
 use kdlens::{
     block_on,
-    bundle::{Bundle, MAGIC, Manifest, WeightPrecision},
+    bundle::{Bundle, Manifest, WeightPrecision, frame},
     explain::predict,
     image::Preprocessing,
     model::{Architecture, Classifier, ModelSpec},
 };
-use sha2::{Digest, Sha256};
 
 fn student(device: &Device) -> (Classifier, Manifest) {
     device.seed(5);
@@ -27,7 +26,8 @@ fn student(device: &Device) -> (Classifier, Manifest) {
     (model, manifest)
 }
 
-/// Splits a bundle into (manifest JSON, weights) and reassembles it with a valid checksum.
+/// Splits a bundle into (manifest JSON, weights); [`assemble`] puts them back with a valid
+/// checksum.
 fn parts(bytes: &[u8]) -> (serde_json::Value, Vec<u8>) {
     let m = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
     let manifest = serde_json::from_slice(&bytes[16..16 + m]).unwrap();
@@ -36,16 +36,7 @@ fn parts(bytes: &[u8]) -> (serde_json::Value, Vec<u8>) {
 }
 
 fn assemble(manifest: &serde_json::Value, weights: &[u8]) -> Vec<u8> {
-    let manifest = serde_json::to_vec(manifest).unwrap();
-    let mut out = MAGIC.to_vec();
-    out.extend_from_slice(&1u32.to_le_bytes());
-    out.extend_from_slice(&(manifest.len() as u32).to_le_bytes());
-    out.extend_from_slice(&manifest);
-    out.extend_from_slice(&(weights.len() as u64).to_le_bytes());
-    out.extend_from_slice(weights);
-    let digest = Sha256::digest(&out);
-    out.extend_from_slice(&digest);
-    out
+    frame(&serde_json::to_vec(manifest).unwrap(), weights)
 }
 
 /// A change to a manifest.
@@ -175,7 +166,29 @@ fn manifests_that_disagree_with_the_weights_or_themselves_are_rejected() {
                         .params()
                 );
             }),
-            "do not match",
+            // A kd8 has more parameters than the five-layer weights hold: refused before the
+            // model is even allocated.
+            "weights section holds",
+        ),
+        (
+            "absurd DenseNet widths",
+            Box::new(|m| {
+                m["spec"]["architecture"] = serde_json::json!({
+                    "kind": "dense-net", "growth_rate": 1_000_000, "block_config": [6, 12, 24, 16],
+                    "num_init_features": 64, "bn_size": 4
+                })
+            }),
+            "out of range",
+        ),
+        (
+            "a DenseNet of billions of parameters",
+            Box::new(|m| {
+                m["spec"]["architecture"] = serde_json::json!({
+                    "kind": "dense-net", "growth_rate": 256, "block_config": [256, 256, 256, 256],
+                    "num_init_features": 1024, "bn_size": 16
+                })
+            }),
+            "at most 100000000 are supported",
         ),
         (
             "absurd input",

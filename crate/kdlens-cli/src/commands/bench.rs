@@ -10,13 +10,13 @@ use kdlens::{
         CamScore, ExpectedGradients, ExplainOptions, Target, expected_gradients, explain,
         feature_maps, grad_cam, predict,
     },
+    image::decode_file,
     model::{Architecture, Classifier, ModelSpec},
 };
 use serde::Serialize;
 
 use crate::{
     cli::{BenchArgs, GlobalArgs},
-    data::decode::decode_file,
     device::describe,
     model_io,
     report::markdown_table,

@@ -13,7 +13,7 @@ use kdlens::{
         CamScore, Colormap, ExpectedGradients, ExplainOptions, expected_gradients, explain,
         overlay, signed_overlay,
     },
-    image::RgbaImage,
+    image::{RgbaImage, decode_file},
     model::LayeredClassifier,
 };
 use serde_json::json;
@@ -22,7 +22,6 @@ use std::time::Instant;
 use super::common::parse_target;
 use crate::{
     cli::{ColormapArg, ExplainArgs, GlobalArgs},
-    data::decode::decode_file,
     model_io::{self, LoadedModel},
     report::write_png,
     run::RunDir,

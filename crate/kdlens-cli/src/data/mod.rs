@@ -2,7 +2,6 @@
 
 pub mod augment;
 mod cache;
-pub mod decode;
 mod folders;
 mod idx;
 mod splits;

@@ -12,7 +12,7 @@ use rand::{SeedableRng, rngs::StdRng, seq::SliceRandom};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{decode, folders, idx};
+use super::{folders, idx};
 
 /// Where Debian's `dataset-fashion-mnist` package puts the IDX files.
 pub const FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
@@ -92,7 +92,7 @@ impl ImageRef {
     /// The pixels, decoding the file if needed.
     pub fn load(&self) -> Result<RgbaImage, String> {
         match self {
-            ImageRef::File(path) => decode::decode_file(path),
+            ImageRef::File(path) => kdlens::image::decode_file(path).map_err(|e| e.to_string()),
             ImageRef::Memory(image, _) => Ok((**image).clone()),
         }
     }

@@ -47,6 +47,22 @@ fn take<'a>(rest: &mut &'a [u8], n: usize, what: &str) -> Result<&'a [u8]> {
     Ok(head)
 }
 
+/// The container around an already serialised manifest and weights section: magic, version,
+/// both lengths and the trailing SHA-256 checksum. Nothing is validated — [`Bundle::to_bytes`]
+/// frames valid parts; tests and the fuzzer frame deliberately wrong ones.
+pub fn frame(manifest_json: &[u8], weights: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + 4 + 4 + manifest_json.len() + 8 + weights.len() + 32);
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&(manifest_json.len() as u32).to_le_bytes());
+    out.extend_from_slice(manifest_json);
+    out.extend_from_slice(&(weights.len() as u64).to_le_bytes());
+    out.extend_from_slice(weights);
+    let checksum = Sha256::digest(&out);
+    out.extend_from_slice(&checksum);
+    out
+}
+
 impl Bundle {
     /// Packs `model` with the manifest fields of `manifest`; the `weights` section of the
     /// manifest is filled in here (precision, parameter count, hash). The manifest is validated
@@ -80,16 +96,7 @@ impl Bundle {
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let manifest = serde_json::to_vec_pretty(&self.manifest)
             .map_err(|e| Error::InvalidBundle(format!("manifest does not serialise: {e}")))?;
-        let mut out = Vec::with_capacity(8 + 4 + 4 + manifest.len() + 8 + self.weights.len() + 32);
-        out.extend_from_slice(&MAGIC);
-        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        out.extend_from_slice(&(manifest.len() as u32).to_le_bytes());
-        out.extend_from_slice(&manifest);
-        out.extend_from_slice(&(self.weights.len() as u64).to_le_bytes());
-        out.extend_from_slice(&self.weights);
-        let checksum = Sha256::digest(&out);
-        out.extend_from_slice(&checksum);
-        Ok(out)
+        Ok(frame(&manifest, &self.weights))
     }
 
     /// Parses and checks a container: magic, version, lengths, checksum, manifest and weights
@@ -168,6 +175,21 @@ impl Bundle {
     /// Builds the model the manifest describes on `device`, loads the weights (checking every
     /// parameter's presence and shape) and returns it in inference mode.
     pub fn load_model(&self, device: &Device) -> Result<Classifier> {
+        // Every parameter takes at least one byte (int8); refuse before allocating the model.
+        let min_bytes = self.manifest.weights.params
+            * match self.manifest.weights.precision {
+                WeightPrecision::F32 => 4,
+                WeightPrecision::F16 => 2,
+                WeightPrecision::Int8 => 1,
+            };
+        if (self.weights.len() as u64) < min_bytes {
+            return Err(Error::InvalidBundle(format!(
+                "weights section holds {} bytes but {} {:?} parameters need at least {min_bytes}",
+                self.weights.len(),
+                self.manifest.weights.params,
+                self.manifest.weights.precision
+            )));
+        }
         let model = self.manifest.spec.init(device)?;
         let model = weights::decode(model, &self.weights).map_err(|e| {
             Error::InvalidBundle(format!("weights do not match the manifest's model: {e}"))

@@ -9,6 +9,9 @@ use crate::{Error, Result, image::Preprocessing, metrics::ClassificationReport, 
 pub const MAX_INPUT_SIDE: usize = 2048;
 /// Largest class count a bundle may declare.
 pub const MAX_CLASSES: usize = 10_000;
+/// Largest parameter count a bundle may declare (12× DenseNet-121), so that a small hostile file
+/// cannot make a reader allocate gigabytes for a model it will then reject.
+pub const MAX_PARAMS: u64 = 100_000_000;
 
 /// Where a model came from, for the page's "About this model" panel and for reproducing it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -127,6 +130,11 @@ impl Manifest {
             .validate()
             .map_err(|e| Error::InvalidBundle(format!("manifest preprocessing: {e}")))?;
         let expected = spec.cost().params();
+        if expected > MAX_PARAMS {
+            return Err(Error::InvalidBundle(format!(
+                "manifest describes a model with {expected} parameters; at most {MAX_PARAMS} are supported"
+            )));
+        }
         if self.weights.params != expected {
             return Err(Error::InvalidBundle(format!(
                 "manifest counts {} parameters but a {} with {} classes has {expected}",

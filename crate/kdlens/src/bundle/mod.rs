@@ -22,6 +22,6 @@ mod format;
 mod manifest;
 mod weights;
 
-pub use format::{Bundle, FORMAT_VERSION, MAGIC};
-pub use manifest::{Manifest, Provenance, WeightsInfo};
+pub use format::{Bundle, FORMAT_VERSION, MAGIC, frame};
+pub use manifest::{MAX_CLASSES, MAX_INPUT_SIDE, MAX_PARAMS, Manifest, Provenance, WeightsInfo};
 pub use weights::WeightPrecision;

@@ -5,8 +5,12 @@
 //! on grayscale) → bilinear resize to the model's input → `(v / 255 − mean) / std` per channel →
 //! `[1, 3, height, width]` tensor.
 
+#[cfg(feature = "decode")]
+pub mod decode;
 mod preprocess;
 mod resize;
 
+#[cfg(feature = "decode")]
+pub use decode::{decode_bytes, decode_file};
 pub use preprocess::{ColorMode, Preprocessing, RgbaImage};
 pub use resize::resize_plane;

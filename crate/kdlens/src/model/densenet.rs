@@ -71,6 +71,19 @@ impl DenseNetConfig {
                 "DenseNet growth rate, stem width and bottleneck factor must be positive".into(),
             ));
         }
+        // Far beyond any published DenseNet (DenseNet-264: growth 32, blocks up to 64 layers),
+        // and small enough that a hostile configuration cannot make sizing loops run for ever.
+        if self.growth_rate > 256
+            || self.num_init_features > 1024
+            || self.bn_size > 16
+            || self.block_config.iter().any(|&b| b > 256)
+        {
+            return Err(Error::InvalidConfig(format!(
+                "DenseNet configuration out of range (growth {}, stem {}, bottleneck {}, blocks {:?}; \
+                 limits 256, 1024, 16, 256 layers per block)",
+                self.growth_rate, self.num_init_features, self.bn_size, self.block_config
+            )));
+        }
         if input_size.iter().any(|&s| s < 29) {
             return Err(Error::InvalidConfig(format!(
                 "DenseNet down-samples by 32 and needs at least 29×29 pixels, got {}×{}",

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Fuzzes the two places untrusted bytes enter kdlens: the model-bundle reader and image decoding
+# plus preprocessing (cargo-fuzz, nightly, libFuzzer). Not part of CI (long); the inputs that ever
+# crashed are replayed by `cargo test` (crate/kdlens/tests/fuzz_regressions.rs).
+#
+#   bash pkg-scripts/fuzz.sh [TARGET...]     TARGET: bundle_reader, decode_preprocess (default both)
+#   KDLENS_FUZZ_SECONDS=1800 KDLENS_FUZZ_RUNS=1000000   stop at whichever comes first
+#
+# A crash is saved under crate/kdlens/fuzz/artifacts/<target>/; after fixing it, copy the file to
+# crate/kdlens/fuzz/regressions/<target>/ so that it stays a test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/kdlens-target}"
+fuzz_target_dir="${KDLENS_FUZZ_TARGET_DIR:-$HOME/.cache/kdlens-fuzz-target}"
+corpus="${KDLENS_FUZZ_CORPUS:-$HOME/.cache/kdlens-fuzz-corpus}"
+seconds="${KDLENS_FUZZ_SECONDS:-1800}"
+runs="${KDLENS_FUZZ_RUNS:-1000000}"
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(bundle_reader decode_preprocess)
+
+command -v cargo-fuzz >/dev/null || cargo +nightly install cargo-fuzz --locked
+KDLENS_FUZZ_SEEDS="$corpus" cargo test -q -p kdlens --features decode --test fuzz_regressions \
+  -- --ignored write_fuzz_seeds
+
+for target in "${targets[@]}"; do
+  mkdir -p "$corpus/$target"
+  echo "=== fuzzing $target: up to $runs runs or $seconds s"
+  # Safe Rust needs no address sanitiser; without it the fuzzer runs several times faster.
+  (cd crate/kdlens && cargo +nightly fuzz run --sanitizer none --target-dir "$fuzz_target_dir" \
+    "$target" "$corpus/$target" fuzz/regressions/"$target" \
+    -- -max_total_time="$seconds" -runs="$runs" -rss_limit_mb=4096 -timeout=20 -print_final_stats=1)
+done
