@@ -113,9 +113,22 @@ pub struct Checkpoints {
 }
 
 impl Checkpoints {
-    /// Checkpoints under `dir` (created).
+    /// Checkpoints under `dir` (created). Temporary files left by a process killed while
+    /// writing a checkpoint are removed: they are incomplete by construction.
     pub fn new(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        for entry in std::fs::read_dir(dir)
+            .with_context(|| format!("cannot list {}", dir.display()))?
+            .flatten()
+        {
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".last.ckpt.tmp-")
+            {
+                std::fs::remove_file(entry.path()).ok();
+            }
+        }
         Ok(Self {
             dir: dir.to_path_buf(),
         })
