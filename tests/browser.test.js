@@ -109,19 +109,35 @@ describe('privacy, robustness and models (CPU)', () => {
     await server?.close();
   });
 
-  test('after load, 20 explanations make zero network requests', async () => {
+  test('after load: 20 explanations, a model swap and saved exports make zero network requests and store nothing', async () => {
     const loaded = requests.length;
     for (let i = 0; i < 20; i++) {
       await explainDropped(page, testImage(48 + i, i), `private${i}.png`);
     }
+    // Swap the model for a renamed copy of itself, explain once more, then save both exports.
+    const swapped = rewriteBundle(await readFile(MODEL), (m) => { m.name = 'privacy swap'; });
+    await dropFile(page, '#model-drop', swapped, 'swap.kdlens', 'application/octet-stream');
+    await page.waitForFunction(() => document.querySelector('#model-badge').textContent.includes('privacy swap'), null, { timeout: 60_000 });
+    const { result } = await explainDropped(page, testImage(64, 21), 'private-after-swap.png');
+    const saved = {};
+    for (const button of ['#save-png', '#save-json']) {
+      const [download] = await Promise.all([page.waitForEvent('download'), page.click(button)]);
+      saved[button] = { name: download.suggestedFilename(), bytes: await readFile(await download.path()) };
+    }
+    assert.deepEqual([...saved['#save-png'].bytes.subarray(0, 8)], [137, 80, 78, 71, 13, 10, 26, 10], 'a PNG');
+    const report = JSON.parse(saved['#save-json'].bytes.toString('utf8'));
+    assert.deepEqual(report.probabilities ?? report.result?.probabilities, result.probabilities);
+    assert.match(saved['#save-json'].name, /private-after-swap/);
+
     assert.deepEqual(requests.slice(loaded), [], 'requests after load');
     const stored = await page.evaluate(async () => ({
       local: localStorage.length,
       session: sessionStorage.length,
       caches: (await caches.keys()).length,
       databases: (await indexedDB.databases()).length,
+      serviceWorkers: (await navigator.serviceWorker.getRegistrations()).length,
     }));
-    assert.deepEqual(stored, { local: 0, session: 0, caches: 0, databases: 0 });
+    assert.deepEqual(stored, { local: 0, session: 0, caches: 0, databases: 0, serviceWorkers: 0 });
   });
 
   test('bad files get a readable message and the page keeps working', async () => {
@@ -180,6 +196,30 @@ describe('privacy, robustness and models (CPU)', () => {
     assert.match(outcome, /blocked/);
     assert.ok(logs.some((l) => /Content Security Policy/i.test(l)), 'Chromium reports the CSP violation');
   });
+});
+
+test('a WebGPU device lost during an explanation falls back to the CPU and still explains', async () => {
+  const server = await serve('/');
+  const context = await launch({ webgpu: true });
+  try {
+    const { page, logs } = await openPage(context, `${server.url}?test-hooks`);
+    assert.match(await page.textContent('#backend-badge'), /WebGPU/);
+    const first = await explainDropped(page, testImage(64, 30), 'before-loss.png');
+    assert.equal(first.result.backend.name, 'webgpu');
+    await page.evaluate(() => { window.kdlens.loseDeviceOnNextExplain = true; });
+    const { result } = await explainDropped(page, testImage(64, 31), 'during-loss.png');
+    assert.equal(result.backend.name, 'cpu', logs.join('\n'));
+    checkResult(result, first.result.probabilities.length);
+    const badge = await page.textContent('#backend-badge');
+    assert.match(badge, /CPU.*WebGPU device was lost/, badge);
+    // The CPU explanation of the same kind of input agrees with the GPU one before the loss.
+    const again = await explainDropped(page, testImage(64, 30), 'after-loss.png');
+    const d = maxDiff(again.result.probabilities, first.result.probabilities);
+    assert.ok(d <= 1e-4, `CPU and WebGPU probabilities differ by ${d}`);
+  } finally {
+    await context.close();
+    await server.close();
+  }
 });
 
 test('served from a sub-path (/kdlens/), everything loads and works', async () => {

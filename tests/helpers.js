@@ -21,10 +21,15 @@ const TYPES = {
   '.kdlens': 'application/octet-stream',
 };
 
-/** Serves www/ under `prefix` (e.g. '/' or '/kdlens/') on a free loopback port. */
-export async function serve(prefix = '/') {
+/**
+ * Serves www/ under `prefix` (e.g. '/' or '/kdlens/') on a free loopback port. `extra(pathname)`
+ * may answer other paths first with `{ body, type }` (the benchmarks serve ONNX Runtime this way).
+ */
+export async function serve(prefix = '/', extra = async () => null) {
   const server = createServer(async (req, res) => {
     const url = new URL(req.url, 'http://localhost');
+    const answer = await extra(decodeURIComponent(url.pathname));
+    if (answer) { res.writeHead(200, { 'content-type': answer.type }).end(answer.body); return; }
     if (!url.pathname.startsWith(prefix)) { res.writeHead(404).end(); return; }
     let path = decodeURIComponent(url.pathname.slice(prefix.length)) || 'index.html';
     if (path.endsWith('/')) path += 'index.html';
@@ -100,7 +105,8 @@ export async function explainDropped(page, bytes, name, { timeout = 300_000 } = 
   const before = Number(await page.evaluate(() => document.body.dataset.explained || 0));
   const started = Date.now();
   await dropFile(page, '#drop-zone', bytes, name, 'image/png');
-  await page.waitForFunction((n) => Number(document.body.dataset.explained || 0) > n || document.body.dataset.state === 'error', before, { timeout });
+  // Wait for this file's result: a model swap may re-explain the previous image meanwhile.
+  await page.waitForFunction(({ n, name }) => (Number(document.body.dataset.explained || 0) > n && window.kdlens.lastImage === name) || document.body.dataset.state === 'error', { n: before, name }, { timeout });
   const state = await page.evaluate(() => document.body.dataset.state);
   if (state === 'error') throw new Error(await page.textContent('#status'));
   return { result: await page.evaluate(() => window.kdlens.lastResult), ms: Date.now() - started };

@@ -56,7 +56,7 @@ async function startWorker(backend, reason) {
 
 /** A wasm trap (a Rust panic, e.g. on a lost GPU device) leaves the module unusable. */
 function isFatal(error) {
-  return /unreachable|RuntimeError|panicked|device (was )?lost|Device lost|DeviceLost/i.test(String(error && error.message));
+  return /unreachable|RuntimeError|panicked|device (was )?lost|Device lost|DeviceLost|device is poisoned|Device was destroyed/i.test(String(error && error.message));
 }
 
 async function chooseBackend() {
@@ -92,7 +92,8 @@ function showError(text) {
 function showBackend() {
   const badge = $('backend-badge');
   const name = state.backend.name === 'webgpu' ? 'WebGPU' : 'CPU (WebAssembly)';
-  badge.textContent = `Running on ${name}`;
+  const lost = state.backend.name === 'cpu' && /device was lost/.test(state.backend.reason);
+  badge.textContent = `Running on ${name}${lost ? ' — the WebGPU device was lost' : ''}`;
   badge.title = state.backend.reason;
   badge.dataset.backend = state.backend.name;
 }
@@ -334,6 +335,7 @@ async function showResult(result) {
   $('save-json').disabled = false;
   showStatus(`${state.image.name}: ${classes[result.predicted]} (${(100 * result.probabilities[result.predicted]).toFixed(1)} %). Grad-CAM of ${classes[result.gradCam.class]} on ${result.gradCam.layer}.`);
   window.kdlens.lastResult = plain(result);
+  window.kdlens.lastImage = state.image.name;
 }
 
 /** The result with its typed arrays turned into plain arrays (for JSON and for tests). */
@@ -491,7 +493,7 @@ async function loadSamples() {
 }
 
 async function main() {
-  window.kdlens = { lastResult: null, loseDeviceOnNextExplain: false };
+  window.kdlens = { lastResult: null, lastImage: null, loseDeviceOnNextExplain: false };
   wireDropTarget($('drop-zone'), (file) => useImage(file, file.name), () => $('file-input').click());
   $('file-input').addEventListener('change', (e) => { const f = e.target.files[0]; if (f) useImage(f, f.name); e.target.value = ''; });
   document.addEventListener('paste', (e) => {

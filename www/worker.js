@@ -1,5 +1,5 @@
 // The page's compute thread: owns the WebAssembly module (kdlens core + burn) and runs one
-// request at a time. Messages in: {id, type: 'start'|'load'|'explain'|'render', ...};
+// request at a time. Messages in: {id, type: 'start'|'load'|'predict'|'explain'|'render', ...};
 // messages out: {id, ok: true, result} or {id, ok: false, error}.
 import init, { Explainer } from './pkg/kdlens_web.js';
 
@@ -47,6 +47,8 @@ async function handle(message) {
       console.debug(`explain: preprocess ${result.preprocessMs.toFixed(1)} ms, core ${result.timings.total_ms.toFixed(1)} ms, call ${result.timings.workerMs.toFixed(1)} ms`);
       return result;
     }
+    case 'predict':
+      return explainer.predict(new Uint8Array(message.rgba), message.width, message.height);
     case 'render':
       return explainer.render(message.index, message.colormap, message.height, message.width);
     default:

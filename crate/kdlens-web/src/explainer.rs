@@ -3,7 +3,7 @@
 use burn::tensor::Device;
 use kdlens::{
     bundle::Bundle,
-    explain::{CamScore, Colormap, ExplainOptions, Explanation, Target, explain},
+    explain::{CamScore, Colormap, ExplainOptions, Explanation, Target, explain, predict},
     image::RgbaImage,
     model::{Classifier, LayeredClassifier},
 };
@@ -42,6 +42,18 @@ struct JsExplainOptions {
     target: Option<usize>,
     /// `logit` (default) or `probability`.
     score: Option<String>,
+}
+
+/// What `predict` returns.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PredictOut {
+    probabilities: Vec<f32>,
+    predicted: usize,
+    /// Milliseconds spent resizing and normalising the pixels.
+    preprocess_ms: f64,
+    /// Milliseconds of the forward pass, read-back included.
+    forward_ms: f64,
 }
 
 #[derive(Serialize)]
@@ -168,6 +180,51 @@ impl Explainer {
         })
     }
 
+    /// The loaded model's input tensor for RGBA pixels (`width × height × 4` bytes), through the
+    /// core's preprocessing path and the bundle's normalisation.
+    fn input(
+        &self,
+        rgba: Vec<u8>,
+        width: usize,
+        height: usize,
+    ) -> Result<burn::tensor::Tensor<4>, JsError> {
+        let (bundle, _, _) = self
+            .model
+            .as_ref()
+            .ok_or_else(|| JsError::new("no model loaded"))?;
+        let image = RgbaImage::new(width, height, rgba).map_err(js_error)?;
+        bundle
+            .manifest()
+            .preprocessing
+            .to_tensor(&image, &self.device)
+            .map_err(js_error)
+    }
+
+    /// Class probabilities only (no maps, no Grad-CAM) for RGBA pixels, with the time the
+    /// forward pass took: `{ probabilities, predicted, preprocessMs, forwardMs }`.
+    pub async fn predict(
+        &mut self,
+        rgba: Vec<u8>,
+        width: usize,
+        height: usize,
+    ) -> Result<JsValue, JsError> {
+        let started = web_time::Instant::now();
+        let input = self.input(rgba, width, height)?;
+        let preprocessed = web_time::Instant::now();
+        let (_, model, _) = self
+            .model
+            .as_ref()
+            .ok_or_else(|| JsError::new("no model loaded"))?;
+        let probabilities = predict(model, input).await.map_err(js_error)?;
+        let predicted = kdlens::explain::argmax(&probabilities);
+        to_js(&PredictOut {
+            preprocess_ms: (preprocessed - started).as_secs_f64() * 1e3,
+            forward_ms: preprocessed.elapsed().as_secs_f64() * 1e3,
+            probabilities,
+            predicted,
+        })
+    }
+
     /// Explains RGBA pixels (`width × height × 4` bytes): class probabilities, every stage's
     /// feature map, Grad-CAM for `options` (`{ layer?, target?, score? }`) and timings.
     pub async fn explain(
@@ -183,18 +240,13 @@ impl Explainer {
             serde_wasm_bindgen::from_value(options)
                 .map_err(|e| JsError::new(&format!("bad explain options: {e}")))?
         };
-        let (bundle, model, _) = self
+        let started = web_time::Instant::now();
+        let input = self.input(rgba, width, height)?;
+        let preprocess_ms = started.elapsed().as_secs_f64() * 1e3;
+        let (_, model, _) = self
             .model
             .as_ref()
             .ok_or_else(|| JsError::new("no model loaded"))?;
-        let started = web_time::Instant::now();
-        let image = RgbaImage::new(width, height, rgba).map_err(js_error)?;
-        let input = bundle
-            .manifest()
-            .preprocessing
-            .to_tensor(&image, &self.device)
-            .map_err(js_error)?;
-        let preprocess_ms = started.elapsed().as_secs_f64() * 1e3;
         let request = ExplainOptions {
             layer: options.layer,
             target: options

@@ -5,7 +5,7 @@ use anyhow::{Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use kdlens::{
     bundle::{Manifest, Provenance},
-    explain::Target,
+    explain::{Target, argmax, softmax},
     image::{ColorMode, Preprocessing},
     metrics::{ClassificationReport, ConfusionMatrix, expected_calibration_error},
     model::Classifier,
@@ -188,7 +188,7 @@ pub fn evaluate(
     let mut misclassified = Vec::new();
     for (i, row) in logits.chunks_exact(num_classes).enumerate() {
         let p = softmax(row);
-        let predicted = kdlens_argmax(&p);
+        let predicted = argmax(&p);
         let label = cache.labels()[i];
         if predicted != label {
             misclassified.push((cache.name(i).to_string(), label, predicted, p[predicted]));
@@ -203,24 +203,6 @@ pub fn evaluate(
         confusion,
         misclassified,
     })
-}
-
-fn softmax(row: &[f32]) -> Vec<f32> {
-    let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-    let exps: Vec<f32> = row.iter().map(|v| (v - max).exp()).collect();
-    let sum: f32 = exps.iter().sum();
-    exps.into_iter().map(|e| e / sum).collect()
-}
-
-fn kdlens_argmax(values: &[f32]) -> usize {
-    values
-        .iter()
-        .enumerate()
-        .fold(
-            (0, f32::NEG_INFINITY),
-            |(b, m), (i, &v)| if v > m { (i, v) } else { (b, m) },
-        )
-        .0
 }
 
 /// A manifest template for a model trained in this run.

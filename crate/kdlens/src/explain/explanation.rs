@@ -51,8 +51,9 @@ impl Explanation {
     }
 }
 
-/// Numerically stable softmax of one row of logits.
-pub(crate) fn softmax_row(logits: &[f32]) -> Vec<f32> {
+/// Numerically stable softmax of one row of logits (accumulated in f64): class probabilities
+/// that sum to 1.
+pub fn softmax(logits: &[f32]) -> Vec<f32> {
     let max = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
     let exps: Vec<f64> = logits.iter().map(|&z| ((z - max) as f64).exp()).collect();
     let total: f64 = exps.iter().sum();
@@ -63,7 +64,7 @@ pub(crate) fn softmax_row(logits: &[f32]) -> Vec<f32> {
 pub async fn predict<M: LayeredClassifier>(model: &M, input: Tensor<4>) -> Result<Vec<f32>> {
     check_single_image(&input)?;
     let logits = read_f32(model.forward(input)).await?;
-    Ok(softmax_row(&logits))
+    Ok(softmax(&logits))
 }
 
 /// Explains one image `[1, 3, H, W]`: one forward pass yields the logits and every stage's
@@ -103,7 +104,7 @@ pub async fn explain<M: LayeredClassifier>(
     .await?;
     let cam_done = Instant::now();
 
-    let probabilities = softmax_row(&maps.logits);
+    let probabilities = softmax(&maps.logits);
     let predicted = argmax(&maps.logits);
     let class = resolve_class(options.target, &maps.logits);
     let grad_cam = unpack_cam(cam_values, &names[layer], [h, w], class, options.score);
@@ -126,13 +127,13 @@ pub async fn explain<M: LayeredClassifier>(
 
 #[cfg(test)]
 mod tests {
-    use super::softmax_row;
+    use super::softmax;
 
     #[test]
     fn softmax_is_stable_for_large_logits_and_sums_to_one() {
-        let p = softmax_row(&[1000.0, 1000.0, -1000.0]);
+        let p = softmax(&[1000.0, 1000.0, -1000.0]);
         assert!((p[0] - 0.5).abs() < 1e-6 && (p[1] - 0.5).abs() < 1e-6 && p[2] == 0.0);
-        let q = softmax_row(&[0.0, (2.0f32).ln()]);
+        let q = softmax(&[0.0, (2.0f32).ln()]);
         assert!((q[0] - 1.0 / 3.0).abs() < 1e-6 && (q[1] - 2.0 / 3.0).abs() < 1e-6);
     }
 }

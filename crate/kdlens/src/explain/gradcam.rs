@@ -129,8 +129,9 @@ pub(crate) fn resolve_class(target: Target, logits: &[f32]) -> usize {
     }
 }
 
-/// Index of the largest value (the first one on ties).
-pub(crate) fn argmax(values: &[f32]) -> usize {
+/// Index of the largest value (the first one on ties; 0 for an empty slice): the predicted class
+/// of a row of logits or probabilities.
+pub fn argmax(values: &[f32]) -> usize {
     values
         .iter()
         .enumerate()

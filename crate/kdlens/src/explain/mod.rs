@@ -19,9 +19,9 @@ mod request;
 mod shap;
 
 pub use colormap::{Colormap, overlay, signed_overlay};
-pub use explanation::{Explanation, Timings, explain, predict};
+pub use explanation::{Explanation, Timings, explain, predict, softmax};
 pub use feature_maps::{FeatureMaps, feature_maps};
-pub use gradcam::{GradCam, grad_cam};
+pub use gradcam::{GradCam, argmax, grad_cam};
 pub use heatmap::Heatmap;
 pub use request::{CamScore, ExplainOptions, Target};
 pub use shap::{Attribution, ExpectedGradients, expected_gradients};
