@@ -16,6 +16,10 @@ Never run in CI. Needs PyTorch (pip install torch torchvision safetensors numpy)
    gradients, 200 samples) of the student. kdlens is timed by `kdlens bench --synthetic 224`,
    PyTorch here; rounds alternate between the two and medians are reported, with the ratio.
 Writes bench-peers.json and bench-peers.md into --out.
+
+3. With --onnx PATH: also writes the exported student (same weights) as ONNX at 224² input, for
+   the browser comparison with ONNX Runtime Web (pkg-scripts/bench-web.mjs), after checking that
+   onnxruntime agrees with PyTorch on it (≤ 1e-4).
 """
 import argparse
 import json
@@ -130,6 +134,24 @@ def parity(args, classes):
     return float(np.abs(p - np.array(native["probabilities"])).max())
 
 
+def export_onnx(args, classes, path):
+    """The exported student, same weights, as ONNX with a fixed 1×3×224×224 input."""
+    model = FiveLayerStudent(classes)
+    model.load_state_dict(load_file(args.safetensors))
+    model.eval()
+    x = torch.rand(1, 3, 224, 224)
+    torch.onnx.export(model, (x,), path, input_names=["input"], output_names=["logits"], dynamo=False,
+                      opset_version=17)
+    import onnxruntime  # only needed here
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    (ort_logits,) = session.run(None, {"input": x.numpy()})
+    with torch.no_grad():
+        diff = float(np.abs(ort_logits - model(x).numpy()).max())
+    print(f"ONNX written to {path}; max |logit_onnxruntime - logit_pytorch| = {diff:.2e}")
+    assert diff <= 1e-4, diff
+    return diff
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kdlens", required=True)
@@ -143,10 +165,16 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--shap-samples", type=int, default=200)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--onnx", help="also export the student as ONNX (224² input) to this path")
+    parser.add_argument("--onnx-only", action="store_true", help="only export the ONNX model")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    if args.onnx:
+        export_onnx(args, args.classes, args.onnx)
+        if args.onnx_only:
+            return 0
 
     diff = parity(args, args.classes)
     print(f"parity: max |p_kdlens - p_pytorch| = {diff:.2e}")

@@ -5,12 +5,13 @@ use burn::{
     nn::{
         Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d,
         conv::{Conv2d, Conv2dConfig},
-        pool::{MaxPool2d, MaxPool2dConfig},
     },
     tensor::{Device, Tensor, activation::relu},
 };
 
-use super::{ForwardTrace, LayerInfo, LayeredClassifier, ModelCost, global_average_pool};
+use super::{
+    ForwardTrace, LayerInfo, LayeredClassifier, ModelCost, global_average_pool, max_pool_2x2,
+};
 use crate::{Error, Result};
 
 /// Output channels of the five convolution blocks.
@@ -39,7 +40,6 @@ pub struct FiveLayerStudent {
     pub fc3: Linear,
     /// Class layer, 128 → classes.
     pub classifier: Linear,
-    pool: MaxPool2d,
     dropouts: Vec<Dropout>,
     input_size: [usize; 2],
 }
@@ -64,7 +64,6 @@ impl FiveLayerStudent {
             fc2: LinearConfig::new(HIDDEN[0], HIDDEN[1]).init(device),
             fc3: LinearConfig::new(HIDDEN[1], HIDDEN[2]).init(device),
             classifier: LinearConfig::new(HIDDEN[2], num_classes).init(device),
-            pool: MaxPool2dConfig::new([2, 2]).init(),
             dropouts: DROPOUT
                 .iter()
                 .map(|&p| DropoutConfig::new(p).init())
@@ -139,7 +138,7 @@ impl LayeredClassifier for FiveLayerStudent {
         let x = self
             .convs
             .iter()
-            .fold(input, |x, conv| self.pool.forward(relu(conv.forward(x))));
+            .fold(input, |x, conv| max_pool_2x2(relu(conv.forward(x))));
         self.head(x)
     }
 
@@ -149,7 +148,7 @@ impl LayeredClassifier for FiveLayerStudent {
         for conv in &self.convs {
             let a = relu(conv.forward(x));
             activations.push(a.clone());
-            x = self.pool.forward(a);
+            x = max_pool_2x2(a);
         }
         ForwardTrace {
             logits: self.head(x),
@@ -165,8 +164,8 @@ impl LayeredClassifier for FiveLayerStudent {
     ) -> Tensor<2> {
         let x = self.convs[layer + 1..]
             .iter()
-            .fold(self.pool.forward(activation), |x, conv| {
-                self.pool.forward(relu(conv.forward(x)))
+            .fold(max_pool_2x2(activation), |x, conv| {
+                max_pool_2x2(relu(conv.forward(x)))
             });
         self.head(x)
     }

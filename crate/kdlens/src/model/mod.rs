@@ -105,6 +105,25 @@ pub trait LayeredClassifier {
     }
 }
 
+/// 2×2 max-pooling with stride 2 that drops a last odd row or column, as PyTorch's
+/// `max_pool2d(x, 2)`: `[batch, channels, h, w]` → `[batch, channels, h / 2, w / 2]`.
+///
+/// Written as two reductions over a reshaped view: burn's CPU backend runs that about twice as
+/// fast as its pooling kernel (`cargo run -p kdlens-cli --example conv_paths`, BENCHMARKS.md).
+pub(crate) fn max_pool_2x2(x: Tensor<4>) -> Tensor<4> {
+    let [batch, channels, h, w] = x.dims();
+    let (h2, w2) = (h / 2, w / 2);
+    let x = if h % 2 == 1 || w % 2 == 1 {
+        x.slice([0..batch, 0..channels, 0..2 * h2, 0..2 * w2])
+    } else {
+        x
+    };
+    x.reshape([batch, channels, h2, 2, w2, 2])
+        .max_dim(5)
+        .max_dim(3)
+        .reshape([batch, channels, h2, w2])
+}
+
 /// Global average pooling: `[batch, channels, height, width]` → `[batch, channels]`.
 pub(crate) fn global_average_pool(x: Tensor<4>) -> Tensor<2> {
     let [batch, channels, _, _] = x.dims();
