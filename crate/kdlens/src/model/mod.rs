@@ -20,6 +20,7 @@ mod spec;
 
 use burn::{
     module::{Module, ModuleVisitor, Param},
+    nn::pool::MaxPool2dConfig,
     tensor::Tensor,
 };
 
@@ -108,9 +109,17 @@ pub trait LayeredClassifier {
 /// 2×2 max-pooling with stride 2 that drops a last odd row or column, as PyTorch's
 /// `max_pool2d(x, 2)`: `[batch, channels, h, w]` → `[batch, channels, h / 2, w / 2]`.
 ///
-/// Written as two reductions over a reshaped view: burn's CPU backend runs that about twice as
-/// fast as its pooling kernel (`cargo run -p kdlens-cli --example conv_paths`, BENCHMARKS.md).
+/// Outside an autodiff graph (prediction, feature maps) it is written as two reductions over a
+/// reshaped view, which burn's CPU backend runs about twice as fast as its pooling kernel; inside
+/// one (training, SHAP) burn's pooling is kept, whose backward is the faster of the two
+/// (`cargo run -p kdlens-cli --example conv_paths`, BENCHMARKS.md). Both give the same values.
 pub(crate) fn max_pool_2x2(x: Tensor<4>) -> Tensor<4> {
+    if x.is_tracked() {
+        return MaxPool2dConfig::new([2, 2])
+            .with_strides([2, 2])
+            .init()
+            .forward(x);
+    }
     let [batch, channels, h, w] = x.dims();
     let (h2, w2) = (h / 2, w / 2);
     let x = if h % 2 == 1 || w % 2 == 1 {
