@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail, ensure};
 use burn::tensor::Device;
 use kdlens::{
-    bundle::WeightPrecision,
     distill::DistillConfig,
     model::{Architecture, ModelSpec},
 };
@@ -13,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     common::{DataConfig, PreparedData, manifest_for, prepare},
-    evaluate::{Evaluated, write_evaluation},
+    evaluate::{Evaluated, evaluate_and_save},
     training_config,
 };
 use crate::{
@@ -206,7 +205,7 @@ pub fn distill_on(
             resume,
             replicas: crate::device::replicas(config.device, device, config.train.replicas)?,
         })?;
-        let evaluation = write_evaluation(
+        let (evaluation, path) = evaluate_and_save(
             &outcome.model,
             &data.test,
             &preprocessing,
@@ -214,11 +213,8 @@ pub fn distill_on(
             &data.splits.classes,
             "student",
             point_run,
+            manifest,
         )?;
-        let mut manifest = manifest;
-        manifest.metrics = Some(evaluation.report.clone());
-        let path = point_run.join("student.kdlens");
-        model_io::save(&path, &outcome.model, manifest, WeightPrecision::F32)?;
         let val_accuracy = outcome
             .history
             .iter()

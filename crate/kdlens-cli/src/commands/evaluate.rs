@@ -4,7 +4,11 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use burn::tensor::Device;
-use kdlens::{image::Preprocessing, model::Classifier};
+use kdlens::{
+    bundle::{Manifest, WeightPrecision},
+    image::Preprocessing,
+    model::Classifier,
+};
 use serde::{Deserialize, Serialize};
 
 use super::common::{DataConfig, Evaluation, cache_split, check_bad_images, evaluate};
@@ -27,6 +31,27 @@ pub struct Evaluated {
     pub evaluation: Evaluation,
     /// Validation accuracy of the kept epoch (0 when not trained in this run).
     pub val_accuracy: f64,
+}
+
+/// What a training run does with the model it kept: [`write_evaluation`] on the test split,
+/// the test metrics recorded in its manifest, and the model saved as `<prefix>.kdlens` (f32).
+/// Returns the evaluation and the model file's path.
+#[allow(clippy::too_many_arguments)]
+pub fn evaluate_and_save(
+    model: &Classifier,
+    test: &ImageCache,
+    preprocessing: &Preprocessing,
+    device: &Device,
+    classes: &[String],
+    prefix: &str,
+    run: &RunDir,
+    mut manifest: Manifest,
+) -> Result<(Evaluation, PathBuf)> {
+    let evaluation = write_evaluation(model, test, preprocessing, device, classes, prefix, run)?;
+    manifest.metrics = Some(evaluation.report.clone());
+    let path = run.join(format!("{prefix}.kdlens"));
+    model_io::save(&path, model, manifest, WeightPrecision::F32)?;
+    Ok((evaluation, path))
 }
 
 /// Evaluates `model` on `cache` and writes `<prefix>_metrics.json`, `<prefix>_confusion.png`

@@ -11,12 +11,11 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     common::{DataConfig, PreparedData, manifest_for, prepare},
-    evaluate::write_evaluation,
+    evaluate::evaluate_and_save,
     training_config,
 };
 use crate::{
     cli::{DeviceArg, GlobalArgs, TrainTeacherArgs},
-    model_io,
     run::{RunDir, read_config},
     train::{FitRequest, Objective, TrainConfig, fit},
 };
@@ -114,7 +113,7 @@ pub fn train_teacher_on(
         resume,
         replicas: crate::device::replicas(config.device, device, config.train.replicas)?,
     })?;
-    let evaluation = write_evaluation(
+    let (evaluation, path) = evaluate_and_save(
         &outcome.model,
         &data.test,
         &preprocessing,
@@ -122,15 +121,7 @@ pub fn train_teacher_on(
         &data.splits.classes,
         "teacher",
         run,
-    )?;
-    let mut manifest = manifest;
-    manifest.metrics = Some(evaluation.report.clone());
-    let path = run.join("teacher.kdlens");
-    model_io::save(
-        &path,
-        &outcome.model,
         manifest,
-        kdlens::bundle::WeightPrecision::F32,
     )?;
     run.log(format!(
         "teacher: test accuracy {:.4}, macro F1 {:.4} (best epoch {}) → {}",

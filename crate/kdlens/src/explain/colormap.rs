@@ -79,14 +79,8 @@ impl Colormap {
     }
 }
 
-/// `alpha · colour(map) + (1 − alpha) · image` per pixel, opaque. The map must have the image's
-/// size (resize it first); `alpha` is clamped to `[0, 1]`.
-pub fn overlay(
-    image: &RgbaImage,
-    map: &Heatmap,
-    colormap: Colormap,
-    alpha: f32,
-) -> Result<RgbaImage> {
+/// An overlay needs a map of the image's own size.
+fn check_same_size(image: &RgbaImage, map: &Heatmap) -> Result<()> {
     if map.size != [image.height(), image.width()] {
         return Err(Error::InvalidRequest(format!(
             "overlay of a {}×{} map on a {}×{} image; resize the map first",
@@ -96,6 +90,18 @@ pub fn overlay(
             image.height()
         )));
     }
+    Ok(())
+}
+
+/// `alpha · colour(map) + (1 − alpha) · image` per pixel, opaque. The map must have the image's
+/// size (resize it first); `alpha` is clamped to `[0, 1]`.
+pub fn overlay(
+    image: &RgbaImage,
+    map: &Heatmap,
+    colormap: Colormap,
+    alpha: f32,
+) -> Result<RgbaImage> {
+    check_same_size(image, map)?;
     let alpha = alpha.clamp(0.0, 1.0);
     let pixels = image
         .pixels()
@@ -115,15 +121,7 @@ pub fn overlay(
 /// opacity growing with `|v| / max|v|` up to `alpha`; the image is shown in grayscale beneath so
 /// the colours read unambiguously. The map must have the image's size.
 pub fn signed_overlay(image: &RgbaImage, map: &Heatmap, alpha: f32) -> Result<RgbaImage> {
-    if map.size != [image.height(), image.width()] {
-        return Err(Error::InvalidRequest(format!(
-            "overlay of a {}×{} map on a {}×{} image; resize the map first",
-            map.size[1],
-            map.size[0],
-            image.width(),
-            image.height()
-        )));
-    }
+    check_same_size(image, map)?;
     let scale = map.values.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     let alpha = alpha.clamp(0.0, 1.0);
     let pixels = image
