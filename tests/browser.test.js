@@ -14,15 +14,45 @@ const MODEL = join(WWW, 'model', 'model.kdlens');
 const timings = {};
 
 function checkResult(result, classes) {
+  assert.equal(result.version, 1, 'a versioned kdlens report');
   assert.equal(result.probabilities.length, classes);
   const sum = result.probabilities.reduce((a, b) => a + b, 0);
   assert.ok(Math.abs(sum - 1) < 1e-4, `probabilities sum to ${sum}`);
-  assert.ok(result.featureMaps.length >= 5, 'one map per layer');
-  for (const map of result.featureMaps) {
-    assert.equal(map.raw.length, map.size[0] * map.size[1]);
-    assert.ok(map.raw.every(Number.isFinite));
+  assert.ok(result.feature_maps.length >= 5, 'one map per layer');
+  for (const map of result.feature_maps) {
+    assert.equal(map.values.length, map.size[0] * map.size[1]);
+    assert.ok(map.values.every(Number.isFinite));
   }
-  assert.equal(result.gradCam.map.length, result.gradCam.size[0] * result.gradCam.size[1]);
+  assert.equal(result.maps.length, 1);
+  assert.equal(result.maps[0].values.length, result.maps[0].size[0] * result.maps[0].size[1]);
+}
+
+/** A map divided by its largest magnitude (how the page and the CLI draw it). */
+function normalised(values) {
+  const top = values.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+  return values.map((v) => (top > 0 ? v / top : 0));
+}
+
+/**
+ * Compares two reports field by field: the same keys everywhere, strings and booleans equal,
+ * numbers within `tolerance` of each other relative to the largest magnitude of their array;
+ * the fields in `free` (timings, backend) may differ in value but must exist in both.
+ */
+function assertSameReport(a, b, path = 'report', free = new Set(['timings_ms', 'backend']), scale = 1) {
+  const key = path.split('.').pop();
+  if (free.has(key)) return;
+  if (Array.isArray(a)) {
+    assert.ok(Array.isArray(b) && a.length === b.length, `${path}: lengths ${a.length} and ${b?.length}`);
+    const top = a.every((v) => typeof v === 'number') ? a.reduce((m, v) => Math.max(m, Math.abs(v)), 0) : 1;
+    a.forEach((v, i) => assertSameReport(v, b[i], `${path}[${i}]`, free, top || 1));
+  } else if (a !== null && typeof a === 'object') {
+    assert.deepEqual(Object.keys(a).sort(), Object.keys(b).sort(), `${path}: keys`);
+    for (const k of Object.keys(a)) assertSameReport(a[k], b[k], `${path}.${k}`, free);
+  } else if (typeof a === 'number') {
+    assert.ok(Math.abs(a - b) <= 1e-3 * Math.max(scale, Math.abs(a)), `${path}: ${a} vs ${b}`);
+  } else {
+    assert.equal(a, b, path);
+  }
 }
 
 /** Whether a canvas holds anything but transparent or one flat colour. */
@@ -62,11 +92,11 @@ for (const backend of ['webgpu', 'cpu']) {
       const badge = await page.textContent('#backend-badge');
       assert.match(badge, backend === 'webgpu' ? /WebGPU/ : /CPU/, `badge says ${badge}`);
       const { result, ms } = await explainDropped(page, testImage(96, 1), 'blob.png');
-      timings[backend] = { firstDropMs: ms, ...result.timings };
+      timings[backend] = { firstDropMs: ms, ...result.timings_ms };
       checkResult(result, classes);
-      assert.equal(result.backend.name, backend);
+      assert.equal(result.backend, backend);
       assert.equal(await page.locator('#probabilities li').count(), classes);
-      assert.equal(await page.locator('#layer-strip canvas').count(), result.featureMaps.length);
+      assert.equal(await page.locator('#layer-strip canvas').count(), result.feature_maps.length);
       assert.ok(await canvasIsDrawn(page, '#layer-strip canvas'), 'layer thumbnails drawn');
       assert.ok(await canvasIsDrawn(page, '#cam-canvas'), 'Grad-CAM overlay drawn');
       const second = await explainDropped(page, testImage(80, 3), 'blob2.png');
@@ -74,24 +104,53 @@ for (const backend of ['webgpu', 'cpu']) {
       await page.screenshot({ path: join(await artifactsDir(), `results-${backend}.png`), fullPage: true });
     });
 
-    test(`${backend}: probabilities and Grad-CAM match the native CLI on the same PNG`, async () => {
+    test(`${backend}: every method's map and the probabilities match the native CLI on the same PNG`, async () => {
       const dir = await mkdtemp(join(tmpdir(), 'kdlens-parity-'));
+      const methods = ['grad-cam', 'grad-cam++', 'hires-cam', 'layer-cam', 'integrated-gradients'];
       for (const [i, bytes] of [testImage(64, 2), testImage(120, 4)].entries()) {
         const path = join(dir, `parity${i}.png`);
         await writeFile(path, bytes);
-        const native = await nativeExplain(path, MODEL);
-        const { result } = await explainDropped(page, bytes, `parity${i}.png`);
-        const dp = maxDiff(result.probabilities, native.probabilities);
-        assert.ok(dp <= 1e-4, `probabilities differ by ${dp}`);
-        assert.equal(result.gradCam.layer, native.grad_cam.layer);
-        assert.equal(result.gradCam.class, native.grad_cam.class);
-        const dc = maxDiff(result.gradCam.map, native.grad_cam.map);
-        assert.ok(dc <= 1e-3, `Grad-CAM maps differ by ${dc}`);
-        for (const [k, map] of result.featureMaps.entries()) {
-          const d = maxDiff(map.raw, native.feature_maps[k].values);
-          assert.ok(d <= 1e-3, `feature map ${map.layer} differs by ${d}`);
+        for (const method of methods) {
+          await page.selectOption('#method', method);
+          const native = await nativeExplain(path, MODEL, ['--method', method]);
+          const { result } = await explainDropped(page, bytes, `parity${i}.png`);
+          const dp = maxDiff(result.probabilities, native.probabilities);
+          assert.ok(dp <= 1e-4, `${method}: probabilities differ by ${dp}`);
+          assert.equal(result.maps[0].method, method);
+          assert.equal(result.maps[0].layer, native.maps[0].layer);
+          assert.equal(result.maps[0].class, native.maps[0].class);
+          const dc = maxDiff(normalised(result.maps[0].values), normalised(native.maps[0].values));
+          assert.ok(dc <= 1e-3, `${method}: maps differ by ${dc}`);
+          assert.ok(await canvasIsDrawn(page, '#cam-canvas'), `${method} overlay drawn`);
+          for (const [k, map] of result.feature_maps.entries()) {
+            const d = maxDiff(map.values, native.feature_maps[k].values);
+            assert.ok(d <= 1e-3, `feature map ${map.layer} differs by ${d}`);
+          }
         }
       }
+      await page.selectOption('#method', 'grad-cam');
+    });
+
+    test(`${backend}: the page's saved report and the CLI's report of one image agree field by field`, async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'kdlens-report-'));
+      const path = join(dir, 'same.png');
+      const bytes = testImage(72, 9);
+      await writeFile(path, bytes);
+      await page.selectOption('#target', '3');
+      await page.selectOption('#score', 'probability');
+      const { result } = await explainDropped(page, bytes, 'same.png');
+      const [download] = await Promise.all([page.waitForEvent('download'), page.click('#save-json')]);
+      const saved = JSON.parse((await readFile(await download.path())).toString('utf8'));
+      const layer = await page.inputValue('#layer');
+      const native = await nativeExplain(path, MODEL, ['--seed', '0', '--layer', layer, '--class', '3', '--score', 'probability']);
+      assert.equal(saved.backend, backend);
+      assert.equal(native.backend, 'flex');
+      assert.deepEqual(saved.image, { name: 'same.png', width: 72, height: 72 });
+      assert.equal(saved.class, 3);
+      assert.deepEqual(saved.probabilities, result.probabilities, 'the saved file is the shown report');
+      assertSameReport(saved, native);
+      await page.selectOption('#target', '');
+      await page.selectOption('#score', 'logit');
     });
   });
 }
@@ -126,7 +185,7 @@ describe('privacy, robustness and models (CPU)', () => {
     }
     assert.deepEqual([...saved['#save-png'].bytes.subarray(0, 8)], [137, 80, 78, 71, 13, 10, 26, 10], 'a PNG');
     const report = JSON.parse(saved['#save-json'].bytes.toString('utf8'));
-    assert.deepEqual(report.probabilities ?? report.result?.probabilities, result.probabilities);
+    assert.deepEqual(report.probabilities, result.probabilities);
     assert.match(saved['#save-json'].name, /private-after-swap/);
 
     assert.deepEqual(requests.slice(loaded), [], 'requests after load');
@@ -205,10 +264,10 @@ test('a WebGPU device lost during an explanation falls back to the CPU and still
     const { page, logs } = await openPage(context, `${server.url}?test-hooks`);
     assert.match(await page.textContent('#backend-badge'), /WebGPU/);
     const first = await explainDropped(page, testImage(64, 30), 'before-loss.png');
-    assert.equal(first.result.backend.name, 'webgpu');
+    assert.equal(first.result.backend, 'webgpu');
     await page.evaluate(() => { window.kdlens.loseDeviceOnNextExplain = true; });
     const { result } = await explainDropped(page, testImage(64, 31), 'during-loss.png');
-    assert.equal(result.backend.name, 'cpu', logs.join('\n'));
+    assert.equal(result.backend, 'cpu', logs.join('\n'));
     checkResult(result, first.result.probabilities.length);
     const badge = await page.textContent('#backend-badge');
     assert.match(badge, /CPU.*WebGPU device was lost/, badge);

@@ -192,9 +192,9 @@ export function kdlensBinary() {
 }
 
 /** Runs `kdlens explain` natively on `imagePath` and returns its explanation.json. */
-export async function nativeExplain(imagePath, modelPath) {
+export async function nativeExplain(imagePath, modelPath, extraArgs = []) {
   const runDir = await mkdtemp(join(tmpdir(), 'kdlens-native-'));
-  execFileSync(kdlensBinary(), ['--run-dir', runDir, 'explain', imagePath, '--model', modelPath], { stdio: 'pipe' });
+  execFileSync(kdlensBinary(), ['--run-dir', runDir, 'explain', imagePath, '--model', modelPath, ...extraArgs], { stdio: 'pipe' });
   const stem = imagePath.split('/').pop().replace(/\.[^.]+$/, '').replace(/[^A-Za-z0-9_-]/g, '_');
   return JSON.parse(await readFile(join(runDir, stem, 'explanation.json'), 'utf8'));
 }

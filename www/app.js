@@ -228,9 +228,15 @@ async function useImage(blob, name) {
 }
 
 // ---------------------------------------------------------------- explaining
-function currentOptions() {
+/** The core's explanation request (`kdlens::explain::Request`) for the current controls. */
+function currentRequest() {
   const target = $('target').value;
-  return { layer: $('layer').value || undefined, target: target === '' ? undefined : Number(target), score: $('score').value };
+  return {
+    methods: [$('method').value],
+    layer: $('layer').value || null,
+    target: target === '' ? 'predicted' : { class: Number(target) },
+    score: $('score').value,
+  };
 }
 
 async function explainCurrent() {
@@ -248,7 +254,7 @@ async function explainCurrent() {
     const rgba = image.rgba.slice();
     let result;
     try {
-      result = await call('explain', { rgba: rgba.buffer, width: image.width, height: image.height, options: currentOptions(), loseDevice: params.has('test-hooks') && window.kdlens.loseDeviceOnNextExplain }, [rgba.buffer]);
+      result = await call('explain', { rgba: rgba.buffer, width: image.width, height: image.height, name: image.name, request: currentRequest(), loseDevice: params.has('test-hooks') && window.kdlens.loseDeviceOnNextExplain }, [rgba.buffer]);
     } catch (error) {
       if (!isFatal(error) || state.backend.name !== 'webgpu') throw error;
       window.kdlens.loseDeviceOnNextExplain = false;
@@ -256,7 +262,7 @@ async function explainCurrent() {
       await startWorker('cpu', 'the WebGPU device was lost; switched to the CPU automatically');
       await call('load', { bytes: state.modelBytes.slice(0) });
       const again = image.rgba.slice();
-      result = await call('explain', { rgba: again.buffer, width: image.width, height: image.height, options: currentOptions() }, [again.buffer]);
+      result = await call('explain', { rgba: again.buffer, width: image.width, height: image.height, name: image.name, request: currentRequest() }, [again.buffer]);
     }
     if (params.has('test-hooks')) window.kdlens.loseDeviceOnNextExplain = false;
     if (generation === state.generation) {
@@ -278,15 +284,21 @@ async function explainCurrent() {
   }
 }
 
-/** The worker's rendering of a feature map (`index` ≥ 0) or of the Grad-CAM (−1) as ImageData. */
-function render(index, width, height) {
-  return call('render', { index, colormap: $('colormap').value, width, height });
+/** The worker's rendering of a view of the last report (`feature-map:K` or a method name) as
+ * ImageData with the chosen colours and opacity (`kdlens::explain::Report::render`). */
+function render(view, width, height) {
+  return call('render', { view, colormap: $('colormap').value, opacity: Number($('opacity').value), width, height });
 }
 
-function describeCam(cam) {
-  const [h, w] = cam.size;
+/** The method map the page shows: the report's first (and only) map. */
+function shownMap(result) {
+  return result.maps[0];
+}
+
+function describeMap(map) {
+  const [h, w] = map.size;
   let best = 0;
-  cam.map.forEach((v, i) => { if (v > cam.map[best]) best = i; });
+  map.values.forEach((v, i) => { if (v > map.values[best]) best = i; });
   const row = Math.floor(best / w) / Math.max(1, h - 1);
   const col = (best % w) / Math.max(1, w - 1);
   const vertical = row < 0.34 ? 'top' : row > 0.66 ? 'bottom' : 'middle';
@@ -294,16 +306,30 @@ function describeCam(cam) {
   return `strongest evidence near the ${vertical} ${horizontal}`;
 }
 
+function methodLabel(method) {
+  return $('method').querySelector(`option[value="${CSS.escape(method)}"]`)?.textContent || method;
+}
+
 async function drawCam() {
   const result = state.result;
+  const map = shownMap(result);
   const f = fit(state.image.width, state.image.height, DISPLAY);
   const canvas = $('cam-canvas');
   const context = canvas.getContext('2d');
   context.clearRect(0, 0, DISPLAY, DISPLAY);
-  context.putImageData(await render(-1, f.w, f.h), f.x, f.y);
-  canvas.style.opacity = $('opacity').value;
+  context.putImageData(await render(map.method, f.w, f.h), f.x, f.y);
   const classes = state.model.manifest.classes;
-  $('image-canvas').setAttribute('aria-label', `${state.image.name}, with the Grad-CAM of class ${classes[result.gradCam.class]} on layer ${result.gradCam.layer}: ${describeCam(result.gradCam)}`);
+  $('image-canvas').setAttribute('aria-label', `${state.image.name}, with the ${methodLabel(map.method)} map of class ${classes[map.class]} on ${map.layer}: ${describeMap(map)}`);
+}
+
+function showOod(result) {
+  const warning = $('ood-warning');
+  const verdict = result.in_distribution;
+  warning.hidden = !verdict || verdict.in_distribution;
+  warning.textContent = verdict && !verdict.in_distribution
+    ? `This image does not look like the images the model was trained on (distance ${verdict.score.toFixed(0)}, threshold ${verdict.threshold.toFixed(0)}): its prediction and maps are not to be trusted.`
+    : '';
+  document.body.dataset.inDistribution = verdict ? String(verdict.in_distribution) : 'unknown';
 }
 
 async function showResult(result) {
@@ -327,37 +353,38 @@ async function showResult(result) {
     li.append(label, bar, value);
     return li;
   }));
-  const t = result.timings;
-  $('timings').textContent = `${classes[result.predicted]} · forward + feature maps ${t.forward_ms.toFixed(1)} ms · Grad-CAM ${t.grad_cam_ms.toFixed(1)} ms · total in the worker ${t.workerMs.toFixed(1)} ms on ${state.backend.name === 'webgpu' ? 'WebGPU' : 'CPU'}`;
+  const t = result.timings_ms;
+  const map = shownMap(result);
+  const methodMs = t.cam ?? t[map.method] ?? 0;
+  $('timings').textContent = `${classes[result.predicted]} · forward + feature maps ${t.forward.toFixed(1)} ms · ${methodLabel(map.method)} ${methodMs.toFixed(1)} ms · total in the worker ${t.worker.toFixed(1)} ms on ${state.backend.name === 'webgpu' ? 'WebGPU' : 'CPU'}`;
+  showOod(result);
   await drawCam();
   await drawStrip(result);
   $('save-png').disabled = false;
   $('save-json').disabled = false;
-  showStatus(`${state.image.name}: ${classes[result.predicted]} (${(100 * result.probabilities[result.predicted]).toFixed(1)} %). Grad-CAM of ${classes[result.gradCam.class]} on ${result.gradCam.layer}.`);
+  showStatus(`${state.image.name}: ${classes[result.predicted]} (${(100 * result.probabilities[result.predicted]).toFixed(1)} %). ${methodLabel(map.method)} of ${classes[map.class]} on ${map.layer}.`);
   window.kdlens.lastResult = plain(result);
   window.kdlens.lastImage = state.image.name;
 }
 
-/** The result with its typed arrays turned into plain arrays (for JSON and for tests). */
+/** The report as plain JSON data (for saving and for tests). */
 function plain(result) {
-  return JSON.parse(JSON.stringify(result, (_, v) => (ArrayBuffer.isView(v) ? Array.from(v) : v)));
+  return JSON.parse(JSON.stringify(result));
 }
 
 async function drawStrip(result) {
   const f = fit(state.image.width, state.image.height, THUMB);
   const items = [];
-  for (let k = 0; k < result.featureMaps.length; k++) {
-    const map = result.featureMaps[k];
+  for (let k = 0; k < result.feature_maps.length; k++) {
+    const map = result.feature_maps[k];
     const canvas = document.createElement('canvas');
     canvas.width = THUMB;
     canvas.height = THUMB;
     drawImage(canvas, state.image, THUMB);
-    const heat = await render(k, f.w, f.h);
+    const heat = await render(`feature-map:${k}`, f.w, f.h);
     const layer = new OffscreenCanvas(f.w, f.h);
     layer.getContext('2d').putImageData(heat, 0, 0);
-    const context = canvas.getContext('2d');
-    context.globalAlpha = 0.5;
-    context.drawImage(layer, f.x, f.y);
+    canvas.getContext('2d').drawImage(layer, f.x, f.y);
     const button = document.createElement('button');
     button.type = 'button';
     const text = `${map.layer}: ${map.channels} channels at ${map.size[0]}×${map.size[1]}`;
@@ -380,11 +407,8 @@ async function zoom(index, text) {
   const canvas = $('zoom-canvas');
   const f = drawImage(canvas, state.image, DISPLAY);
   const layer = new OffscreenCanvas(f.w, f.h);
-  layer.getContext('2d').putImageData(await render(index, f.w, f.h), 0, 0);
-  const context = canvas.getContext('2d');
-  context.globalAlpha = 0.5;
-  context.drawImage(layer, f.x, f.y);
-  context.globalAlpha = 1;
+  layer.getContext('2d').putImageData(await render(`feature-map:${index}`, f.w, f.h), 0, 0);
+  canvas.getContext('2d').drawImage(layer, f.x, f.y);
   $('zoom-title').textContent = text;
   canvas.setAttribute('aria-label', `Enlarged average feature map of ${text}`);
   $('zoom').showModal();
@@ -410,30 +434,14 @@ async function saveOverlay() {
   composite.height = DISPLAY;
   const context = composite.getContext('2d');
   context.drawImage($('image-canvas'), 0, 0);
-  context.globalAlpha = Number($('opacity').value);
   context.drawImage($('cam-canvas'), 0, 0);
-  composite.toBlob((blob) => download(blob, `${baseName()}-gradcam.png`), 'image/png');
+  const method = state.result ? shownMap(state.result).method : 'map';
+  composite.toBlob((blob) => download(blob, `${baseName()}-${method.replace(/[^\w-]+/g, '_')}.png`), 'image/png');
 }
 
+/** Saves the report exactly as the core produced it: the schema `kdlens explain` writes. */
 function saveJson() {
-  const m = state.model.manifest;
-  const r = state.result;
-  const report = {
-    image: state.image.name,
-    image_size: [state.image.width, state.image.height],
-    model: m.name,
-    model_weights_sha256: m.weights.sha256,
-    classes: m.classes,
-    probabilities: r.probabilities,
-    predicted: r.predicted,
-    predicted_class: m.classes[r.predicted],
-    grad_cam: plain(r).gradCam,
-    options: currentOptions(),
-    backend: state.backend,
-    timings_ms: r.timings,
-    time: new Date().toISOString(),
-  };
-  download(new Blob([JSON.stringify(report, null, 2)], { type: 'application/json' }), `${baseName()}-kdlens.json`);
+  download(new Blob([JSON.stringify(plain(state.result), null, 2)], { type: 'application/json' }), `${baseName()}-kdlens.json`);
 }
 
 // ---------------------------------------------------------------- wiring
@@ -502,9 +510,10 @@ async function main() {
   });
   wireDropTarget($('model-drop'), useModelFile, () => $('model-input').click());
   $('model-input').addEventListener('change', (e) => { const f = e.target.files[0]; if (f) useModelFile(f); e.target.value = ''; });
-  $('opacity').addEventListener('input', () => { $('cam-canvas').style.opacity = $('opacity').value; });
-  $('colormap').addEventListener('change', async () => { if (state.result) { await drawCam(); await drawStrip(state.result); } });
-  for (const id of ['layer', 'target', 'score']) $(id).addEventListener('change', () => explainCurrent());
+  const redraw = async () => { if (state.result && !state.busy) { await drawCam(); await drawStrip(state.result); } };
+  $('opacity').addEventListener('change', redraw);
+  $('colormap').addEventListener('change', redraw);
+  for (const id of ['method', 'layer', 'target', 'score']) $(id).addEventListener('change', () => explainCurrent());
   $('save-png').addEventListener('click', saveOverlay);
   $('save-json').addEventListener('click', saveJson);
   try {

@@ -1,6 +1,7 @@
 // The page's compute thread: owns the WebAssembly module (kdlens core + burn) and runs one
 // request at a time. Messages in: {id, type: 'start'|'load'|'predict'|'explain'|'render', ...};
-// messages out: {id, ok: true, result} or {id, ok: false, error}.
+// messages out: {id, ok: true, result} or {id, ok: false, error}. An explanation's result is the
+// core's report, the same JSON that `kdlens explain` writes.
 import init, { Explainer } from './pkg/kdlens_web.js';
 
 let explainer = null;
@@ -42,15 +43,15 @@ async function handle(message) {
         testHooks.device.destroy();
       }
       const started = performance.now();
-      const result = await explainer.explain(new Uint8Array(message.rgba), message.width, message.height, message.options);
-      result.timings.workerMs = performance.now() - started;
-      console.debug(`explain: preprocess ${result.preprocessMs.toFixed(1)} ms, core ${result.timings.total_ms.toFixed(1)} ms, call ${result.timings.workerMs.toFixed(1)} ms`);
-      return result;
+      const report = await explainer.explain(new Uint8Array(message.rgba), message.width, message.height, message.name, message.request);
+      report.timings_ms.worker = performance.now() - started;
+      console.debug(`explain: preprocess ${report.timings_ms.preprocess.toFixed(1)} ms, core ${report.timings_ms.total.toFixed(1)} ms, call ${report.timings_ms.worker.toFixed(1)} ms`);
+      return report;
     }
     case 'predict':
       return explainer.predict(new Uint8Array(message.rgba), message.width, message.height);
     case 'render':
-      return explainer.render(message.index, message.colormap, message.height, message.width);
+      return explainer.render(message.view, message.colormap, message.opacity, message.height, message.width);
     default:
       throw new Error(`unknown request ${message.type}`);
   }

@@ -3,6 +3,10 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use kdlens::explain::{
+    Baseline, CamScore, Colormap, DEFAULT_OPACITY, FaithfulnessPlan, IntegratedGradientsPlan,
+    Method, ShapPlan,
+};
 
 /// kdlens — make a medical image classifier transparent by distilling it into a small student
 /// whose every layer can be looked at.
@@ -58,8 +62,14 @@ pub enum Command {
     /// Evaluate one or more models on the test split: accuracy, per-class and averaged
     /// precision/recall/F1, confusion matrix, calibration.
     Evaluate(EvaluateArgs),
-    /// Explain images: per-layer feature maps (KD-FMV), Grad-CAM and SHAP, as PNGs and JSON.
+    /// Explain images: per-layer feature maps (KD-FMV), the CAM family, integrated gradients
+    /// and SHAP, with faithfulness curves and an out-of-distribution check, as PNGs and a JSON
+    /// report.
     Explain(ExplainArgs),
+    /// Does the student explain like its teacher, and are the maps faithful? Deletion and
+    /// insertion areas per method and model, teacher–student agreement per class, the sanity
+    /// check, out-of-distribution rates, over a seeded sample of the test split.
+    Audit(AuditArgs),
     /// Export a model for the browser: one bundle file (plus a safetensors copy).
     Export(ExportArgs),
     /// Efficiency table of teacher vs student: parameters, FLOPs and mean execution time of
@@ -202,13 +212,50 @@ pub struct EvaluateArgs {
     pub models: Vec<PathBuf>,
 }
 
-/// Colormap choice.
-#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ColormapArg {
-    /// Matplotlib's jet (the paper's figures).
-    Jet,
-    /// Viridis (colour-vision-deficiency friendly).
-    Viridis,
+/// What to explain and how: the CLI face of the core's [`Request`](kdlens::explain::Request).
+/// Every default is the core's.
+#[derive(Args, Debug, Clone)]
+pub struct RequestArgs {
+    /// Methods, repeated or comma-separated: grad-cam, grad-cam++, hires-cam, layer-cam,
+    /// integrated-gradients, shap (feature-map means always come with them).
+    #[arg(long = "method", value_delimiter = ',', default_value = "grad-cam")]
+    pub methods: Vec<Method>,
+    /// Every method (SHAP included).
+    #[arg(long, conflicts_with = "methods")]
+    pub all_methods: bool,
+    /// Also compute SHAP (the same as adding `--method shap`).
+    #[arg(long)]
+    pub shap: bool,
+    /// Stage of the CAM methods (default: the last convolution stage); the report lists them.
+    #[arg(long)]
+    pub layer: Option<String>,
+    /// Explain this class (index or name) instead of the predicted one.
+    #[arg(long)]
+    pub class: Option<String>,
+    /// The score the CAM methods differentiate: logit or probability.
+    #[arg(long, default_value = "logit")]
+    pub score: CamScore,
+    /// Points on the integrated-gradients path.
+    #[arg(long, default_value_t = IntegratedGradientsPlan::default().steps)]
+    pub ig_steps: usize,
+    /// Integrated-gradients baseline: black, blur or noise.
+    #[arg(long, default_value = "black")]
+    pub ig_baseline: Baseline,
+    /// SHAP samples per image.
+    #[arg(long, default_value_t = ShapPlan::default().samples)]
+    pub shap_samples: usize,
+    /// Background images for SHAP: a folder of images (default: a black and a mid-gray image).
+    #[arg(long)]
+    pub background: Option<PathBuf>,
+    /// At most this many background images.
+    #[arg(long, default_value_t = 16)]
+    pub background_size: usize,
+    /// Also compute the deletion and insertion curves (and their areas) of every map.
+    #[arg(long)]
+    pub faithfulness: bool,
+    /// Steps of the deletion and insertion curves.
+    #[arg(long, default_value_t = FaithfulnessPlan::default().steps)]
+    pub faithfulness_steps: usize,
 }
 
 #[derive(Args, Debug)]
@@ -219,33 +266,53 @@ pub struct ExplainArgs {
     /// The model file.
     #[arg(long)]
     pub model: PathBuf,
-    /// Grad-CAM layer (default: the last convolution stage); see the JSON for the names.
-    #[arg(long)]
-    pub layer: Option<String>,
-    /// Explain this class (index or name) instead of the predicted one.
-    #[arg(long)]
-    pub class: Option<String>,
-    /// Differentiate the softmax probability instead of the logit.
-    #[arg(long)]
-    pub probability: bool,
-    /// Heatmap colours.
-    #[arg(long, value_enum, default_value_t = ColormapArg::Jet)]
-    pub colormap: ColormapArg,
+    #[command(flatten)]
+    pub request: RequestArgs,
+    /// Heatmap colours: viridis (colour-blind safe) or jet (the paper's).
+    #[arg(long, default_value = "viridis")]
+    pub colormap: Colormap,
     /// Heatmap opacity over the image, 0–1.
-    #[arg(long, default_value_t = 0.4)]
-    pub alpha: f32,
-    /// Also compute SHAP (expected gradients) against a background set.
+    #[arg(long, default_value_t = DEFAULT_OPACITY)]
+    pub opacity: f32,
+}
+
+#[derive(Args, Debug)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The teacher model file.
     #[arg(long)]
-    pub shap: bool,
-    /// SHAP samples per image.
-    #[arg(long, default_value_t = 200)]
+    pub teacher: PathBuf,
+    /// Student model files (each is compared with the teacher).
+    #[arg(long = "student", required = true)]
+    pub students: Vec<PathBuf>,
+    /// Methods to audit, repeated or comma-separated (default: the CAM family and integrated
+    /// gradients; add shap for SHAP, which needs a forward and backward pass per sample).
+    #[arg(
+        long = "method",
+        value_delimiter = ',',
+        default_value = "grad-cam,grad-cam++,hires-cam,layer-cam,integrated-gradients"
+    )]
+    pub methods: Vec<Method>,
+    /// Test images audited: a seeded sample of this many (stratified by class).
+    #[arg(long, default_value_t = 100)]
+    pub images: usize,
+    /// Images the sanity check (cascading randomisation) runs on.
+    #[arg(long, default_value_t = 8)]
+    pub sanity_images: usize,
+    /// Steps of the deletion and insertion curves.
+    #[arg(long, default_value_t = FaithfulnessPlan::default().steps)]
+    pub faithfulness_steps: usize,
+    /// Points on the integrated-gradients path.
+    #[arg(long, default_value_t = IntegratedGradientsPlan::default().steps)]
+    pub ig_steps: usize,
+    /// SHAP samples per image (when shap is audited).
+    #[arg(long, default_value_t = 50)]
     pub shap_samples: usize,
-    /// Background images for SHAP: a folder of images (default: black and mid-gray images).
+    /// A folder of images unlike the training data (searched recursively): the audit reports
+    /// how many the out-of-distribution check flags.
     #[arg(long)]
-    pub background: Option<PathBuf>,
-    /// At most this many background images.
-    #[arg(long, default_value_t = 16)]
-    pub background_size: usize,
+    pub ood: Option<PathBuf>,
 }
 
 /// Weight precision choice.

@@ -64,6 +64,10 @@ fn run(cli: Cli) -> Result<()> {
             let run = RunDir::open(global.run_dir.as_deref(), "explain")?;
             commands::explain::run_explain(args, global, &run, &device::select(global.device)?)?;
         }
+        Command::Audit(args) => {
+            let run = RunDir::open(global.run_dir.as_deref(), "audit")?;
+            commands::audit::run_audit(args, global, &run, &device::select(global.device)?)?;
+        }
         Command::Export(args) => {
             let run = RunDir::open(global.run_dir.as_deref(), "export")?;
             commands::export::run_export(args, &run, &device::select(global.device)?)?;

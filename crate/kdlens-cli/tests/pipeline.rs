@@ -150,13 +150,18 @@ fn mri_dir() -> Option<PathBuf> {
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
+    walk_ext(dir, "jpg")
+}
+
+/// Files with extension `ext` under `dir`, recursively, sorted.
+fn walk_ext(dir: &Path, ext: &str) -> Vec<PathBuf> {
     let mut files = Vec::new();
     if let Ok(entries) = std::fs::read_dir(dir) {
         for entry in entries.flatten() {
             let path = entry.path();
             if path.is_dir() {
-                files.extend(walk(&path));
-            } else if path.extension().is_some_and(|e| e == "jpg") {
+                files.extend(walk_ext(&path, ext));
+            } else if path.extension().is_some_and(|e| e == ext) {
                 files.push(path);
             }
         }
@@ -229,26 +234,41 @@ fn real_brain_mri_jpegs_train_evaluate_and_explain() {
             9,
             "DenseNet stages"
         );
-        let cam: Vec<f64> = entry["grad_cam"]["map"]
+        assert_eq!(entry["version"], 1);
+        let methods: Vec<&str> = entry["maps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["method"].as_str().unwrap())
+            .collect();
+        assert_eq!(methods, ["grad-cam", "shap"]);
+        let cam: Vec<f64> = entry["maps"][0]["values"]
             .as_array()
             .unwrap()
             .iter()
             .map(|v| v.as_f64().unwrap())
             .collect();
-        assert!(cam.iter().all(|v| (0.0..=1.0).contains(v)));
+        assert!(cam.iter().all(|v| *v >= 0.0 && v.is_finite()));
         assert!(
-            entry["shap"]["sum_of_attributions"]
+            entry["maps"][1]["completeness"]["total"]
                 .as_f64()
                 .unwrap()
                 .is_finite()
         );
         let [w, h] = [
-            entry["image_size"][0].as_u64().unwrap(),
-            entry["image_size"][1].as_u64().unwrap(),
+            entry["image"]["width"].as_u64().unwrap(),
+            entry["image"]["height"].as_u64().unwrap(),
         ];
         assert!(
             (200..700).contains(&w) && (200..700).contains(&h),
             "real scan sizes, got {w}×{h}"
+        );
+        assert!(
+            entry["in_distribution"]["score"]
+                .as_f64()
+                .unwrap()
+                .is_finite(),
+            "the trained model carries an out-of-distribution reference"
         );
     }
     let first = images[0]
@@ -257,7 +277,7 @@ fn real_brain_mri_jpegs_train_evaluate_and_explain() {
         .to_string_lossy()
         .into_owned();
     for file in [
-        "gradcam_features_norm5.png",
+        "grad-cam.png",
         "fmv_1_features_relu0.png",
         "shap.png",
         "explanation.json",
@@ -315,4 +335,81 @@ fn quick_demo_runs_end_to_end_and_its_student_beats_chance() {
     assert!(web.join("model.kdlens").exists() && web.join("samples.json").exists());
     let samples: Vec<String> = serde_json::from_value(json(&web.join("samples.json"))).unwrap();
     assert_eq!(samples.len(), 4);
+
+    // The audit: faithfulness of every method for the teacher and both students, their
+    // agreement with the teacher, and sanity checks that the CAM methods pass.
+    let audit = json(&run_dir.join("audit/audit.json"));
+    let faithfulness = audit["faithfulness"].as_array().unwrap();
+    assert_eq!(faithfulness.len(), 3 * 5, "3 models × 5 methods");
+    for row in faithfulness {
+        let deletion = row["deletion_auc"]["mean"].as_f64().unwrap();
+        let insertion = row["insertion_auc"]["mean"].as_f64().unwrap();
+        assert!(
+            (0.0..=1.0).contains(&deletion) && (0.0..=1.0).contains(&insertion),
+            "{row}"
+        );
+        assert_eq!(row["deletion_auc"]["n"], 20);
+    }
+    assert_eq!(audit["agreement"].as_array().unwrap().len(), 2 * 5);
+    for row in audit["agreement"].as_array().unwrap() {
+        let rho = row["spearman"]["mean"].as_f64().unwrap();
+        assert!((-1.0..=1.0).contains(&rho), "{row}");
+    }
+    let sanity = audit["sanity"].as_array().unwrap();
+    assert_eq!(sanity.len(), 3 * 5);
+    assert!(
+        sanity.iter().any(|s| s["passed"].as_u64().unwrap() > 0),
+        "some method passes the sanity check"
+    );
+    for file in [
+        "audit/audit.md",
+        "audit/agreement.png",
+        "audit/faithfulness_teacher.png",
+    ] {
+        assert!(run_dir.join(file).exists(), "{file}");
+    }
+    assert!(text(&out).contains("Does the student explain like its teacher?"));
+
+    out_of_distribution_images_are_flagged(
+        &run_dir.join("student-kd/student.kdlens"),
+        &web,
+        dir.path(),
+    );
+}
+
+/// The demo's Fashion-MNIST student accepts Fashion-MNIST test images and flags the real brain
+/// MRIs as unlike its training data.
+fn out_of_distribution_images_are_flagged(model: &Path, web: &Path, dir: &Path) {
+    let samples = walk_ext(&web.join("samples"), "png");
+    let verdicts = |images: &[PathBuf], name: &str| -> Vec<bool> {
+        let run_dir = dir.join(name);
+        let mut args = vec![
+            "--run-dir".to_string(),
+            run_dir.display().to_string(),
+            "explain".into(),
+            "--model".into(),
+            model.display().to_string(),
+        ];
+        args.extend(images.iter().map(|p| p.display().to_string()));
+        let out = kdlens().args(&args).output().unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        json(&run_dir.join("explanations.json"))
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["in_distribution"]["in_distribution"].as_bool().unwrap())
+            .collect()
+    };
+    let fashion = verdicts(&samples, "ood-fashion");
+    assert!(
+        fashion.iter().filter(|v| **v).count() >= 3,
+        "Fashion-MNIST test images are in distribution: {fashion:?}"
+    );
+    let Some(mri) = mri_dir() else { return };
+    let scans = verdicts(&walk(&mri), "ood-mri");
+    let flagged = scans.iter().filter(|v| !**v).count();
+    assert!(
+        flagged >= 15,
+        "only {flagged} of 17 MRIs flagged: {scans:?}"
+    );
 }

@@ -3,11 +3,11 @@
 use burn::tensor::Device;
 use kdlens::{
     bundle::Bundle,
-    explain::{CamScore, Colormap, ExplainOptions, Explanation, Target, explain, predict},
+    explain::{Colormap, Context, ImageSummary, Report, Request, View, explain, predict},
     image::RgbaImage,
     model::{Classifier, LayeredClassifier},
 };
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 /// Serialises to plain JavaScript objects and arrays (not `Map`s), so results can be posted
@@ -32,18 +32,6 @@ struct BackendInfo {
     reason: String,
 }
 
-/// Options of one explanation, as the page sends them.
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase", default)]
-struct JsExplainOptions {
-    /// Grad-CAM stage name; absent: the last stage.
-    layer: Option<String>,
-    /// Class index; absent: the predicted class.
-    target: Option<usize>,
-    /// `logit` (default) or `probability`.
-    score: Option<String>,
-}
-
 /// What `predict` returns.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -54,43 +42,6 @@ struct PredictOut {
     preprocess_ms: f64,
     /// Milliseconds of the forward pass, read-back included.
     forward_ms: f64,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct MapOut {
-    layer: String,
-    channels: usize,
-    size: [usize; 2],
-    /// Channel means at the stage's resolution, a `Float32Array`.
-    #[serde(with = "serde_wasm_bindgen::preserve")]
-    raw: JsValue,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct CamOut {
-    layer: String,
-    class: usize,
-    score: CamScore,
-    size: [usize; 2],
-    /// Grad-CAM divided by its maximum, at the stage's resolution, a `Float32Array`.
-    #[serde(with = "serde_wasm_bindgen::preserve")]
-    map: JsValue,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ExplainOut {
-    probabilities: Vec<f32>,
-    logits: Vec<f32>,
-    predicted: usize,
-    feature_maps: Vec<MapOut>,
-    grad_cam: CamOut,
-    timings: kdlens::explain::Timings,
-    /// Decoding-independent preprocessing of the pixels (resize, normalise, upload), ms.
-    preprocess_ms: f64,
-    backend: BackendInfo,
 }
 
 #[derive(Serialize)]
@@ -107,7 +58,7 @@ pub struct Explainer {
     device: Device,
     backend: BackendInfo,
     model: Option<(Bundle, Classifier, usize)>,
-    last: Option<Explanation>,
+    last: Option<Report>,
 }
 
 #[wasm_bindgen]
@@ -225,115 +176,72 @@ impl Explainer {
         })
     }
 
-    /// Explains RGBA pixels (`width × height × 4` bytes): class probabilities, every stage's
-    /// feature map, Grad-CAM for `options` (`{ layer?, target?, score? }`) and timings.
+    /// Explains RGBA pixels (`width × height × 4` bytes) of the image `name` as `request` (the
+    /// core's `Request` as a plain object; missing fields take the core's defaults) asks, and
+    /// returns the core's `Report` — the same JSON that `kdlens explain` writes.
     pub async fn explain(
         &mut self,
         rgba: Vec<u8>,
         width: usize,
         height: usize,
-        options: JsValue,
+        name: String,
+        request: JsValue,
     ) -> Result<JsValue, JsError> {
-        let options: JsExplainOptions = if options.is_undefined() || options.is_null() {
-            JsExplainOptions::default()
+        let request: Request = if request.is_undefined() || request.is_null() {
+            Request::default()
         } else {
-            serde_wasm_bindgen::from_value(options)
-                .map_err(|e| JsError::new(&format!("bad explain options: {e}")))?
+            serde_wasm_bindgen::from_value(request)
+                .map_err(|e| JsError::new(&format!("bad explanation request: {e}")))?
         };
         let started = web_time::Instant::now();
         let input = self.input(rgba, width, height)?;
         let preprocess_ms = started.elapsed().as_secs_f64() * 1e3;
-        let (_, model, _) = self
+        let (bundle, model, _) = self
             .model
             .as_ref()
             .ok_or_else(|| JsError::new("no model loaded"))?;
-        let request = ExplainOptions {
-            layer: options.layer,
-            target: options
-                .target
-                .map(Target::Class)
-                .unwrap_or(Target::Predicted),
-            score: match options.score.as_deref() {
-                None | Some("logit") => CamScore::Logit,
-                Some("probability") => CamScore::Probability,
-                Some(other) => {
-                    return Err(JsError::new(&format!(
-                        "unknown score {other:?}: use logit or probability"
-                    )));
-                }
-            },
+        let context = Context {
+            manifest: Some(bundle.manifest()),
+            background: None,
         };
-        let explanation = explain(model, input, &request).await.map_err(js_error)?;
-        let layers = model.layers();
-        let cam = &explanation.grad_cam;
-        let out = ExplainOut {
-            probabilities: explanation.probabilities.clone(),
-            logits: explanation.logits.clone(),
-            predicted: explanation.predicted,
-            feature_maps: explanation
-                .feature_maps
-                .iter()
-                .zip(&layers)
-                .map(|(m, info)| MapOut {
-                    layer: m.layer.clone(),
-                    channels: info.channels,
-                    size: m.size,
-                    raw: js_sys::Float32Array::from(&m.values[..]).into(),
-                })
-                .collect(),
-            grad_cam: CamOut {
-                layer: cam.raw.layer.clone(),
-                class: cam.class,
-                score: cam.score,
-                size: cam.raw.size,
-                map: js_sys::Float32Array::from(&cam.raw.max_normalized().values[..]).into(),
-            },
-            timings: explanation.timings,
-            preprocess_ms,
-            backend: self.backend.clone(),
-        };
-        self.last = Some(explanation);
-        to_js(&out)
+        let mut report = explain(model, input, &request, &context)
+            .await
+            .map_err(js_error)?;
+        report.image = Some(ImageSummary {
+            name,
+            width,
+            height,
+        });
+        report.backend = Some(self.backend.name.to_string());
+        report
+            .timings_ms
+            .insert("preprocess".to_string(), preprocess_ms);
+        let out = to_js(&report);
+        self.last = Some(report);
+        out
     }
 
-    /// An `ImageData` of `width × height` pixels: the last explanation's stage `index` feature
-    /// map (resized, min-max normalised, coloured), or its Grad-CAM when `index` is negative.
-    /// `colormap` is `jet` or `viridis`.
+    /// An `ImageData` of `width × height` pixels: the last report's `view` (`feature-map:K` or
+    /// a method name such as `grad-cam`) in `colormap` (`viridis` or `jet`) with `opacity`, as
+    /// the core's `Report::render` draws it.
     pub fn render(
         &self,
-        index: i32,
+        view: String,
         colormap: String,
+        opacity: f32,
         height: usize,
         width: usize,
     ) -> Result<web_sys::ImageData, JsError> {
-        let explanation = self
+        let report = self
             .last
             .as_ref()
             .ok_or_else(|| JsError::new("nothing explained yet"))?;
-        if height == 0 || width == 0 || height > 4096 || width > 4096 {
-            return Err(JsError::new(&format!(
-                "render size {width}×{height} must be 1–4096 pixels per side"
-            )));
-        }
-        let colormap = match colormap.as_str() {
-            "jet" => Colormap::Jet,
-            "viridis" => Colormap::Viridis,
-            other => {
-                return Err(JsError::new(&format!(
-                    "unknown colormap {other:?}: use jet or viridis"
-                )));
-            }
-        };
-        let map = if index < 0 {
-            explanation.grad_cam.display([height, width])
-        } else {
-            let map = explanation
-                .feature_maps
-                .get(index as usize)
-                .ok_or_else(|| JsError::new(&format!("no stage {index}")))?;
-            map.resized([height, width]).min_max_normalized()
-        };
-        let pixels = colormap.colorize(&map).into_pixels();
+        let view: View = view.parse().map_err(js_error)?;
+        let colormap: Colormap = colormap.parse().map_err(js_error)?;
+        let pixels = report
+            .render(&view, [height, width], colormap, opacity)
+            .map_err(js_error)?
+            .into_pixels();
         web_sys::ImageData::new_with_u8_clamped_array_and_sh(
             wasm_bindgen::Clamped(&pixels),
             width as u32,

@@ -4,8 +4,9 @@
 //! Transparency of Classifier Models* (Jiang, Zhao, Wu, Chaddad; AAAI-25, "KD-FMV"). It holds all
 //! of the science and nothing else: the models ([`model`]), the explanation operations
 //! ([`explain`]), the distillation loss ([`distill`]), classification metrics and model cost
-//! ([`metrics`]), the one image preprocessing path ([`image`]) and the exported student format
-//! ([`bundle`]).
+//! ([`metrics`]), whether explanations can be trusted ([`trust`]: faithfulness, teacher–student
+//! agreement, sanity checks, out-of-distribution inputs), the one image preprocessing path
+//! ([`image`]) and the exported model format ([`bundle`]).
 //!
 //! Every function takes a burn [`Device`](burn::tensor::Device) chosen at run time — `flex` on
 //! the CPU, `wgpu` on a GPU natively or WebGPU in the browser — and the crate compiles both for
@@ -25,6 +26,7 @@ pub mod image;
 pub mod metrics;
 pub mod model;
 mod readback;
+pub mod trust;
 
 pub use error::{Error, Result};
 #[cfg(not(target_arch = "wasm32"))]

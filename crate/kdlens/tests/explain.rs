@@ -7,11 +7,25 @@ use burn::{
 use kdlens::{
     block_on,
     explain::{
-        CamScore, ExpectedGradients, ExplainOptions, Target, expected_gradients, explain,
-        feature_maps, grad_cam, predict,
+        Cam, CamScore, Context, ExpectedGradients, IntegratedGradientsPlan, Method, Quadrature,
+        Report, Request, Target, View, class_activation_maps, expected_gradients, explain,
+        feature_maps, integrated_gradients, predict,
     },
     model::{Architecture, Classifier, LayeredClassifier, ModelSpec},
 };
+
+/// Grad-CAM alone, through the CAM family's entry point.
+async fn grad_cam(
+    model: &Classifier,
+    input: Tensor<4>,
+    layer: Option<&str>,
+    target: Target,
+    score: CamScore,
+) -> kdlens::Result<Cam> {
+    let mut cams =
+        class_activation_maps(model, input, layer, target, score, &[Method::GradCam]).await?;
+    Ok(cams.remove(0))
+}
 
 fn setup(arch: Architecture, size: usize) -> (Device, Classifier, Tensor<4>) {
     let device = Device::flex();
@@ -46,11 +60,6 @@ fn feature_maps_are_channel_means_of_the_activations() {
             }
         }
     }
-    let display = maps.display([64, 64]);
-    for map in &display {
-        let (lo, hi) = map.range();
-        assert!(lo >= 0.0 && hi <= 1.0 && map.size == [64, 64]);
-    }
 }
 
 /// Grad-CAM's channel weights are spatial means of ∂score/∂A; check them against central finite
@@ -76,10 +85,8 @@ fn grad_cam_matches_finite_differences_of_the_class_score() {
         CamScore::Logit,
     ))
     .unwrap();
-    assert_eq!(
-        (cam.class, cam.raw.size, cam.weights.len()),
-        (class, [h, w], c)
-    );
+    let weights = cam.weights.clone().unwrap();
+    assert_eq!((cam.class, cam.raw.size, weights.len()), (class, [h, w], c));
     let eps = 1e-2f32;
     for ch in (0..c).step_by(17) {
         let mut weight = 0.0f64;
@@ -90,13 +97,13 @@ fn grad_cam_matches_finite_differences_of_the_class_score() {
             weight += (score(&plus) - score(&minus)) / (2.0 * eps as f64) / (h * w) as f64;
         }
         assert!(
-            (weight - cam.weights[ch] as f64).abs() < 1e-3,
+            (weight - weights[ch] as f64).abs() < 1e-3,
             "channel {ch}: finite differences {weight}, autodiff {}",
-            cam.weights[ch]
+            weights[ch]
         );
     }
     for i in 0..h * w {
-        let sum: f32 = (0..c).map(|ch| cam.weights[ch] * a[ch * h * w + i]).sum();
+        let sum: f32 = (0..c).map(|ch| weights[ch] * a[ch * h * w + i]).sum();
         assert!((cam.raw.values[i] - sum.max(0.0)).abs() < 1e-4);
     }
 }
@@ -148,6 +155,7 @@ fn probability_score_scales_logit_weights_by_the_softmax_jacobian() {
             ))
             .unwrap()
             .weights
+            .unwrap()
         })
         .collect();
     let prob = block_on(grad_cam(
@@ -158,7 +166,7 @@ fn probability_score_scales_logit_weights_by_the_softmax_jacobian() {
         CamScore::Probability,
     ))
     .unwrap();
-    for (ch, &weight) in prob.weights.iter().enumerate() {
+    for (ch, &weight) in prob.weights.unwrap().iter().enumerate() {
         let mix: f32 = (0..4).map(|k| p[k] * logit[k][ch]).sum();
         let expected = p[1] * (logit[1][ch] - mix);
         assert!((weight - expected).abs() < 1e-5, "{weight} vs {expected}");
@@ -166,26 +174,139 @@ fn probability_score_scales_logit_weights_by_the_softmax_jacobian() {
 }
 
 #[test]
-fn explain_agrees_with_the_separate_operations() {
+fn one_report_holds_what_the_separate_operations_compute() {
     for arch in [Architecture::FiveLayer, Architecture::Kd8] {
         let (_, model, input) = setup(arch, 64);
-        let options = ExplainOptions::default();
-        let all = block_on(explain(&model, input.clone(), &options)).unwrap();
+        let request = Request {
+            methods: Method::CAMS.to_vec(),
+            ..Request::default()
+        };
+        let report = block_on(explain(
+            &model,
+            input.clone(),
+            &request,
+            &Context::default(),
+        ))
+        .unwrap();
         let maps = block_on(feature_maps(&model, input.clone())).unwrap();
-        let cam = block_on(grad_cam(
+        let cams = block_on(class_activation_maps(
             &model,
             input,
             None,
             Target::Predicted,
             CamScore::Logit,
+            &Method::CAMS,
         ))
         .unwrap();
-        assert_eq!(all.feature_maps, maps.maps);
-        assert_eq!(all.grad_cam.raw.values, cam.raw.values);
-        assert_eq!(all.grad_cam.class, all.predicted);
-        assert!((all.probabilities.iter().sum::<f32>() - 1.0).abs() < 1e-5);
-        assert_eq!(all.feature_maps.len(), model.layers().len());
-        assert!(all.timings.total_ms >= all.timings.forward_ms);
+        assert_eq!(report.feature_maps.len(), model.layers().len());
+        for (ours, theirs) in report.feature_maps.iter().zip(&maps.maps) {
+            assert_eq!(
+                (&ours.layer, ours.size, &ours.values),
+                (&theirs.layer, theirs.size, &theirs.values)
+            );
+        }
+        assert_eq!(report.maps.len(), 4);
+        for (map, cam) in report.maps.iter().zip(&cams) {
+            assert_eq!(map.method, cam.method);
+            assert_eq!(map.values, cam.raw.values);
+            assert_eq!(map.channel_weights, cam.weights);
+            assert_eq!(map.class, report.predicted);
+        }
+        assert_eq!(report.class, report.predicted);
+        assert!((report.probabilities.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+        assert!(report.timings_ms["total"] >= report.timings_ms["forward"]);
+        assert_eq!(report.version, kdlens::explain::REPORT_VERSION);
+    }
+}
+
+#[test]
+fn the_report_survives_json_and_renders_every_view() {
+    let (device, model, input) = setup(Architecture::FiveLayer, 32);
+    let request = Request {
+        methods: vec![Method::GradCam, Method::IntegratedGradients, Method::Shap],
+        faithfulness: Some(Default::default()),
+        ..Request::default()
+    };
+    request.validate(4).unwrap();
+    let context = Context {
+        manifest: None,
+        background: Some(Tensor::<4>::zeros([2, 3, 32, 32], &device)),
+    };
+    let report = block_on(explain(&model, input, &request, &context)).unwrap();
+    let json = serde_json::to_string(&report).unwrap();
+    let back: Report = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, report);
+    assert_eq!(report.views().len(), 5 + 3);
+    assert_eq!(report.faithfulness.len(), 3);
+    for view in report.views() {
+        let rgba = report
+            .render(&view, [20, 30], Default::default(), 0.5)
+            .unwrap();
+        assert_eq!((rgba.width(), rgba.height()), (30, 20));
+        let alphas: Vec<u8> = rgba.pixels().chunks_exact(4).map(|p| p[3]).collect();
+        match view {
+            // signed maps: transparent where the attribution is small, up to the opacity
+            View::Method(m) if m.is_signed() => {
+                assert!(
+                    alphas.iter().all(|&a| a <= 128) && alphas.iter().any(|&a| a > 100),
+                    "{m}"
+                )
+            }
+            _ => assert!(alphas.iter().all(|&a| a == 128)),
+        }
+    }
+    assert!(
+        report
+            .render(&View::FeatureMap(9), [4, 4], Default::default(), 0.5)
+            .is_err()
+    );
+    assert!(
+        report
+            .render(
+                &View::Method(Method::LayerCam),
+                [4, 4],
+                Default::default(),
+                0.5
+            )
+            .is_err()
+    );
+    assert_eq!(
+        "feature-map:2".parse::<View>().unwrap(),
+        View::FeatureMap(2)
+    );
+    assert_eq!(
+        "hires-cam".parse::<View>().unwrap(),
+        View::Method(Method::HiResCam)
+    );
+}
+
+/// Integrated gradients satisfy completeness: with enough Gauss–Legendre nodes the attributions
+/// sum to f(x) − f(baseline).
+#[test]
+fn integrated_gradients_satisfy_completeness() {
+    let (device, model, input) = setup(Architecture::FiveLayer, 32);
+    let baseline = Tensor::<4>::random([1, 3, 32, 32], Distribution::Uniform(0.0, 1.0), &device);
+    let plan = IntegratedGradientsPlan {
+        steps: 64,
+        quadrature: Quadrature::GaussLegendre,
+        batch_size: 16,
+        ..IntegratedGradientsPlan::default()
+    };
+    for class in [0, 3] {
+        let attribution = block_on(integrated_gradients(
+            &model,
+            input.clone(),
+            baseline.clone(),
+            class,
+            &plan,
+        ))
+        .unwrap();
+        let gap = attribution.output - attribution.expected_value;
+        let total = attribution.total();
+        assert!(
+            (total - gap).abs() < 0.01 * gap.abs().max(1e-3),
+            "class {class}: Σφ = {total}, f(x) − f(x') = {gap}"
+        );
     }
 }
 

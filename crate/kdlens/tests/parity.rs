@@ -12,7 +12,12 @@ use burn::{
 };
 use kdlens::{
     block_on,
-    explain::{CamScore, ExpectedGradients, Target, expected_gradients, feature_maps, grad_cam},
+    explain::{
+        Baseline, Cam, CamScore, ExpectedGradients, IntegratedGradientsPlan, Method, Quadrature,
+        Target, class_activation_maps, expected_gradients, feature_maps, integrated_gradients,
+        quadrature,
+    },
+    image::gaussian_blur,
     image::resize_plane,
     model::{
         Classifier, DenseNet, DenseNetConfig, FiveLayerStudent, LayeredClassifier,
@@ -35,8 +40,12 @@ struct Reference {
 
 impl Reference {
     fn load() -> Self {
+        Self::open("parity.safetensors")
+    }
+
+    fn open(name: &str) -> Self {
         Self {
-            bytes: std::fs::read(fixture("parity.safetensors")).expect("parity fixture"),
+            bytes: std::fs::read(fixture(name)).unwrap_or_else(|e| panic!("fixture {name}: {e}")),
         }
     }
 
@@ -86,6 +95,43 @@ fn assert_close(what: &str, actual: &[f32], expected: &[f32], tolerance: f32) {
     );
 }
 
+/// Max abs difference at most `tolerance` times the reference's largest magnitude: the student's
+/// fixture values are of order 1e-3 to 1e-6, where an absolute bound says little.
+fn assert_close_relative(what: &str, actual: &[f32], expected: &[f32], tolerance: f32) {
+    let scale = expected.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    assert!(scale > 0.0, "{what}: the reference is all zeros");
+    assert_close(what, actual, expected, tolerance * scale);
+}
+
+async fn grad_cam(
+    model: &Classifier,
+    input: Tensor<4>,
+    layer: Option<&str>,
+    target: Target,
+    score: CamScore,
+) -> kdlens::Result<GradCam> {
+    let cam = class_activation_maps(model, input, layer, target, score, &[Method::GradCam])
+        .await?
+        .remove(0);
+    Ok(GradCam {
+        weights: cam.weights.clone().unwrap_or_default(),
+        cam,
+    })
+}
+
+/// Grad-CAM with its weights unwrapped, for the checks below.
+struct GradCam {
+    cam: Cam,
+    weights: Vec<f32>,
+}
+
+impl std::ops::Deref for GradCam {
+    type Target = Cam;
+    fn deref(&self) -> &Cam {
+        &self.cam
+    }
+}
+
 fn small_densenet(device: &Device, file: &str) -> Classifier {
     let config = DenseNetConfig {
         growth_rate: 8,
@@ -107,7 +153,10 @@ fn student(device: &Device) -> Classifier {
         flate2::read::GzDecoder::new(std::fs::File::open(fixture("student.pth.gz")).unwrap());
     let mut bytes = Vec::new();
     gz.read_to_end(&mut bytes).unwrap();
-    let dir = std::env::temp_dir().join(format!("kdlens-parity-{}", std::process::id()));
+    // One folder per call: tests run in parallel threads of one process.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("kdlens-parity-{}-{call}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("student.pth");
     std::fs::write(&path, bytes).unwrap();
@@ -268,6 +317,156 @@ fn bilinear_resize_matches_pytorch() {
     );
 }
 
+/// Grad-CAM, Grad-CAM++, HiResCAM and LayerCAM against the `grad-cam` package (fixtures from
+/// `pkg-scripts/make-trust-fixtures.py`): maps and channel weights within 1e-4 of the largest
+/// reference value.
+fn check_cam_family(device: &Device, trust: &Reference) {
+    let parity = Reference::load();
+    let cases = [
+        (
+            "st",
+            student(device),
+            parity.tensor("st_input", device),
+            [(4usize, 1usize), (2, 2)],
+        ),
+        (
+            "dn",
+            small_densenet(device, "densenet_small.pth"),
+            parity.tensor("dn_input", device),
+            [(8, 3), (4, 1)],
+        ),
+    ];
+    for (prefix, model, input, stages) in cases {
+        for (stage, class) in stages {
+            let name = model.layers()[stage].name.clone();
+            let cams = block_on(class_activation_maps(
+                &model,
+                input.clone(),
+                Some(&name),
+                Target::Class(class),
+                CamScore::Logit,
+                &Method::CAMS,
+            ))
+            .unwrap();
+            for cam in cams {
+                let tag = match cam.method {
+                    Method::GradCam => "gradcam",
+                    Method::GradCamPlusPlus => "gradcampp",
+                    Method::HiResCam => "hirescam",
+                    Method::LayerCam => "layercam",
+                    _ => unreachable!(),
+                };
+                let what = format!("{prefix} {} on {name}, class {class}", cam.method);
+                assert_close_relative(
+                    &what,
+                    &cam.raw.values,
+                    &trust.values(&format!("{prefix}_{tag}_{stage}_{class}")),
+                    TOLERANCE,
+                );
+                if let Some(weights) = &cam.weights {
+                    assert_close_relative(
+                        &format!("{what}: weights"),
+                        weights,
+                        &trust.values(&format!("{prefix}_{tag}w_{stage}_{class}")),
+                        TOLERANCE,
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Integrated gradients against captum's `IntegratedGradients` (Gauss–Legendre and trapezoid
+/// rules, black and blurred baselines), and the quadrature nodes against captum's.
+fn check_integrated_gradients(device: &Device, trust: &Reference) {
+    let parity = Reference::load();
+    let model = student(device);
+    let input = parity.tensor("st_input", device);
+    let pixels = parity.values("st_input");
+    let blurred = gaussian_blur(&pixels, [64, 64], 3.0);
+    assert_close(
+        "blurred baseline",
+        &blurred,
+        &trust.values("ig_blur_baseline"),
+        1e-6,
+    );
+    let nodes = quadrature(Quadrature::GaussLegendre, 16);
+    let alphas: Vec<f32> = nodes.iter().map(|n| n.0 as f32).collect();
+    let steps: Vec<f32> = nodes.iter().map(|n| n.1 as f32).collect();
+    assert_close(
+        "Gauss–Legendre nodes",
+        &alphas,
+        &trust.values("ig_gl_alphas"),
+        1e-7,
+    );
+    assert_close(
+        "Gauss–Legendre weights",
+        &steps,
+        &trust.values("ig_gl_steps"),
+        1e-7,
+    );
+    // The blur is checked above; integrate from captum's own baseline tensor, since at the
+    // sparse student's scale a 1e-7 difference in the baseline moves the trapezoid's end points.
+    for (baseline, values) in [
+        ("black", vec![0.0f32; 3 * 64 * 64]),
+        ("blur", trust.values("ig_blur_baseline")),
+    ] {
+        let reference_image =
+            Tensor::<4>::from_data(TensorData::new(values, [1, 3, 64, 64]), device);
+        for (rule, quadrature) in [
+            ("gl", Quadrature::GaussLegendre),
+            ("trap", Quadrature::Trapezoid),
+        ] {
+            let plan = IntegratedGradientsPlan {
+                steps: 16,
+                quadrature,
+                baseline: if baseline == "black" {
+                    Baseline::Black
+                } else {
+                    Baseline::Blur
+                },
+                batch_size: 5,
+                ..IntegratedGradientsPlan::default()
+            };
+            // The trapezoid's first node is the blurred image itself, so smooth that (we believe)
+            // neighbouring activations tie to within rounding in the 2×2 max-pools: which of two
+            // near-equal values PyTorch and burn pick (both valid subgradients) moves its gradient.
+            // Measured: 4e-3 of the largest attribution for class 0; every other case is 1e-4.
+            let tolerance = if (baseline, rule) == ("blur", "trap") {
+                1e-2
+            } else {
+                TOLERANCE
+            };
+            for class in [0, 3] {
+                let attribution = block_on(integrated_gradients(
+                    &model,
+                    input.clone(),
+                    reference_image.clone(),
+                    class,
+                    &plan,
+                ))
+                .unwrap();
+                assert_close_relative(
+                    &format!("integrated gradients, {baseline} baseline, {rule}, class {class}"),
+                    &attribution.values,
+                    &trust.values(&format!("ig_{baseline}_{rule}_{class}")),
+                    tolerance,
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn cam_family_matches_pytorch_grad_cam_on_flex() {
+    check_cam_family(&Device::flex(), &Reference::open("trust.safetensors"));
+}
+
+#[test]
+fn integrated_gradients_match_captum_on_flex() {
+    check_integrated_gradients(&Device::flex(), &Reference::open("trust.safetensors"));
+}
+
 /// The same checks on burn's wgpu backend when this machine has a Vulkan (or Metal/DX12)
 /// adapter — Mesa's lavapipe counts. Without one the test says so and passes.
 #[test]
@@ -282,4 +481,7 @@ fn parity_holds_on_wgpu_when_an_adapter_exists() {
     let reference = Reference::load();
     check_densenet(&device, &reference, "densenet_small.pth");
     check_student(&device, &reference);
+    let trust = Reference::open("trust.safetensors");
+    check_cam_family(&device, &trust);
+    check_integrated_gradients(&device, &trust);
 }

@@ -7,8 +7,8 @@ use burn::tensor::{Device, Distribution, Tensor};
 use kdlens::{
     block_on,
     explain::{
-        CamScore, ExpectedGradients, ExplainOptions, Target, expected_gradients, explain,
-        feature_maps, grad_cam, predict,
+        CamScore, Context, ExpectedGradients, Method, Request, Target, class_activation_maps,
+        expected_gradients, explain, feature_maps, predict,
     },
     image::decode_file,
     model::{Architecture, Classifier, ModelSpec},
@@ -100,19 +100,21 @@ fn run_operation(
             block_on(feature_maps(&c.model, c.input.clone()))?;
         }
         "Grad-CAM (last layer)" => {
-            block_on(grad_cam(
+            block_on(class_activation_maps(
                 &c.model,
                 c.input.clone(),
                 None,
                 Target::Predicted,
                 CamScore::Logit,
+                &[Method::GradCam],
             ))?;
         }
         "full explanation (prediction + maps + Grad-CAM)" => {
             block_on(explain(
                 &c.model,
                 c.input.clone(),
-                &ExplainOptions::default(),
+                &Request::default(),
+                &Context::default(),
             ))?;
         }
         "SHAP (expected gradients)" => {

@@ -7,21 +7,22 @@ use burn::tensor::Device;
 use kdlens::{
     bundle::WeightPrecision,
     distill::DistillConfig,
-    explain::{Colormap, ExplainOptions},
+    explain::{Colormap, DEFAULT_OPACITY, FaithfulnessPlan, Method, Request, ShapPlan},
     model::Architecture,
 };
 
 use super::{
+    audit::run_audit,
     bench::{BenchSettings, Contender, bench_table, measure},
     common::{DataConfig, prepare},
     distill::{DistillRunConfig, distill_on},
     evaluate::comparison_table,
-    explain::{ExplainSettings, background, explain_image},
+    explain::{Drawing, backend_name, background, explain_image},
     export::export,
     train_teacher::{TeacherConfig, train_teacher_on},
 };
 use crate::{
-    cli::{DemoArgs, GlobalArgs},
+    cli::{AuditArgs, DataArgs, DemoArgs, GlobalArgs},
     data::{DataSource, SplitOptions, augment::Augmentation},
     model_io,
     report::write_png,
@@ -38,6 +39,8 @@ struct DemoPlan {
     student_epochs: usize,
     shap_samples: usize,
     bench_runs: usize,
+    audit_images: usize,
+    sanity_images: usize,
 }
 
 impl DemoPlan {
@@ -51,6 +54,8 @@ impl DemoPlan {
                 student_epochs: 5,
                 shap_samples: 16,
                 bench_runs: 3,
+                audit_images: 20,
+                sanity_images: 2,
             }
         } else {
             Self {
@@ -61,6 +66,8 @@ impl DemoPlan {
                 student_epochs: 7,
                 shap_samples: 200,
                 bench_runs: 7,
+                audit_images: 100,
+                sanity_images: 8,
             }
         }
     }
@@ -219,13 +226,19 @@ pub fn run_demo(args: &DemoArgs, global: &GlobalArgs, run: &RunDir, device: &Dev
     let samples_dir = args.web_model_dir.join("samples");
     std::fs::create_dir_all(&samples_dir)
         .with_context(|| format!("cannot create {}", samples_dir.display()))?;
-    let settings = ExplainSettings {
-        options: ExplainOptions::default(),
-        colormap: Colormap::Jet,
-        alpha: 0.4,
-        shap_samples: Some(plan.shap_samples),
-        background: Some(background(&kd_student, None, 2)?),
-        seed: global.seed,
+    let request = Request {
+        methods: Method::ALL.to_vec(),
+        shap: ShapPlan {
+            samples: plan.shap_samples,
+            seed: global.seed,
+            ..ShapPlan::default()
+        },
+        faithfulness: Some(FaithfulnessPlan::default()),
+        ..Request::default()
+    };
+    let drawing = Drawing {
+        colormap: Colormap::default(),
+        opacity: DEFAULT_OPACITY,
     };
     let mut sample_names = Vec::new();
     for class in [0usize, 5, 7, 8] {
@@ -241,7 +254,18 @@ pub fn run_demo(args: &DemoArgs, global: &GlobalArgs, run: &RunDir, device: &Dev
         sample_names.push(format!("{name}.png"));
         for (label, model) in [("student", &kd_student), ("teacher", &teacher)] {
             let out = run.join(format!("explain/{name}/{label}"));
-            explain_image(model, &image, &png, &settings, device, &out)?;
+            let background = background(model, None, 2, device)?;
+            explain_image(
+                model,
+                &image,
+                &png,
+                &request,
+                Some(&background),
+                drawing,
+                &backend_name(global.device),
+                device,
+                &out,
+            )?;
         }
     }
 
@@ -250,7 +274,41 @@ pub fn run_demo(args: &DemoArgs, global: &GlobalArgs, run: &RunDir, device: &Dev
         &serde_json::to_vec_pretty(&sample_names)?,
     )?;
 
-    // 6. export for the page
+    // 6. audit: faithfulness, teacher–student agreement, sanity checks
+    let audit_run = RunDir::open(Some(&run.join("audit")), "audit")?;
+    run_audit(
+        &AuditArgs {
+            data: DataArgs {
+                data: Some(args.data.clone()),
+                val_fraction: data_config.split.val_fraction,
+                test_fraction: data_config.split.test_fraction,
+                limit_per_class: data_config.split.limit_per_class,
+                test_limit_per_class: data_config.split.test_limit_per_class,
+                image_size: Some(plan.image_size),
+                grayscale: data_config.grayscale,
+                skip_bad_images: data_config.skip_bad_images,
+            },
+            teacher: teacher_path.clone(),
+            students: students.iter().map(|s| s.1.clone()).collect(),
+            methods: Method::ALL
+                .into_iter()
+                .filter(|m| *m != Method::Shap)
+                .collect(),
+            images: plan.audit_images,
+            sanity_images: plan.sanity_images,
+            faithfulness_steps: FaithfulnessPlan::default().steps,
+            ig_steps: kdlens::explain::IntegratedGradientsPlan::default().steps,
+            shap_samples: plan.shap_samples,
+            ood: None,
+        },
+        global,
+        &audit_run,
+        device,
+    )?;
+    let audit_md = std::fs::read_to_string(audit_run.join("audit.md"))
+        .with_context(|| format!("cannot read {}", audit_run.join("audit.md").display()))?;
+
+    // 7. export for the page
     let export_summary = export(
         &students[0].1,
         &args.web_model_dir,
@@ -264,7 +322,7 @@ pub fn run_demo(args: &DemoArgs, global: &GlobalArgs, run: &RunDir, device: &Dev
     let minutes = started.elapsed().as_secs_f64() / 60.0;
     let summary = format!(
         "# kdlens demo\n\nData: {} — {} classes, {} train / {} validation / {} test images at {}×{} (grayscale).\n\
-         Wall time: {minutes:.1} min on {}.\n\n## Accuracy\n\n{comparison}\n## Efficiency\n\n{bench_md}\n",
+         Wall time: {minutes:.1} min on {}.\n\n## Accuracy\n\n{comparison}\n## Efficiency\n\n{bench_md}\n{}\n",
         data.splits.origin,
         data.splits.classes.len(),
         data.train.len(),
@@ -273,12 +331,17 @@ pub fn run_demo(args: &DemoArgs, global: &GlobalArgs, run: &RunDir, device: &Dev
         plan.image_size,
         plan.image_size,
         crate::device::describe(global.device),
+        audit_md.replacen(
+            "# kdlens audit",
+            "## Explanations: faithfulness, agreement, sanity",
+            1
+        ),
     );
     run.write_text("summary.md", &summary)?;
     println!("{summary}");
     println!(
         "Everything is in {}:\n  teacher/, student-kd/, student-labels-only/  training runs (config, log, metrics, curves, checkpoints)\n  \
-         comparison.md, bench.md, explain/  accuracy, efficiency, explanations\n\
+         comparison.md, bench.md, explain/, audit/  accuracy, efficiency, explanations, their audit\n\
          The page's model is {} ({:.2} MB) with sample images in {}.\n\
          Open the page: bash pkg-scripts/build-web.sh && bash pkg-scripts/serve.sh, then http://127.0.0.1:8000/",
         run.path().display(),

@@ -207,10 +207,9 @@ pub fn distill_on(
         })?;
         let (evaluation, path) = evaluate_and_save(
             &outcome.model,
-            &data.test,
+            data,
             &preprocessing,
             device,
-            &data.splits.classes,
             "student",
             point_run,
             manifest,

@@ -11,13 +11,16 @@ use kdlens::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::common::{DataConfig, Evaluation, cache_split, check_bad_images, evaluate};
+use super::common::{
+    DataConfig, Evaluation, PreparedData, cache_split, check_bad_images, evaluate,
+};
 use crate::{
     cli::{EvaluateArgs, GlobalArgs},
     data::{ImageCache, Splits},
     model_io,
     report::{markdown_table, plot_confusion},
     run::RunDir,
+    train::inference::ood_reference,
 };
 
 /// One evaluated model.
@@ -33,22 +36,46 @@ pub struct Evaluated {
     pub val_accuracy: f64,
 }
 
+/// Training images the out-of-distribution reference is fitted on (evenly spread), at most.
+const OOD_REFERENCE_IMAGES: usize = 4000;
+
 /// What a training run does with the model it kept: [`write_evaluation`] on the test split,
-/// the test metrics recorded in its manifest, and the model saved as `<prefix>.kdlens` (f32).
-/// Returns the evaluation and the model file's path.
-#[allow(clippy::too_many_arguments)]
+/// the test metrics and the out-of-distribution reference (from the training and validation
+/// splits) recorded in its manifest, and the model saved as `<prefix>.kdlens` (f32). Returns
+/// the evaluation and the model file's path.
 pub fn evaluate_and_save(
     model: &Classifier,
-    test: &ImageCache,
+    data: &PreparedData,
     preprocessing: &Preprocessing,
     device: &Device,
-    classes: &[String],
     prefix: &str,
     run: &RunDir,
     mut manifest: Manifest,
 ) -> Result<(Evaluation, PathBuf)> {
-    let evaluation = write_evaluation(model, test, preprocessing, device, classes, prefix, run)?;
+    let classes = &data.splits.classes;
+    let evaluation = write_evaluation(
+        model,
+        &data.test,
+        preprocessing,
+        device,
+        classes,
+        prefix,
+        run,
+    )?;
     manifest.metrics = Some(evaluation.report.clone());
+    let reference = ood_reference(
+        model,
+        &data.train,
+        &data.val,
+        preprocessing,
+        device,
+        OOD_REFERENCE_IMAGES,
+    )?;
+    run.log(format!(
+        "{prefix}: out-of-distribution reference from {} training images, threshold {:.1} (95 % of validation images below)",
+        reference.samples, reference.threshold
+    ));
+    manifest.ood_reference = Some(reference);
     let path = run.join(format!("{prefix}.kdlens"));
     model_io::save(&path, model, manifest, WeightPrecision::F32)?;
     Ok((evaluation, path))

@@ -1,27 +1,25 @@
-//! `kdlens explain`.
+//! `kdlens explain`: the core's report for each image, written as JSON with one PNG per view.
 
 use std::{
     collections::HashSet,
     path::{Path, PathBuf},
 };
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context as _, Result, bail};
 use burn::tensor::{Device, Tensor, TensorData};
 use kdlens::{
     block_on,
     explain::{
-        CamScore, Colormap, ExpectedGradients, ExplainOptions, expected_gradients, explain,
-        overlay, signed_overlay,
+        Colormap, Context, FaithfulnessPlan, ImageSummary, IntegratedGradientsPlan, Method, Report,
+        Request, ShapPlan, View, composite, explain,
     },
     image::{RgbaImage, decode_file},
     model::LayeredClassifier,
 };
-use serde_json::json;
-use std::time::Instant;
 
 use super::common::parse_target;
 use crate::{
-    cli::{ColormapArg, ExplainArgs, GlobalArgs},
+    cli::{DeviceArg, ExplainArgs, GlobalArgs, RequestArgs},
     model_io::{self, LoadedModel},
     report::write_png,
     run::RunDir,
@@ -30,20 +28,63 @@ use crate::{
 /// Largest side of the overlays written, in pixels (bigger images are shown scaled down).
 const MAX_OVERLAY_SIDE: usize = 1024;
 
-/// How to explain.
-pub struct ExplainSettings {
-    /// Grad-CAM options.
-    pub options: ExplainOptions,
-    /// Heatmap colours.
+/// How the views of a report are drawn.
+#[derive(Debug, Clone, Copy)]
+pub struct Drawing {
+    /// Colours of the unsigned maps.
     pub colormap: Colormap,
-    /// Heatmap opacity.
-    pub alpha: f32,
-    /// SHAP samples (`None`: no SHAP).
-    pub shap_samples: Option<usize>,
-    /// SHAP background images `[B, 3, H, W]` values (already normalised), and B.
-    pub background: Option<(Vec<f32>, usize)>,
-    /// Seed of the SHAP draws.
-    pub seed: u64,
+    /// Opacity of the maps over the image.
+    pub opacity: f32,
+}
+
+impl RequestArgs {
+    /// The core request these flags describe, for a model with `classes`; `seed` seeds SHAP's
+    /// draws and the noise baseline.
+    pub fn to_request(&self, classes: &[String], seed: u64) -> Result<Request> {
+        let mut methods = if self.all_methods {
+            Method::ALL.to_vec()
+        } else {
+            self.methods.clone()
+        };
+        if self.shap {
+            methods.push(Method::Shap);
+        }
+        if methods.contains(&Method::Shap) && self.shap_samples == 0 {
+            bail!("--shap-samples must be at least 1");
+        }
+        let request = Request {
+            methods,
+            layer: self.layer.clone(),
+            target: parse_target(self.class.as_deref(), classes)?,
+            score: self.score,
+            integrated_gradients: IntegratedGradientsPlan {
+                steps: self.ig_steps,
+                baseline: self.ig_baseline,
+                seed,
+                ..IntegratedGradientsPlan::default()
+            },
+            shap: ShapPlan {
+                samples: self.shap_samples,
+                seed,
+                ..ShapPlan::default()
+            },
+            faithfulness: self.faithfulness.then(|| FaithfulnessPlan {
+                steps: self.faithfulness_steps,
+                ..FaithfulnessPlan::default()
+            }),
+        };
+        request.validate(classes.len())?;
+        Ok(request)
+    }
+}
+
+/// The name of the device in reports.
+pub fn backend_name(device: DeviceArg) -> String {
+    match device {
+        DeviceArg::Flex => "flex",
+        DeviceArg::Wgpu => "wgpu",
+    }
+    .to_string()
 }
 
 /// The image scaled so that its longer side is at most [`MAX_OVERLAY_SIDE`].
@@ -60,7 +101,8 @@ fn display_image(image: &RgbaImage) -> Result<RgbaImage> {
     Ok(image.resized(size)?)
 }
 
-fn file_safe(name: &str) -> String {
+/// A name made of ASCII letters, digits, `-` and `_` only.
+pub fn file_safe(name: &str) -> String {
     name.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
@@ -72,124 +114,71 @@ fn file_safe(name: &str) -> String {
         .collect()
 }
 
-/// Explains one decoded image into `out`; returns the JSON written.
+/// The PNG file name of a view: `fmv_3_conv3.png`, `grad-cam.png`, `grad-cam__.png` …
+pub fn view_file(report: &Report, view: &View) -> String {
+    match view {
+        View::FeatureMap(k) => format!(
+            "fmv_{}_{}.png",
+            k + 1,
+            file_safe(&report.feature_maps[*k].layer)
+        ),
+        View::Method(method) => format!("{}.png", file_safe(method.name())),
+    }
+}
+
+/// Explains one decoded image and writes `explanation.json` (the core's [`Report`]) and one
+/// overlay PNG per view into `out`.
+#[allow(clippy::too_many_arguments)]
 pub fn explain_image(
     loaded: &LoadedModel,
     image: &RgbaImage,
     source: &Path,
-    settings: &ExplainSettings,
+    request: &Request,
+    background: Option<&Tensor<4>>,
+    drawing: Drawing,
+    backend: &str,
     device: &Device,
     out: &Path,
-) -> Result<serde_json::Value> {
+) -> Result<Report> {
     let manifest = loaded.manifest();
-    let model = &loaded.model;
-    let preprocessing = &manifest.preprocessing;
-    let input = preprocessing.to_tensor(image, device)?;
-    let explanation = block_on(explain(model, input.clone(), &settings.options))?;
+    let input = manifest.preprocessing.to_tensor(image, device)?;
+    let context = Context {
+        manifest: Some(manifest),
+        background: background.cloned(),
+    };
+    let mut report = block_on(explain(&loaded.model, input, request, &context))?;
+    report.image = Some(ImageSummary {
+        name: source
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        width: image.width(),
+        height: image.height(),
+    });
+    report.backend = Some(backend.to_string());
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-
     let shown = display_image(image)?;
     let size = [shown.height(), shown.width()];
-    let layers = model.layers();
-    let mut feature_files = Vec::new();
-    for (k, map) in explanation.feature_maps.iter().enumerate() {
-        let display = map.resized(size).min_max_normalized();
-        let file = format!("fmv_{}_{}.png", k + 1, file_safe(&map.layer));
+    for view in report.views() {
+        let layer = report.render(&view, size, drawing.colormap, drawing.opacity)?;
         write_png(
-            &out.join(&file),
-            &overlay(&shown, &display, settings.colormap, 0.5)?,
+            &out.join(view_file(&report, &view)),
+            &composite(&shown, &layer)?,
         )?;
-        feature_files.push(json!({
-            "layer": map.layer,
-            "channels": layers[k].channels,
-            "size": map.size,
-            "values": map.values,
-            "file": file,
-        }));
     }
-    let cam = &explanation.grad_cam;
-    let cam_file = format!("gradcam_{}.png", file_safe(&cam.raw.layer));
-    write_png(
-        &out.join(&cam_file),
-        &overlay(
-            &shown,
-            &cam.display(size),
-            settings.colormap,
-            settings.alpha,
-        )?,
-    )?;
-    let cam_heatmap = settings.colormap.colorize(&cam.display(size));
-    write_png(&out.join("gradcam_heatmap.png"), &cam_heatmap)?;
-
-    let mut shap_json = serde_json::Value::Null;
-    if let (Some(samples), Some((values, count))) = (settings.shap_samples, &settings.background) {
-        let [h, w] = preprocessing.input_size;
-        let background =
-            Tensor::<4>::from_data(TensorData::new(values.clone(), [*count, 3, h, w]), device);
-        let plan = ExpectedGradients::seeded(samples, *count, settings.seed, 16);
-        let started = Instant::now();
-        let attributions = block_on(expected_gradients(
-            model,
-            input,
-            background,
-            &[cam.class],
-            &plan,
-        ))?;
-        let seconds = started.elapsed().as_secs_f64();
-        let attribution = &attributions[0];
-        let map = attribution.map().resized(size);
-        write_png(&out.join("shap.png"), &signed_overlay(&shown, &map, 0.8)?)?;
-        shap_json = json!({
-            "class": attribution.class,
-            "samples": samples,
-            "background_images": count,
-            "sum_of_attributions": attribution.total(),
-            "output_logit": attribution.output,
-            "expected_logit": attribution.expected_value,
-            "seconds": seconds,
-            "file": "shap.png",
-        });
-    }
-
-    let value = json!({
-        "image": source.display().to_string(),
-        "image_size": [image.width(), image.height()],
-        "model": manifest.name,
-        "model_weights_sha256": manifest.weights.sha256,
-        "classes": manifest.classes,
-        "probabilities": explanation.probabilities,
-        "logits": explanation.logits,
-        "predicted": explanation.predicted,
-        "predicted_class": manifest.classes[explanation.predicted],
-        "grad_cam": {
-            "layer": cam.raw.layer,
-            "class": cam.class,
-            "class_name": manifest.classes[cam.class],
-            "score": cam.score,
-            "size": cam.raw.size,
-            "map": cam.raw.max_normalized().values,
-            "raw": cam.raw.values,
-            "file": cam_file,
-        },
-        "feature_maps": feature_files,
-        "shap": shap_json,
-        "timings_ms": explanation.timings,
-    });
-    std::fs::write(
-        out.join("explanation.json"),
-        serde_json::to_vec_pretty(&value)?,
-    )
-    .with_context(|| format!("cannot write {}", out.join("explanation.json").display()))?;
-    Ok(value)
+    let path = out.join("explanation.json");
+    crate::fsutil::write_atomic(&path, &serde_json::to_vec_pretty(&report)?)?;
+    Ok(report)
 }
 
 /// Background images for SHAP: a folder's images (up to `limit`), or a black and a mid-gray
-/// image; returned normalised as one `[B, 3, H, W]` buffer.
+/// image; normalised as `[B, 3, H, W]` on `device`.
 pub fn background(
     loaded: &LoadedModel,
     folder: Option<&Path>,
     limit: usize,
-) -> Result<(Vec<f32>, usize)> {
+    device: &Device,
+) -> Result<Tensor<4>> {
     let preprocessing = &loaded.manifest().preprocessing;
     let images: Vec<RgbaImage> = match folder {
         Some(dir) => {
@@ -225,7 +214,37 @@ pub fn background(
     for image in &images {
         values.extend(preprocessing.to_chw(image)?);
     }
-    Ok((values, images.len()))
+    let [h, w] = preprocessing.input_size;
+    Ok(Tensor::from_data(
+        TensorData::new(values, [images.len(), 3, h, w]),
+        device,
+    ))
+}
+
+/// One line of the log for a report.
+pub fn describe(report: &Report, source: &Path, out: &Path) -> String {
+    let name = |c: usize| report.class_name(c).unwrap_or("?").to_string();
+    let methods: Vec<&str> = report.maps.iter().map(|m| m.method.name()).collect();
+    let warning = match report.in_distribution {
+        Some(v) if !v.in_distribution => format!(
+            " — WARNING: unlike the training images (score {:.0} > {:.0}); do not trust this prediction",
+            v.score, v.threshold
+        ),
+        _ => String::new(),
+    };
+    format!(
+        "{}: {} ({:.1} %) — {} of {} → {}{warning}",
+        source.display(),
+        name(report.predicted),
+        100.0 * report.probabilities[report.predicted],
+        if methods.is_empty() {
+            "feature maps".to_string()
+        } else {
+            methods.join(", ")
+        },
+        name(report.class),
+        out.display()
+    )
 }
 
 /// `kdlens explain IMAGE… --model M`.
@@ -236,40 +255,27 @@ pub fn run_explain(
     device: &Device,
 ) -> Result<()> {
     let loaded = model_io::load(&args.model, device)?;
-    let classes = &loaded.manifest().classes;
-    if let Some(layer) = &args.layer {
+    if let Some(layer) = &args.request.layer {
         loaded.model.layer_index(layer)?;
     }
-    let settings = ExplainSettings {
-        options: ExplainOptions {
-            layer: args.layer.clone(),
-            target: parse_target(args.class.as_deref(), classes)?,
-            score: if args.probability {
-                CamScore::Probability
-            } else {
-                CamScore::Logit
-            },
-        },
-        colormap: match args.colormap {
-            ColormapArg::Jet => Colormap::Jet,
-            ColormapArg::Viridis => Colormap::Viridis,
-        },
-        alpha: args.alpha,
-        shap_samples: args.shap.then_some(args.shap_samples),
-        background: if args.shap {
-            Some(background(
-                &loaded,
-                args.background.as_deref(),
-                args.background_size,
-            )?)
-        } else {
-            None
-        },
-        seed: global.seed,
+    let request = args
+        .request
+        .to_request(&loaded.manifest().classes, global.seed)?;
+    let background = if request.methods.contains(&Method::Shap) {
+        Some(background(
+            &loaded,
+            args.request.background.as_deref(),
+            args.request.background_size,
+            device,
+        )?)
+    } else {
+        None
     };
-    if args.shap && args.shap_samples == 0 {
-        bail!("--shap-samples must be at least 1");
-    }
+    let drawing = Drawing {
+        colormap: args.colormap,
+        opacity: args.opacity,
+    };
+    let backend = backend_name(global.device);
     let mut used = HashSet::new();
     let mut failures = Vec::new();
     let mut summary = Vec::new();
@@ -295,18 +301,19 @@ pub fn run_explain(
             n += 1;
         }
         let out = run.join(&name);
-        let value = explain_image(&loaded, &image, path, &settings, device, &out)?;
-        let predicted = value["predicted"].as_u64().unwrap_or(0) as usize;
-        run.log(format!(
-            "{}: {} ({:.1} %) — Grad-CAM of {} on {} → {}",
-            path.display(),
-            classes[predicted],
-            100.0 * value["probabilities"][predicted].as_f64().unwrap_or(0.0),
-            value["grad_cam"]["class_name"].as_str().unwrap_or(""),
-            value["grad_cam"]["layer"].as_str().unwrap_or(""),
-            out.display()
-        ));
-        summary.push(value);
+        let report = explain_image(
+            &loaded,
+            &image,
+            path,
+            &request,
+            background.as_ref(),
+            drawing,
+            &backend,
+            device,
+            &out,
+        )?;
+        run.log(describe(&report, path, &out));
+        summary.push(report);
     }
     run.write_json("explanations.json", &summary)?;
     if !failures.is_empty() {

@@ -115,10 +115,9 @@ pub fn train_teacher_on(
     })?;
     let (evaluation, path) = evaluate_and_save(
         &outcome.model,
-        &data.test,
+        data,
         &preprocessing,
         device,
-        &data.splits.classes,
         "teacher",
         run,
         manifest,

@@ -3,5 +3,5 @@
 mod plots;
 mod tables;
 
-pub use plots::{plot_confusion, plot_history, write_png};
+pub use plots::{Panel, plot_confusion, plot_history, plot_lines, write_png};
 pub use tables::{history_csv, markdown_table};

@@ -204,3 +204,83 @@ pub fn plot_confusion(
         },
     )
 }
+
+/// One panel of [`plot_lines`]: a title, the x-axis label, the y range and named series of
+/// `(x, y)` points.
+pub struct Panel {
+    /// Caption above the panel.
+    pub title: String,
+    /// Label under the x axis.
+    pub x_label: String,
+    /// Range of the y axis.
+    pub y_range: std::ops::Range<f64>,
+    /// `(name, points)` per line.
+    pub series: Vec<(String, Vec<(f64, f64)>)>,
+}
+
+/// Panels of lines side by side (deletion and insertion curves, agreement histograms), 500
+/// pixels wide each, with a legend per panel.
+pub fn plot_lines(panels: &[Panel], path: &Path) -> Result<()> {
+    if panels.is_empty() {
+        return Ok(());
+    }
+    const PALETTE: [RGBColor; 8] = [
+        RGBColor(0, 114, 178),
+        RGBColor(213, 94, 0),
+        RGBColor(0, 158, 115),
+        RGBColor(204, 121, 167),
+        RGBColor(230, 159, 0),
+        RGBColor(86, 180, 233),
+        RGBColor(0, 0, 0),
+        RGBColor(240, 228, 66),
+    ];
+    render(path, 500 * panels.len() as u32, 420, |area| {
+        area.fill(&WHITE).map_err(plot_error)?;
+        for (panel, cell) in panels.iter().zip(area.split_evenly((1, panels.len()))) {
+            let (x_min, x_max) = panel
+                .series
+                .iter()
+                .flat_map(|(_, points)| points.iter().map(|p| p.0))
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| {
+                    (lo.min(x), hi.max(x))
+                });
+            let x_range = if x_min < x_max {
+                x_min..x_max
+            } else {
+                0.0..1.0
+            };
+            let mut chart = ChartBuilder::on(&cell)
+                .caption(&panel.title, ("sans-serif", 18))
+                .margin(10)
+                .x_label_area_size(35)
+                .y_label_area_size(50)
+                .build_cartesian_2d(x_range, panel.y_range.clone())
+                .map_err(plot_error)?;
+            chart
+                .configure_mesh()
+                .x_desc(panel.x_label.as_str())
+                .label_style(("sans-serif", 13))
+                .draw()
+                .map_err(plot_error)?;
+            for (k, (name, points)) in panel.series.iter().enumerate() {
+                let color = PALETTE[k % PALETTE.len()];
+                chart
+                    .draw_series(LineSeries::new(
+                        points.iter().copied(),
+                        color.stroke_width(2),
+                    ))
+                    .map_err(plot_error)?
+                    .label(name.as_str())
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
+            }
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .label_font(("sans-serif", 12))
+                .draw()
+                .map_err(plot_error)?;
+        }
+        area.present().map_err(plot_error)
+    })
+}

@@ -5,6 +5,11 @@ use burn::tensor::{Device, Tensor, TensorData};
 use kdlens::{
     image::Preprocessing,
     model::{Classifier, LayeredClassifier},
+    trust::{
+        OodReference,
+        ood::{DEFAULT_COMPONENTS, DEFAULT_QUANTILE},
+        pooled_features,
+    },
 };
 
 use crate::data::{ImageCache, augment::Transform};
@@ -35,4 +40,66 @@ pub fn logits(
         );
     }
     Ok(out)
+}
+
+/// The out-of-distribution reference of a trained model: class means and the compact shared
+/// covariance of its pooled last-stage features over (at most `limit`, evenly spread) training
+/// images, with the threshold at the core's default quantile of the validation images' scores.
+pub fn ood_reference(
+    model: &Classifier,
+    train: &ImageCache,
+    val: &ImageCache,
+    preprocessing: &Preprocessing,
+    device: &Device,
+    limit: usize,
+) -> Result<OodReference> {
+    let spread = |cache: &ImageCache| -> Vec<usize> {
+        let stride = cache.len().div_ceil(limit.max(1)).max(1);
+        (0..cache.len()).step_by(stride).collect()
+    };
+    let (train_indices, val_indices) = (spread(train), spread(val));
+    let (features, dim) = pooled(model, train, &train_indices, preprocessing, device)?;
+    let (validation, _) = pooled(model, val, &val_indices, preprocessing, device)?;
+    let labels: Vec<usize> = train_indices.iter().map(|&i| train.labels()[i]).collect();
+    Ok(OodReference::fit(
+        &features,
+        &labels,
+        model.num_classes(),
+        dim,
+        &validation,
+        DEFAULT_COMPONENTS,
+        DEFAULT_QUANTILE,
+    )?)
+}
+
+/// Pooled last-stage features of the images `indices` of `cache`, row-major, and their width.
+fn pooled(
+    model: &Classifier,
+    cache: &ImageCache,
+    indices: &[usize],
+    preprocessing: &Preprocessing,
+    device: &Device,
+) -> Result<(Vec<f32>, usize)> {
+    let [h, w] = cache.size();
+    let mut out = Vec::new();
+    let mut dim = 0;
+    for chunk in indices.chunks(32) {
+        let values = cache.batch(chunk, |_| Transform::identity(), preprocessing);
+        let images =
+            Tensor::<4>::from_data(TensorData::new(values, [chunk.len(), 3, h, w]), device);
+        let last = model
+            .forward_with_activations(images)
+            .activations
+            .pop()
+            .ok_or_else(|| anyhow::anyhow!("the model has no stage to take features from"))?;
+        let features = pooled_features(last);
+        dim = features.dims()[1];
+        out.extend(
+            features
+                .into_data()
+                .try_to_vec::<f32>()
+                .map_err(|e| anyhow::anyhow!("cannot read features: {e:?}"))?,
+        );
+    }
+    Ok((out, dim))
 }

@@ -3,7 +3,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::WeightPrecision;
-use crate::{Error, Result, image::Preprocessing, metrics::ClassificationReport, model::ModelSpec};
+use crate::{
+    Error, Result, image::Preprocessing, metrics::ClassificationReport, model::ModelSpec,
+    trust::OodReference,
+};
 
 /// Largest input side a bundle may declare, in pixels.
 pub const MAX_INPUT_SIDE: usize = 2048;
@@ -64,6 +67,9 @@ pub struct Manifest {
     /// A sentence on what the model is for and not for, shown to users.
     #[serde(default)]
     pub intended_use: Option<String>,
+    /// What the model saw in training, for the out-of-distribution warning.
+    #[serde(default)]
+    pub ood_reference: Option<OodReference>,
 }
 
 impl Manifest {
@@ -93,6 +99,7 @@ impl Manifest {
                 ..Provenance::default()
             },
             intended_use: None,
+            ood_reference: None,
         }
     }
 

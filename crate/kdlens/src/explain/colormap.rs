@@ -2,7 +2,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Heatmap;
 use crate::{Error, Result, image::RgbaImage};
 
 /// A map from `[0, 1]` to colours.
@@ -10,10 +9,18 @@ use crate::{Error, Result, image::RgbaImage};
 #[serde(rename_all = "lowercase")]
 pub enum Colormap {
     /// Matplotlib's `jet` (blue → cyan → yellow → red), what the paper's figures use.
-    #[default]
     Jet,
-    /// Matplotlib's `viridis`: perceptually uniform and readable with colour-vision deficiency.
+    /// Matplotlib's `viridis`: perceptually uniform and readable with colour-vision deficiency
+    /// (the default).
+    #[default]
     Viridis,
+}
+
+impl std::str::FromStr for Colormap {
+    type Err = Error;
+    fn from_str(text: &str) -> Result<Self> {
+        super::parse_name(text)
+    }
 }
 
 /// Piecewise-linear segments of matplotlib's `jet` (`_jet_data`): `(x, value)` per channel.
@@ -64,84 +71,37 @@ impl Colormap {
             }
         }
     }
-
-    /// The map as opaque RGBA pixels (values expected in `[0, 1]`).
-    pub fn colorize(self, map: &Heatmap) -> RgbaImage {
-        let pixels = map
-            .values
-            .iter()
-            .flat_map(|&v| {
-                let [r, g, b] = self.rgb(v);
-                [r, g, b, 255]
-            })
-            .collect();
-        RgbaImage::new(map.size[1], map.size[0], pixels).expect("heatmap sizes are consistent")
-    }
 }
 
-/// An overlay needs a map of the image's own size.
-fn check_same_size(image: &RgbaImage, map: &Heatmap) -> Result<()> {
-    if map.size != [image.height(), image.width()] {
+/// The colour of a signed value `v ∈ [−1, 1]` on ColorBrewer's red–blue diverging scale: red
+/// for evidence for the class, blue against it, near white at zero.
+pub fn diverging_rgb(v: f32) -> [u8; 3] {
+    let v = if v.is_nan() { 0.0 } else { v.clamp(-1.0, 1.0) };
+    let c = colorous::RED_BLUE.eval_continuous(((1.0 - v) / 2.0) as f64);
+    [c.r, c.g, c.b]
+}
+
+/// `layer` laid over `image` by its alpha channel — `α · layer + (1 − α) · image` per pixel —
+/// as an opaque image. Both must have the same size.
+pub fn composite(image: &RgbaImage, layer: &RgbaImage) -> Result<RgbaImage> {
+    if (image.width(), image.height()) != (layer.width(), layer.height()) {
         return Err(Error::InvalidRequest(format!(
-            "overlay of a {}×{} map on a {}×{} image; resize the map first",
-            map.size[1],
-            map.size[0],
+            "cannot lay a {}×{} layer over a {}×{} image; render it at the image's size",
+            layer.width(),
+            layer.height(),
             image.width(),
             image.height()
         )));
     }
-    Ok(())
-}
-
-/// `alpha · colour(map) + (1 − alpha) · image` per pixel, opaque. The map must have the image's
-/// size (resize it first); `alpha` is clamped to `[0, 1]`.
-pub fn overlay(
-    image: &RgbaImage,
-    map: &Heatmap,
-    colormap: Colormap,
-    alpha: f32,
-) -> Result<RgbaImage> {
-    check_same_size(image, map)?;
-    let alpha = alpha.clamp(0.0, 1.0);
     let pixels = image
         .pixels()
         .chunks_exact(4)
-        .zip(&map.values)
-        .flat_map(|(px, &v)| {
-            let heat = colormap.rgb(v);
+        .zip(layer.pixels().chunks_exact(4))
+        .flat_map(|(px, top)| {
+            let alpha = top[3] as f32 / 255.0;
             let blend =
-                |c: usize| (alpha * heat[c] as f32 + (1.0 - alpha) * px[c] as f32).round() as u8;
+                |c: usize| (alpha * top[c] as f32 + (1.0 - alpha) * px[c] as f32).round() as u8;
             [blend(0), blend(1), blend(2), 255]
-        })
-        .collect();
-    RgbaImage::new(image.width(), image.height(), pixels)
-}
-
-/// A signed map (SHAP attributions) over an image: positive values in red, negative in blue,
-/// opacity growing with `|v| / max|v|` up to `alpha`; the image is shown in grayscale beneath so
-/// the colours read unambiguously. The map must have the image's size.
-pub fn signed_overlay(image: &RgbaImage, map: &Heatmap, alpha: f32) -> Result<RgbaImage> {
-    check_same_size(image, map)?;
-    let scale = map.values.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    let alpha = alpha.clamp(0.0, 1.0);
-    let pixels = image
-        .pixels()
-        .chunks_exact(4)
-        .zip(&map.values)
-        .flat_map(|(px, &v)| {
-            let gray = 0.299 * px[0] as f32 + 0.587 * px[1] as f32 + 0.114 * px[2] as f32;
-            let strength = if scale > 0.0 {
-                alpha * v.abs() / scale
-            } else {
-                0.0
-            };
-            let colour: [f32; 3] = if v >= 0.0 {
-                [255.0, 13.0, 87.0]
-            } else {
-                [30.0, 136.0, 229.0]
-            };
-            let mix = |c: usize| (strength * colour[c] + (1.0 - strength) * gray).round() as u8;
-            [mix(0), mix(1), mix(2), 255]
         })
         .collect();
     RgbaImage::new(image.width(), image.height(), pixels)
@@ -177,32 +137,29 @@ mod tests {
     }
 
     #[test]
-    fn overlay_blends_with_alpha_and_checks_sizes() {
-        let image = RgbaImage::new(1, 1, vec![100, 100, 100, 255]).unwrap();
-        let map = Heatmap::new("l", [1, 1], vec![1.0]);
-        let out = overlay(&image, &map, Colormap::Jet, 0.4).unwrap();
-        // jet(1) = (128, 0, 0): 0.4·128 + 0.6·100 = 111.2; 0.6·100 = 60
-        assert_eq!(out.pixels(), &[111, 60, 60, 255]);
-        let wrong = Heatmap::new("l", [2, 1], vec![0.0, 1.0]);
-        assert!(overlay(&image, &wrong, Colormap::Jet, 0.5).is_err());
+    fn composite_blends_by_the_layer_alpha_and_checks_sizes() {
+        let image = RgbaImage::new(2, 1, vec![100, 100, 100, 255, 10, 20, 30, 255]).unwrap();
+        // a 40 % opaque dark red over the first pixel, a transparent one over the second
+        let layer = RgbaImage::new(2, 1, vec![128, 0, 0, 102, 255, 255, 255, 0]).unwrap();
+        let out = composite(&image, &layer).unwrap();
+        // 0.4·128 + 0.6·100 = 111.2; 0.6·100 = 60
+        assert_eq!(out.pixels(), &[111, 60, 60, 255, 10, 20, 30, 255]);
+        let wrong = RgbaImage::new(1, 1, vec![0; 4]).unwrap();
+        assert!(composite(&image, &wrong).is_err());
     }
 
     #[test]
-    fn signed_overlay_colours_by_sign_and_leaves_zero_gray() {
-        let image = RgbaImage::new(3, 1, [100, 100, 100, 255].repeat(3)).unwrap();
-        let map = Heatmap::new("shap", [1, 3], vec![2.0, 0.0, -1.0]);
-        let out = signed_overlay(&image, &map, 1.0).unwrap();
-        let px = out.pixels();
+    fn diverging_scale_is_red_for_and_blue_against() {
+        // ColorBrewer RdBu's ends: (103, 0, 31) and (5, 48, 97)
+        assert_eq!(diverging_rgb(1.0), [103, 0, 31], "positive is dark red");
         assert_eq!(
-            &px[0..4],
-            &[255, 13, 87, 255],
-            "largest positive is full red"
+            diverging_rgb(-1.0),
+            [4, 47, 96],
+            "negative is dark blue (colorous rounds down)"
         );
-        assert_eq!(
-            &px[4..8],
-            &[100, 100, 100, 255],
-            "zero keeps the gray image"
-        );
-        assert!(px[10] > px[8], "negative leans blue");
+        let [r, g, b] = diverging_rgb(0.0);
+        assert!(r > 230 && g > 230 && b > 230, "zero is near white");
+        assert_eq!("jet".parse::<Colormap>().unwrap(), Colormap::Jet);
+        assert_eq!(Colormap::default(), Colormap::Viridis);
     }
 }

@@ -1,54 +1,37 @@
-//! Prediction, every feature map and Grad-CAM from one forward pass.
+//! One call that turns a request into a [`Report`]: prediction and every feature map from one
+//! forward pass, the CAM family from one backward pass, integrated gradients, SHAP,
+//! faithfulness curves and the out-of-distribution verdict.
 
-use burn::tensor::Tensor;
-use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+use burn::tensor::{Tensor, TensorData};
 use web_time::Instant;
 
 use super::{
-    ExplainOptions, GradCam, Heatmap,
+    Attribution, ExpectedGradients, Method, Request, Target,
+    cam::{activation_and_gradient, cams_from_values},
+    expected_gradients,
     feature_maps::{check_single_image, pack, unpack},
-    gradcam::{argmax, cam_tensor, resolve_class, unpack_cam},
+    integrated::{baseline, integrated_gradients},
+    report::{Completeness, LayerMap, MethodMap, ModelSummary, REPORT_VERSION, Report},
 };
-use crate::{Result, model::LayeredClassifier, read_f32};
+use crate::{
+    Error, Result,
+    bundle::Manifest,
+    image::{Preprocessing, gaussian_blur},
+    model::{ForwardTrace, LayeredClassifier},
+    read_f32,
+    trust::{Faithfulness, InDistribution, OodReference, deletion_insertion, pooled_features},
+};
 
-/// Wall-clock time of each step of [`explain`], in milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
-pub struct Timings {
-    /// Forward pass with activations and the read-back of logits and feature maps.
-    pub forward_ms: f64,
-    /// Grad-CAM backward from the chosen stage and its read-back.
-    pub grad_cam_ms: f64,
-    /// Softmax, resizing and normalisation on the host.
-    pub postprocess_ms: f64,
-    /// All of the above.
-    pub total_ms: f64,
-}
-
-/// Everything the browser and `kdlens explain` show for one image.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Explanation {
-    /// Logits, one per class.
-    pub logits: Vec<f32>,
-    /// Softmax of the logits.
-    pub probabilities: Vec<f32>,
-    /// Index of the most probable class.
-    pub predicted: usize,
-    /// Raw channel-mean map of every stage at its own resolution.
-    pub feature_maps: Vec<Heatmap>,
-    /// Grad-CAM of the requested stage and class.
-    pub grad_cam: GradCam,
-    /// Time of each step.
-    pub timings: Timings,
-}
-
-impl Explanation {
-    /// Feature maps ready to draw: resized to `size` and min-max normalised.
-    pub fn display_feature_maps(&self, size: [usize; 2]) -> Vec<Heatmap> {
-        self.feature_maps
-            .iter()
-            .map(|m| m.resized(size).min_max_normalized())
-            .collect()
-    }
+/// What an explanation may need besides the model, the image and the request.
+#[derive(Debug, Clone, Default)]
+pub struct Context<'a> {
+    /// The model's manifest: class names, normalisation (for baselines) and the
+    /// out-of-distribution reference.
+    pub manifest: Option<&'a Manifest>,
+    /// SHAP's background images `[B, 3, H, W]`, normalised like inputs.
+    pub background: Option<Tensor<4>>,
 }
 
 /// Numerically stable softmax of one row of logits (accumulated in f64): class probabilities
@@ -60,6 +43,18 @@ pub fn softmax(logits: &[f32]) -> Vec<f32> {
     exps.iter().map(|e| (e / total) as f32).collect()
 }
 
+/// Index of the largest value (the first one on ties; 0 for an empty slice): the predicted class
+/// of a row of logits or probabilities.
+pub fn argmax(values: &[f32]) -> usize {
+    values
+        .iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |(best, max), (i, &v)| {
+            if v > max { (i, v) } else { (best, max) }
+        })
+        .0
+}
+
 /// Class probabilities of one image `[1, 3, H, W]` (softmax of the logits).
 pub async fn predict<M: LayeredClassifier>(model: &M, input: Tensor<4>) -> Result<Vec<f32>> {
     check_single_image(&input)?;
@@ -67,67 +62,236 @@ pub async fn predict<M: LayeredClassifier>(model: &M, input: Tensor<4>) -> Resul
     Ok(softmax(&logits))
 }
 
-/// Explains one image `[1, 3, H, W]`: one forward pass yields the logits and every stage's
-/// activation; the channel means are computed on the device and read back together with the
-/// logits; Grad-CAM then re-runs only the part of the network after the chosen stage.
+/// Milliseconds since `start`.
+fn ms_since(start: Instant) -> f64 {
+    start.elapsed().as_secs_f64() * 1e3
+}
+
+/// An input attribution as a report map (channels summed).
+fn attribution_map(method: Method, attribution: &Attribution) -> MethodMap {
+    let map = attribution.map();
+    MethodMap {
+        method,
+        class: attribution.class,
+        layer: map.layer,
+        size: map.size,
+        values: map.values,
+        channel_weights: None,
+        completeness: Some(Completeness {
+            output: attribution.output,
+            reference: attribution.expected_value,
+            total: attribution.total(),
+        }),
+    }
+}
+
+/// Explains one image `[1, 3, H, W]` as `request` asks.
 ///
-/// The maps are returned raw, at each stage's resolution; render them at any size with
-/// [`Explanation::display_feature_maps`] and [`GradCam::display`].
+/// One forward pass yields the logits and every stage's activation (the channel means are
+/// computed on the device and read back with the logits); the CAM methods share one backward
+/// pass from the chosen stage; integrated gradients and SHAP add their own passes; deletion and
+/// insertion curves run batched forwards per map. Every map is kept raw (render with
+/// [`Report::render`]).
 pub async fn explain<M: LayeredClassifier>(
     model: &M,
     input: Tensor<4>,
-    options: &ExplainOptions,
-) -> Result<Explanation> {
+    request: &Request,
+    context: &Context<'_>,
+) -> Result<Report> {
     check_single_image(&input)?;
-    options.target.validate(model.num_classes())?;
+    request.validate(model.num_classes())?;
+    let methods = request.methods();
     let layers = model.layers();
-    let layer = match &options.layer {
+    let layer = match &request.layer {
         Some(name) => model.layer_index(name)?,
         None => model.default_cam_layer(),
     };
     let names: Vec<String> = layers.iter().map(|l| l.name.clone()).collect();
-
+    let mut timings = BTreeMap::new();
     let start = Instant::now();
-    let trace = model.forward_with_activations(input);
+
+    let trace = model.forward_with_activations(input.clone());
     let packed = read_f32(pack(&trace)).await?;
-    let maps = unpack(&packed, &trace, &names);
-    let forward_done = Instant::now();
+    let fmv = unpack(&packed, &trace, &names);
+    let class = request.target.resolve(&fmv.logits);
+    timings.insert("forward".to_string(), ms_since(start));
 
-    let [_, _, h, w] = trace.activations[layer].dims();
-    let cam_values = read_f32(cam_tensor(
-        model,
-        &trace,
-        layer,
-        options.target,
-        options.score,
-    )?)
-    .await?;
-    let cam_done = Instant::now();
+    let mut maps = Vec::new();
+    if methods.iter().any(|m| m.is_cam()) {
+        let step = Instant::now();
+        let [_, channels, h, w] = trace.activations[layer].dims();
+        let values = read_f32(activation_and_gradient(
+            model,
+            &trace,
+            layer,
+            Target::Class(class),
+            request.score,
+        )?)
+        .await?;
+        maps.extend(
+            cams_from_values(
+                &values,
+                &methods,
+                &names[layer],
+                [channels, h, w],
+                class,
+                request.score,
+            )
+            .into_iter()
+            .map(|cam| MethodMap {
+                method: cam.method,
+                class,
+                layer: cam.raw.layer,
+                size: cam.raw.size,
+                values: cam.raw.values,
+                channel_weights: cam.weights,
+                completeness: None,
+            }),
+        );
+        timings.insert("cam".to_string(), ms_since(step));
+    }
 
-    let probabilities = softmax(&maps.logits);
-    let predicted = argmax(&maps.logits);
-    let class = resolve_class(options.target, &maps.logits);
-    let grad_cam = unpack_cam(cam_values, &names[layer], [h, w], class, options.score);
-    let end = Instant::now();
-    let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e3;
-    Ok(Explanation {
-        logits: maps.logits,
+    let [_, _, ih, iw] = input.dims();
+    let device = input.device();
+    let default_preprocessing = Preprocessing::unit_range([ih, iw]);
+    let preprocessing = context
+        .manifest
+        .map(|m| &m.preprocessing)
+        .unwrap_or(&default_preprocessing);
+    let needs_pixels =
+        methods.contains(&Method::IntegratedGradients) || request.faithfulness.is_some();
+    let pixels = if needs_pixels {
+        read_f32(input.clone()).await?
+    } else {
+        Vec::new()
+    };
+    let as_input =
+        |values: Vec<f32>| Tensor::<4>::from_data(TensorData::new(values, [1, 3, ih, iw]), &device);
+
+    if methods.contains(&Method::IntegratedGradients) {
+        let step = Instant::now();
+        let plan = &request.integrated_gradients;
+        let reference = as_input(baseline(&pixels, [ih, iw], plan, preprocessing));
+        let attribution =
+            integrated_gradients(model, input.clone(), reference, class, plan).await?;
+        maps.push(attribution_map(Method::IntegratedGradients, &attribution));
+        timings.insert(
+            Method::IntegratedGradients.name().to_string(),
+            ms_since(step),
+        );
+    }
+
+    if methods.contains(&Method::Shap) {
+        let step = Instant::now();
+        let background = context
+            .background
+            .clone()
+            .ok_or_else(|| Error::InvalidRequest("SHAP needs a background set of images".into()))?;
+        let plan = &request.shap;
+        let draws = ExpectedGradients::seeded(
+            plan.samples,
+            background.dims()[0],
+            plan.seed,
+            plan.batch_size,
+        );
+        let attribution = expected_gradients(model, input.clone(), background, &[class], &draws)
+            .await?
+            .remove(0);
+        maps.push(attribution_map(Method::Shap, &attribution));
+        timings.insert(Method::Shap.name().to_string(), ms_since(step));
+    }
+
+    let mut faithfulness = Vec::new();
+    if let Some(plan) = &request.faithfulness {
+        let step = Instant::now();
+        let black = baseline(&pixels, [ih, iw], &Default::default(), preprocessing);
+        let blurred = gaussian_blur(&pixels, [ih, iw], plan.blur_sigma * ih.max(iw) as f32);
+        for map in &maps {
+            let (deletion, insertion) = deletion_insertion(
+                model,
+                &pixels,
+                &black,
+                &blurred,
+                [ih, iw],
+                &map.saliency([ih, iw]),
+                class,
+                plan.steps,
+                plan.batch_size,
+                &device,
+            )
+            .await?;
+            faithfulness.push(Faithfulness {
+                method: map.method,
+                class,
+                deletion,
+                insertion,
+            });
+        }
+        timings.insert("faithfulness".to_string(), ms_since(step));
+    }
+
+    let in_distribution = match context.manifest.and_then(|m| m.ood_reference.as_ref()) {
+        Some(reference) => Some(ood_verdict(reference, &trace).await?),
+        None => None,
+    };
+    timings.insert("total".to_string(), ms_since(start));
+
+    let probabilities = softmax(&fmv.logits);
+    Ok(Report {
+        version: REPORT_VERSION,
+        model: context.manifest.map(ModelSummary::of),
+        image: None,
+        request: request.clone(),
+        backend: None,
+        predicted: argmax(&fmv.logits),
+        logits: fmv.logits,
         probabilities,
-        predicted,
-        feature_maps: maps.maps,
-        grad_cam,
-        timings: Timings {
-            forward_ms: ms(start, forward_done),
-            grad_cam_ms: ms(forward_done, cam_done),
-            postprocess_ms: ms(cam_done, end),
-            total_ms: ms(start, end),
-        },
+        class,
+        feature_maps: fmv
+            .maps
+            .into_iter()
+            .zip(&layers)
+            .map(|(map, info)| LayerMap {
+                layer: map.layer,
+                channels: info.channels,
+                size: map.size,
+                values: map.values,
+            })
+            .collect(),
+        maps,
+        faithfulness,
+        in_distribution,
+        timings_ms: timings,
     })
+}
+
+/// The out-of-distribution verdict on the last stage of a forward pass.
+async fn ood_verdict(reference: &OodReference, trace: &ForwardTrace) -> Result<InDistribution> {
+    let last = trace.activations.last().cloned().ok_or_else(|| {
+        Error::InvalidRequest("the model has no stage to take features from".into())
+    })?;
+    reference.assess(&read_f32(pooled_features(last)).await?)
+}
+
+/// Whether one image `[1, 3, H, W]` resembles a bundle's training data (one forward pass);
+/// `None` when the bundle carries no reference.
+pub async fn assess_input<M: LayeredClassifier>(
+    model: &M,
+    input: Tensor<4>,
+    manifest: &Manifest,
+) -> Result<Option<InDistribution>> {
+    check_single_image(&input)?;
+    match &manifest.ood_reference {
+        Some(reference) => Ok(Some(
+            ood_verdict(reference, &model.forward_with_activations(input)).await?,
+        )),
+        None => Ok(None),
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::softmax;
+    use super::{argmax, softmax};
 
     #[test]
     fn softmax_is_stable_for_large_logits_and_sums_to_one() {
@@ -135,5 +299,11 @@ mod tests {
         assert!((p[0] - 0.5).abs() < 1e-6 && (p[1] - 0.5).abs() < 1e-6 && p[2] == 0.0);
         let q = softmax(&[0.0, (2.0f32).ln()]);
         assert!((q[0] - 1.0 / 3.0).abs() < 1e-6 && (q[1] - 2.0 / 3.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn argmax_takes_the_first_of_equal_maxima() {
+        assert_eq!(argmax(&[0.1, 0.7, 0.7]), 1);
+        assert_eq!(argmax(&[]), 0);
     }
 }

@@ -18,17 +18,6 @@ pub struct FeatureMaps {
     pub maps: Vec<Heatmap>,
 }
 
-impl FeatureMaps {
-    /// The maps as the paper shows them: bilinearly resized to `size`, then min-max normalised
-    /// to `[0, 1]`.
-    pub fn display(&self, size: [usize; 2]) -> Vec<Heatmap> {
-        self.maps
-            .iter()
-            .map(|m| m.resized(size).min_max_normalized())
-            .collect()
-    }
-}
-
 /// Checks that an explanation input is a single image `[1, 3, H, W]`.
 pub(crate) fn check_single_image(input: &Tensor<4>) -> Result<()> {
     let [batch, channels, _, _] = input.dims();

@@ -1,27 +1,40 @@
-//! Explanation operations, all sharing one vocabulary: a *layer* (a named stage of the model),
-//! a *target* class and an output size, and all returning [`Heatmap`]s.
+//! Explanation methods, all sharing one vocabulary — a [`Request`] (methods, stage, class,
+//! score, plans) answered by one [`Report`] — and all returning raw maps that
+//! [`Report::render`] draws.
 //!
 //! - [`feature_maps`]: KD-FMV, the channel mean of every stage's activation.
-//! - [`grad_cam`]: Grad-CAM for any stage and any class.
+//! - [`class_activation_maps`]: Grad-CAM, Grad-CAM++, HiResCAM and LayerCAM for any stage and
+//!   class, from one backward pass.
+//! - [`integrated_gradients`]: integrated gradients against a black, blurred or noise baseline.
 //! - [`expected_gradients`]: SHAP values by expected gradients (`shap.GradientExplainer`).
-//! - [`explain`]: prediction, every feature map and Grad-CAM from a single forward pass.
-//! - [`Colormap`] and [`overlay`]: heatmaps to RGBA pixels.
+//! - [`explain`]: all of the above that a request asks for, with faithfulness curves and the
+//!   out-of-distribution verdict, as a [`Report`].
 //!
 //! Models must be in inference mode (`model.valid()`, which is what loading a bundle returns):
 //! BatchNorm then uses its running statistics and dropout is off. Inputs are `[1, 3, H, W]`.
 
+mod cam;
 mod colormap;
 mod explanation;
 mod feature_maps;
-mod gradcam;
 mod heatmap;
+mod integrated;
+mod report;
 mod request;
 mod shap;
 
-pub use colormap::{Colormap, overlay, signed_overlay};
-pub use explanation::{Explanation, Timings, explain, predict, softmax};
+pub use cam::{Cam, cam_map, class_activation_maps};
+pub use colormap::{Colormap, composite, diverging_rgb};
+pub use explanation::{Context, argmax, assess_input, explain, predict, softmax};
 pub use feature_maps::{FeatureMaps, feature_maps};
-pub use gradcam::{GradCam, argmax, grad_cam};
 pub use heatmap::Heatmap;
-pub use request::{CamScore, ExplainOptions, Target};
+pub use integrated::{baseline, integrated_gradients, quadrature};
+pub use report::{
+    Completeness, DEFAULT_OPACITY, ImageSummary, LayerMap, MethodMap, ModelSummary, REPORT_VERSION,
+    Report, View,
+};
+pub use request::{
+    Baseline, CamScore, DEFAULT_BLUR_SIGMA, FaithfulnessPlan, IntegratedGradientsPlan, Method,
+    Quadrature, Request, ShapPlan, Target, parse_name,
+};
 pub use shap::{Attribution, ExpectedGradients, expected_gradients};

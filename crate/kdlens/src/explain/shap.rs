@@ -42,7 +42,7 @@ impl ExpectedGradients {
     }
 }
 
-/// The expected-gradients attribution of one class.
+/// Input attributions of one class (expected gradients or integrated gradients).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Attribution {
     /// The class explained.
@@ -53,8 +53,9 @@ pub struct Attribution {
     pub size: [usize; 2],
     /// The model's logit for the class at the input, `f_c(x)`.
     pub output: f32,
-    /// Mean logit for the class over the background set, `E_b[f_c(b)]` (SHAP's
-    /// `expected_value`).
+    /// The reference output the attributions are measured from: for SHAP the mean logit of the
+    /// class over the background set, `E_b[f_c(b)]` (SHAP's `expected_value`); for integrated
+    /// gradients the class logit at the baseline, `f_c(x')`.
     pub expected_value: f32,
 }
 
@@ -64,13 +65,14 @@ impl Attribution {
         self.values.iter().map(|&v| v as f64).sum::<f64>() as f32
     }
 
-    /// The attribution summed over the colour channels, as `shap.image_plot` draws it (signed).
+    /// The attribution summed over the colour channels, as `shap.image_plot` draws it (signed),
+    /// named `layer` (`input`).
     pub fn map(&self) -> Heatmap {
         let plane = self.size[0] * self.size[1];
         let values = (0..plane)
             .map(|i| self.values[i] + self.values[plane + i] + self.values[2 * plane + i])
             .collect();
-        Heatmap::new(format!("shap[{}]", self.class), self.size, values)
+        Heatmap::new("input", self.size, values)
     }
 }
 

@@ -5,11 +5,13 @@
 //! on grayscale) → bilinear resize to the model's input → `(v / 255 − mean) / std` per channel →
 //! `[1, 3, height, width]` tensor.
 
+mod blur;
 #[cfg(feature = "decode")]
 pub mod decode;
 mod preprocess;
 mod resize;
 
+pub use blur::gaussian_blur;
 #[cfg(feature = "decode")]
 pub use decode::{decode_bytes, decode_file};
 pub use preprocess::{ColorMode, Preprocessing, RgbaImage};

@@ -1,0 +1,882 @@
+//! `kdlens audit`: are the maps faithful, does the student explain like its teacher, do the
+//! methods pass the sanity check, and how often does the out-of-distribution check fire — over
+//! a seeded, class-stratified sample of the test split.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context as _, Result, bail};
+use burn::tensor::{Device, Tensor};
+use kdlens::{
+    block_on,
+    explain::{
+        Context, FaithfulnessPlan, IntegratedGradientsPlan, Method, Report, Request, ShapPlan,
+        Target, explain,
+    },
+    image::{RgbaImage, decode_file},
+    trust::{Agreement, InDistribution, SanityCheck, compare_maps, kl_divergence, sanity_check},
+};
+use rand::{SeedableRng, rngs::StdRng, seq::SliceRandom};
+use serde::Serialize;
+
+use super::{
+    common::DataConfig,
+    explain::{background, file_safe},
+};
+use crate::{
+    cli::{AuditArgs, GlobalArgs},
+    data::{Sample, Splits},
+    model_io::{self, LoadedModel},
+    report::{Panel, markdown_table, plot_lines},
+    run::RunDir,
+};
+
+/// Mean, sample standard deviation and count of a list of values.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Stats {
+    /// Arithmetic mean (NaN when empty).
+    pub mean: f64,
+    /// Sample standard deviation (0 for one value).
+    pub sd: f64,
+    /// Number of values.
+    pub n: usize,
+}
+
+impl Stats {
+    /// The statistics of `values`.
+    pub fn of(values: &[f64]) -> Self {
+        let n = values.len();
+        let mean = values.iter().sum::<f64>() / n as f64;
+        let sd = if n > 1 {
+            (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt()
+        } else {
+            0.0
+        };
+        Self { mean, sd, n }
+    }
+
+    /// `mean ± sd` with `digits` decimals, or `—` without values.
+    pub fn show(&self, digits: usize) -> String {
+        if self.n == 0 {
+            "—".into()
+        } else {
+            format!("{:.digits$} ± {:.digits$}", self.mean, self.sd)
+        }
+    }
+}
+
+/// One model under audit.
+struct Audited {
+    name: String,
+    loaded: LoadedModel,
+}
+
+/// What the audit found for one model and method.
+#[derive(Debug, Clone, Serialize)]
+pub struct MethodFaithfulness {
+    /// Model name.
+    pub model: String,
+    /// Method.
+    pub method: Method,
+    /// Deletion area (lower is better).
+    pub deletion_auc: Stats,
+    /// Insertion area (higher is better).
+    pub insertion_auc: Stats,
+    /// Mean deletion curve.
+    pub deletion_curve: Vec<f64>,
+    /// Mean insertion curve.
+    pub insertion_curve: Vec<f64>,
+}
+
+/// Teacher–student agreement of one method, overall and per class.
+#[derive(Debug, Clone, Serialize)]
+pub struct MethodAgreement {
+    /// Student name.
+    pub student: String,
+    /// Method.
+    pub method: Method,
+    /// Spearman rank correlation of the two maps.
+    pub spearman: Stats,
+    /// Top-10 % IoU of the two maps.
+    pub top_iou: Stats,
+    /// The same per class (by class name).
+    pub per_class: BTreeMap<String, (Stats, Stats)>,
+    /// Every image's Spearman correlation (for the histogram).
+    pub values: Vec<f64>,
+}
+
+/// Prediction agreement of a student with the teacher.
+#[derive(Debug, Clone, Serialize)]
+pub struct PredictionAgreement {
+    /// Student name.
+    pub student: String,
+    /// Share of images where both predict the same class.
+    pub same_prediction: f64,
+    /// `KL(teacher ‖ student)` in nats.
+    pub kl_divergence: Stats,
+}
+
+/// Sanity-check results of one model and method.
+#[derive(Debug, Clone, Serialize)]
+pub struct MethodSanity {
+    /// Model name.
+    pub model: String,
+    /// Method.
+    pub method: Method,
+    /// Rank correlation with everything randomised.
+    pub final_spearman: Stats,
+    /// Images that passed.
+    pub passed: usize,
+    /// Images checked.
+    pub checked: usize,
+    /// Every cascade.
+    pub cascades: Vec<SanityCheck>,
+}
+
+/// Out-of-distribution flags of one model.
+#[derive(Debug, Clone, Serialize)]
+pub struct OodRate {
+    /// Model name.
+    pub model: String,
+    /// Test images flagged as unlike the training data, of those audited.
+    pub flagged_test: (usize, usize),
+    /// Images of `--ood` flagged, of those given.
+    pub flagged_ood: (usize, usize),
+}
+
+/// Per image and model: the audited facts.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageResult {
+    /// Image name.
+    pub image: String,
+    /// True class.
+    pub label: usize,
+    /// Model name.
+    pub model: String,
+    /// Predicted class.
+    pub predicted: usize,
+    /// Deletion and insertion areas per method.
+    pub auc: BTreeMap<Method, (f32, f32)>,
+    /// The out-of-distribution verdict.
+    pub in_distribution: Option<InDistribution>,
+    /// Explanation time, ms.
+    pub explain_ms: f64,
+}
+
+/// Everything `audit.json` holds.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditResult {
+    /// Class names.
+    pub classes: Vec<String>,
+    /// Test images audited.
+    pub images: usize,
+    /// The request every image was explained with (class: the true label).
+    pub request: Request,
+    /// Deletion and insertion per model and method.
+    pub faithfulness: Vec<MethodFaithfulness>,
+    /// Map agreement per student and method.
+    pub agreement: Vec<MethodAgreement>,
+    /// Prediction agreement per student.
+    pub predictions: Vec<PredictionAgreement>,
+    /// Sanity checks per model and method.
+    pub sanity: Vec<MethodSanity>,
+    /// Out-of-distribution rates per model.
+    pub ood: Vec<OodRate>,
+    /// Explanation time per image and model, ms.
+    pub explain_ms: BTreeMap<String, Stats>,
+    /// Per image and model.
+    pub per_image: Vec<ImageResult>,
+}
+
+/// Up to `count` test samples, round-robin over the classes in a seeded shuffle of each.
+fn stratified(samples: &[Sample], num_classes: usize, count: usize, seed: u64) -> Vec<&Sample> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut by_class: Vec<Vec<&Sample>> = vec![Vec::new(); num_classes];
+    for sample in samples {
+        by_class[sample.label].push(sample);
+    }
+    for class in &mut by_class {
+        class.shuffle(&mut rng);
+    }
+    let mut chosen = Vec::with_capacity(count);
+    let mut round = 0;
+    while chosen.len() < count && by_class.iter().any(|c| c.len() > round) {
+        for class in &by_class {
+            if let Some(sample) = class.get(round)
+                && chosen.len() < count
+            {
+                chosen.push(*sample);
+            }
+        }
+        round += 1;
+    }
+    chosen
+}
+
+/// Image files under `dir`, recursively, sorted.
+fn image_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(folder) = stack.pop() {
+        for entry in std::fs::read_dir(&folder)
+            .with_context(|| format!("cannot list {}", folder.display()))?
+        {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn explain_one(
+    model: &Audited,
+    image: &RgbaImage,
+    request: &Request,
+    background: Option<&Tensor<4>>,
+    device: &Device,
+) -> Result<Report> {
+    let manifest = model.loaded.manifest();
+    let input = manifest.preprocessing.to_tensor(image, device)?;
+    let context = Context {
+        manifest: Some(manifest),
+        background: background.cloned(),
+    };
+    Ok(block_on(explain(
+        &model.loaded.model,
+        input,
+        request,
+        &context,
+    ))?)
+}
+
+/// The mean of equally long curves.
+fn mean_curve<'a>(curves: impl Iterator<Item = &'a [f32]>) -> Vec<f64> {
+    let mut sum: Vec<f64> = Vec::new();
+    let mut n = 0;
+    for curve in curves {
+        if sum.is_empty() {
+            sum = vec![0.0; curve.len()];
+        }
+        sum.iter_mut().zip(curve).for_each(|(s, &v)| *s += v as f64);
+        n += 1;
+    }
+    sum.into_iter().map(|s| s / n.max(1) as f64).collect()
+}
+
+/// `kdlens audit --teacher T --student S… --data DIR`.
+pub fn run_audit(
+    args: &AuditArgs,
+    global: &GlobalArgs,
+    run: &RunDir,
+    device: &Device,
+) -> Result<()> {
+    let teacher = Audited {
+        name: "teacher".into(),
+        loaded: model_io::load(&args.teacher, device)?,
+    };
+    let mut models = vec![teacher];
+    for path in &args.students {
+        let name = path
+            .parent()
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| path.display().to_string());
+        models.push(Audited {
+            name,
+            loaded: model_io::load(path, device)?,
+        });
+    }
+    let classes = models[0].loaded.manifest().classes.clone();
+    for model in &models[1..] {
+        if model.loaded.manifest().classes != classes {
+            bail!(
+                "{} has classes {:?} but the teacher has {:?}; an audit compares models of one task",
+                model.name,
+                model.loaded.manifest().classes,
+                classes
+            );
+        }
+    }
+    let side = models[0].loaded.manifest().spec.input_size[0];
+    let data = DataConfig::from_args(&args.data, global.seed, side)?;
+    let splits = Splits::load(&data.source, &data.split)?;
+    if splits.classes != classes {
+        bail!(
+            "the data's classes {:?} are not the models' {:?}",
+            splits.classes,
+            classes
+        );
+    }
+    let chosen = stratified(&splits.test, classes.len(), args.images, global.seed);
+    if chosen.is_empty() {
+        bail!("the test split is empty");
+    }
+    let request = Request {
+        methods: args.methods.clone(),
+        faithfulness: Some(FaithfulnessPlan {
+            steps: args.faithfulness_steps,
+            ..FaithfulnessPlan::default()
+        }),
+        integrated_gradients: IntegratedGradientsPlan {
+            steps: args.ig_steps,
+            seed: global.seed,
+            ..IntegratedGradientsPlan::default()
+        },
+        shap: ShapPlan {
+            samples: args.shap_samples,
+            seed: global.seed,
+            ..ShapPlan::default()
+        },
+        ..Request::default()
+    };
+    request.validate(classes.len())?;
+    let methods = request.methods();
+    let backgrounds: Vec<Option<Tensor<4>>> = models
+        .iter()
+        .map(|m| {
+            methods
+                .contains(&Method::Shap)
+                .then(|| background(&m.loaded, None, 2, device))
+                .transpose()
+        })
+        .collect::<Result<_>>()?;
+    run.log(format!(
+        "audit: {} test images of {} ({} classes), models: {}, methods: {}",
+        chosen.len(),
+        splits.origin,
+        classes.len(),
+        models
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        methods
+            .iter()
+            .map(|m| m.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+
+    // reports[model][image]
+    let mut reports: Vec<Vec<Report>> = vec![Vec::new(); models.len()];
+    let mut images = Vec::new();
+    for (i, sample) in chosen.iter().enumerate() {
+        let image = sample.image.load().map_err(|e| anyhow::anyhow!(e))?;
+        let request = Request {
+            target: Target::Class(sample.label),
+            ..request.clone()
+        };
+        for (k, model) in models.iter().enumerate() {
+            reports[k].push(explain_one(
+                model,
+                &image,
+                &request,
+                backgrounds[k].as_ref(),
+                device,
+            )?);
+        }
+        if (i + 1) % 10 == 0 || i + 1 == chosen.len() {
+            run.log(format!(
+                "audit: explained {}/{} images",
+                i + 1,
+                chosen.len()
+            ));
+        }
+        images.push((sample.image.describe(), sample.label, image));
+    }
+
+    let faithfulness = summarise_faithfulness(&models, &reports, &methods);
+    let (agreement, predictions) = summarise_agreement(&models, &reports, &methods, &classes);
+
+    let mut sanity = Vec::new();
+    let sanity_methods: Vec<Method> = methods
+        .iter()
+        .copied()
+        .filter(|m| *m != Method::Shap)
+        .collect();
+    for (k, model) in models.iter().enumerate() {
+        for &method in &sanity_methods {
+            let mut cascades = Vec::new();
+            for (_, label, image) in images.iter().take(args.sanity_images) {
+                let input = model
+                    .loaded
+                    .manifest()
+                    .preprocessing
+                    .to_tensor(image, device)?;
+                let context = Context {
+                    manifest: Some(model.loaded.manifest()),
+                    background: backgrounds[k].clone(),
+                };
+                let request = Request {
+                    target: Target::Class(*label),
+                    ..request.clone()
+                };
+                cascades.push(block_on(sanity_check(
+                    &model.loaded.model,
+                    input,
+                    method,
+                    &request,
+                    &context,
+                    global.seed,
+                ))?);
+            }
+            let finals: Vec<f64> = cascades
+                .iter()
+                .filter_map(|c| c.steps.last().map(|s| s.spearman.unwrap_or(0.0)))
+                .collect();
+            sanity.push(MethodSanity {
+                model: model.name.clone(),
+                method,
+                final_spearman: Stats::of(&finals),
+                passed: cascades.iter().filter(|c| c.passed).count(),
+                checked: cascades.len(),
+                cascades,
+            });
+        }
+        run.log(format!("audit: sanity checks of {} done", model.name));
+    }
+
+    let ood_images = match &args.ood {
+        Some(dir) => image_files(dir)?
+            .into_iter()
+            .filter_map(|p| decode_file(&p).ok())
+            .collect(),
+        None => Vec::new(),
+    };
+    let mut ood = Vec::new();
+    for (k, model) in models.iter().enumerate() {
+        let flagged = |verdicts: &mut dyn Iterator<Item = Option<InDistribution>>| {
+            verdicts.fold((0, 0), |(f, n), v| match v {
+                Some(v) => (f + usize::from(!v.in_distribution), n + 1),
+                None => (f, n),
+            })
+        };
+        let test = flagged(&mut reports[k].iter().map(|r| r.in_distribution));
+        let mut outside = Vec::new();
+        for image in &ood_images {
+            let input = model
+                .loaded
+                .manifest()
+                .preprocessing
+                .to_tensor(image, device)?;
+            outside.push(block_on(kdlens::explain::assess_input(
+                &model.loaded.model,
+                input,
+                model.loaded.manifest(),
+            ))?);
+        }
+        ood.push(OodRate {
+            model: model.name.clone(),
+            flagged_test: test,
+            flagged_ood: flagged(&mut outside.into_iter()),
+        });
+    }
+
+    let mut per_image = Vec::new();
+    let mut explain_ms = BTreeMap::new();
+    for (k, model) in models.iter().enumerate() {
+        let times: Vec<f64> = reports[k]
+            .iter()
+            .map(|r| r.timings_ms.get("total").copied().unwrap_or(0.0))
+            .collect();
+        explain_ms.insert(model.name.clone(), Stats::of(&times));
+        for (report, (name, label, _)) in reports[k].iter().zip(&images) {
+            per_image.push(ImageResult {
+                image: name.clone(),
+                label: *label,
+                model: model.name.clone(),
+                predicted: report.predicted,
+                auc: report
+                    .faithfulness
+                    .iter()
+                    .map(|f| (f.method, (f.deletion.auc, f.insertion.auc)))
+                    .collect(),
+                in_distribution: report.in_distribution,
+                explain_ms: report.timings_ms.get("total").copied().unwrap_or(0.0),
+            });
+        }
+    }
+    let result = AuditResult {
+        classes,
+        images: chosen.len(),
+        request,
+        faithfulness,
+        agreement,
+        predictions,
+        sanity,
+        ood,
+        explain_ms,
+        per_image,
+    };
+    run.write_json("audit.json", &result)?;
+    write_plots(&result, run)?;
+    let markdown = audit_markdown(&result);
+    run.write_text("audit.md", &markdown)?;
+    println!("{markdown}");
+    run.log(format!("audit written to {}", run.path().display()));
+    Ok(())
+}
+
+fn summarise_faithfulness(
+    models: &[Audited],
+    reports: &[Vec<Report>],
+    methods: &[Method],
+) -> Vec<MethodFaithfulness> {
+    let mut out = Vec::new();
+    for (model, reports) in models.iter().zip(reports) {
+        for &method in methods {
+            let found: Vec<_> = reports
+                .iter()
+                .filter_map(|r| r.faithfulness_of(method))
+                .collect();
+            out.push(MethodFaithfulness {
+                model: model.name.clone(),
+                method,
+                deletion_auc: Stats::of(
+                    &found
+                        .iter()
+                        .map(|f| f.deletion.auc as f64)
+                        .collect::<Vec<_>>(),
+                ),
+                insertion_auc: Stats::of(
+                    &found
+                        .iter()
+                        .map(|f| f.insertion.auc as f64)
+                        .collect::<Vec<_>>(),
+                ),
+                deletion_curve: mean_curve(
+                    found.iter().map(|f| f.deletion.probabilities.as_slice()),
+                ),
+                insertion_curve: mean_curve(
+                    found.iter().map(|f| f.insertion.probabilities.as_slice()),
+                ),
+            });
+        }
+    }
+    out
+}
+
+fn summarise_agreement(
+    models: &[Audited],
+    reports: &[Vec<Report>],
+    methods: &[Method],
+    classes: &[String],
+) -> (Vec<MethodAgreement>, Vec<PredictionAgreement>) {
+    let mut maps = Vec::new();
+    let mut predictions = Vec::new();
+    let size = models[0].loaded.manifest().spec.input_size;
+    for (model, student) in models.iter().zip(reports).skip(1) {
+        let per_image: Vec<(usize, Agreement)> = reports[0]
+            .iter()
+            .zip(student)
+            .map(|(t, s)| {
+                let maps = methods
+                    .iter()
+                    .filter_map(|&m| {
+                        Some((
+                            m,
+                            compare_maps(&t.map(m)?.heatmap(), &s.map(m)?.heatmap(), size),
+                        ))
+                    })
+                    .collect();
+                (
+                    t.class,
+                    Agreement {
+                        same_prediction: t.predicted == s.predicted,
+                        kl_divergence: kl_divergence(&t.probabilities, &s.probabilities),
+                        maps,
+                    },
+                )
+            })
+            .collect();
+        let n = per_image.len().max(1) as f64;
+        predictions.push(PredictionAgreement {
+            student: model.name.clone(),
+            same_prediction: per_image.iter().filter(|(_, a)| a.same_prediction).count() as f64 / n,
+            kl_divergence: Stats::of(
+                &per_image
+                    .iter()
+                    .map(|(_, a)| a.kl_divergence)
+                    .collect::<Vec<_>>(),
+            ),
+        });
+        for &method in methods {
+            let of = |class: Option<usize>,
+                      pick: fn(&kdlens::trust::MapAgreement) -> Option<f64>| {
+                per_image
+                    .iter()
+                    .filter(|(c, _)| class.is_none_or(|k| k == *c))
+                    .filter_map(|(_, a)| {
+                        a.maps
+                            .iter()
+                            .find(|(m, _)| *m == method)
+                            .and_then(|(_, g)| pick(g))
+                    })
+                    .collect::<Vec<f64>>()
+            };
+            let spearman = |g: &kdlens::trust::MapAgreement| g.spearman;
+            let iou = |g: &kdlens::trust::MapAgreement| g.top_iou;
+            maps.push(MethodAgreement {
+                student: model.name.clone(),
+                method,
+                spearman: Stats::of(&of(None, spearman)),
+                top_iou: Stats::of(&of(None, iou)),
+                per_class: classes
+                    .iter()
+                    .enumerate()
+                    .map(|(c, name)| {
+                        (
+                            name.clone(),
+                            (
+                                Stats::of(&of(Some(c), spearman)),
+                                Stats::of(&of(Some(c), iou)),
+                            ),
+                        )
+                    })
+                    .collect(),
+                values: of(None, spearman),
+            });
+        }
+    }
+    (maps, predictions)
+}
+
+fn write_plots(result: &AuditResult, run: &RunDir) -> Result<()> {
+    let models: Vec<&String> = result.explain_ms.keys().collect();
+    for model in models {
+        let rows: Vec<&MethodFaithfulness> = result
+            .faithfulness
+            .iter()
+            .filter(|f| &f.model == model)
+            .collect();
+        let curve = |values: &[f64]| {
+            let steps = values.len().saturating_sub(1).max(1) as f64;
+            values
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| (i as f64 / steps, v))
+                .collect::<Vec<_>>()
+        };
+        let panel = |title: &str, pick: fn(&MethodFaithfulness) -> &Vec<f64>| Panel {
+            title: format!("{model}: {title}"),
+            x_label: "share of pixels changed, most important first".into(),
+            y_range: 0.0..1.0,
+            series: rows
+                .iter()
+                .map(|r| (r.method.name().to_string(), curve(pick(r))))
+                .collect(),
+        };
+        plot_lines(
+            &[
+                panel("deletion (lower is better)", |r| &r.deletion_curve),
+                panel("insertion (higher is better)", |r| &r.insertion_curve),
+            ],
+            &run.join(format!("faithfulness_{}.png", file_safe(model))),
+        )?;
+    }
+    let bins = 20;
+    let histogram = |values: &[f64]| {
+        let mut counts = vec![0usize; bins];
+        for v in values {
+            let b = (((v + 1.0) / 2.0 * bins as f64) as usize).min(bins - 1);
+            counts[b] += 1;
+        }
+        counts
+            .iter()
+            .enumerate()
+            .map(|(b, &c)| {
+                (
+                    -1.0 + (b as f64 + 0.5) * 2.0 / bins as f64,
+                    c as f64 / values.len().max(1) as f64,
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let students: Vec<String> = result
+        .predictions
+        .iter()
+        .map(|p| p.student.clone())
+        .collect();
+    let panels: Vec<Panel> = students
+        .iter()
+        .map(|student| Panel {
+            title: format!("teacher vs {student}"),
+            x_label: "Spearman rank correlation of the maps".into(),
+            y_range: 0.0..1.0,
+            series: result
+                .agreement
+                .iter()
+                .filter(|a| &a.student == student)
+                .map(|a| (a.method.name().to_string(), histogram(&a.values)))
+                .collect(),
+        })
+        .collect();
+    plot_lines(&panels, &run.join("agreement.png"))
+}
+
+/// The audit as Markdown tables.
+pub fn audit_markdown(result: &AuditResult) -> String {
+    let faithfulness = markdown_table(
+        &["model", "method", "deletion AUC ↓", "insertion AUC ↑"],
+        &result
+            .faithfulness
+            .iter()
+            .map(|f| {
+                vec![
+                    f.model.clone(),
+                    f.method.name().into(),
+                    f.deletion_auc.show(3),
+                    f.insertion_auc.show(3),
+                ]
+            })
+            .collect::<Vec<_>>(),
+    );
+    let agreement = markdown_table(
+        &[
+            "student",
+            "method",
+            "Spearman ρ with the teacher",
+            "top-10 % IoU",
+        ],
+        &result
+            .agreement
+            .iter()
+            .map(|a| {
+                vec![
+                    a.student.clone(),
+                    a.method.name().into(),
+                    a.spearman.show(3),
+                    a.top_iou.show(3),
+                ]
+            })
+            .collect::<Vec<_>>(),
+    );
+    let predictions = markdown_table(
+        &[
+            "student",
+            "same prediction as the teacher",
+            "KL(teacher ‖ student), nats",
+        ],
+        &result
+            .predictions
+            .iter()
+            .map(|p| {
+                vec![
+                    p.student.clone(),
+                    format!("{:.1} %", 100.0 * p.same_prediction),
+                    p.kl_divergence.show(3),
+                ]
+            })
+            .collect::<Vec<_>>(),
+    );
+    let first = result.agreement.first().map(|a| a.method);
+    let per_class = markdown_table(
+        &["class", "student", "Spearman ρ", "top-10 % IoU"],
+        &result
+            .agreement
+            .iter()
+            .filter(|a| Some(a.method) == first)
+            .flat_map(|a| {
+                a.per_class.iter().map(|(class, (rho, iou))| {
+                    vec![class.clone(), a.student.clone(), rho.show(2), iou.show(2)]
+                })
+            })
+            .collect::<Vec<_>>(),
+    );
+    let sanity = markdown_table(
+        &[
+            "model",
+            "method",
+            "ρ after randomising every layer",
+            "passed",
+        ],
+        &result
+            .sanity
+            .iter()
+            .map(|s| {
+                vec![
+                    s.model.clone(),
+                    s.method.name().into(),
+                    s.final_spearman.show(2),
+                    format!("{}/{}", s.passed, s.checked),
+                ]
+            })
+            .collect::<Vec<_>>(),
+    );
+    let ood = markdown_table(
+        &[
+            "model",
+            "test images flagged",
+            "--ood images flagged",
+            "explanation time per image",
+        ],
+        &result
+            .ood
+            .iter()
+            .map(|o| {
+                let share = |(f, n): (usize, usize)| {
+                    if n == 0 {
+                        "—".to_string()
+                    } else {
+                        format!("{f}/{n}")
+                    }
+                };
+                vec![
+                    o.model.clone(),
+                    share(o.flagged_test),
+                    share(o.flagged_ood),
+                    result
+                        .explain_ms
+                        .get(&o.model)
+                        .map(|s| format!("{} ms", s.show(1)))
+                        .unwrap_or_default(),
+                ]
+            })
+            .collect::<Vec<_>>(),
+    );
+    format!(
+        "# kdlens audit\n\n{} test images ({} classes), each explained for its true class; mean ± standard deviation.\n\n\
+         ## Faithfulness (deletion / insertion, {} steps)\n\n{faithfulness}\n\
+         ## Does the student explain like its teacher?\n\n{agreement}\n{predictions}\n\
+         Per class ({}):\n\n{per_class}\n\
+         ## Sanity check (cascading randomisation, passes below ρ = {})\n\n{sanity}\n\
+         ## Out-of-distribution check and time\n\n{ood}",
+        result.images,
+        result.classes.len(),
+        result.request.faithfulness.as_ref().map_or(0, |f| f.steps),
+        first.map_or("—", |m| m.name()),
+        kdlens::trust::SANITY_THRESHOLD,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_are_mean_and_sample_deviation() {
+        let s = Stats::of(&[1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(s.mean, 2.5);
+        assert!((s.sd - (5.0f64 / 3.0).sqrt()).abs() < 1e-12);
+        assert_eq!(Stats::of(&[7.0]).sd, 0.0);
+        assert_eq!(Stats::of(&[]).show(2), "—");
+    }
+
+    #[test]
+    fn mean_curve_averages_pointwise() {
+        let a = [1.0f32, 0.5];
+        let b = [0.0f32, 0.5];
+        assert_eq!(
+            mean_curve([a.as_slice(), b.as_slice()].into_iter()),
+            vec![0.5, 0.5]
+        );
+    }
+}

@@ -1,0 +1,25 @@
+//! Whether an explanation can be trusted, as numbers:
+//!
+//! - [`faithfulness`]: deletion and insertion curves (Petsiuk et al., "RISE", 2018) — does the
+//!   class probability fall fast when the pixels a map ranks first are removed, and rise fast
+//!   when they are revealed first?
+//! - [`agreement`]: does the student explain the image the way its teacher does — rank
+//!   correlation and top-10 % overlap of their maps, same prediction, KL divergence?
+//! - [`sanity`]: cascading model randomisation (Adebayo et al., 2018) — a map that does not
+//!   change when the model's weights are destroyed does not explain the model.
+//! - [`ood`]: does the input look like the images the model was trained on (Mahalanobis
+//!   distance of its pooled features to the training classes)?
+
+pub mod agreement;
+pub mod faithfulness;
+pub mod ood;
+pub mod sanity;
+
+pub use agreement::{
+    Agreement, MapAgreement, TOP_FRACTION, compare_maps, kl_divergence, spearman, top_fraction_iou,
+};
+pub use faithfulness::{Curve, Faithfulness, auc, deletion_insertion, pixel_order};
+pub use ood::{InDistribution, OodReference, pooled_features};
+pub use sanity::{
+    SANITY_THRESHOLD, SanityCheck, SanityStep, parameter_groups, randomized, sanity_check,
+};

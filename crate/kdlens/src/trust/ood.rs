@@ -1,0 +1,324 @@
+//! Out-of-distribution warning: the Mahalanobis distance (Lee et al., 2018) of an input's
+//! pooled features to the nearest training class, against a threshold set on validation data.
+//!
+//! The features are the global average of the model's last stage (`[channels]`; for DenseNet
+//! exactly what its classifier sees). The shared within-class covariance is kept compactly —
+//! its `k` leading principal directions with their variances and one variance for the rest —
+//! so that a bundle carries a few hundred kilobytes at most:
+//!
+//! `d²(f) = min_c [ Σ_j (v_j·(f − μ_c))² / λ_j + ‖r_c‖² / λ_rest ]`, `r_c` the part of
+//! `f − μ_c` outside the `k` directions.
+
+use burn::tensor::Tensor;
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// Principal directions kept by default.
+pub const DEFAULT_COMPONENTS: usize = 16;
+
+/// Share of validation images accepted as in-distribution by the threshold.
+pub const DEFAULT_QUANTILE: f64 = 0.95;
+
+/// What a model saw in training, stored in its bundle.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OodReference {
+    /// Feature width (channels of the last stage).
+    pub dim: usize,
+    /// Per-class feature means, `[classes][dim]`.
+    pub class_means: Vec<Vec<f32>>,
+    /// Leading unit eigenvectors of the within-class covariance, `[k][dim]`.
+    pub components: Vec<Vec<f32>>,
+    /// Their variances (eigenvalues), `[k]`.
+    pub variances: Vec<f32>,
+    /// Mean variance of the remaining directions.
+    pub residual_variance: f32,
+    /// Scores above this are out of distribution.
+    pub threshold: f32,
+    /// The share of validation images whose score is at most the threshold.
+    pub quantile: f64,
+    /// Training images the statistics come from.
+    pub samples: usize,
+}
+
+/// The verdict on one input.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct InDistribution {
+    /// Squared Mahalanobis distance to the nearest training class.
+    pub score: f32,
+    /// The bundle's threshold.
+    pub threshold: f32,
+    /// `score ≤ threshold`: the input resembles the training images.
+    pub in_distribution: bool,
+    /// The nearest training class.
+    pub nearest_class: usize,
+}
+
+/// The pooled features `[batch, channels]` of a last-stage activation
+/// `[batch, channels, h, w]`.
+pub fn pooled_features(last_stage: Tensor<4>) -> Tensor<2> {
+    let [batch, channels, _, _] = last_stage.dims();
+    last_stage
+        .mean_dim(3)
+        .mean_dim(2)
+        .reshape([batch, channels])
+}
+
+impl OodReference {
+    /// Fits class means and the compact shared covariance to `features` (`n` rows of `dim`)
+    /// with class `labels`, and sets the threshold at `quantile` of the scores of `validation`
+    /// (rows of `dim`).
+    pub fn fit(
+        features: &[f32],
+        labels: &[usize],
+        num_classes: usize,
+        dim: usize,
+        validation: &[f32],
+        components: usize,
+        quantile: f64,
+    ) -> Result<Self> {
+        let n = labels.len();
+        if dim == 0
+            || features.len() != n * dim
+            || validation.is_empty()
+            || !validation.len().is_multiple_of(dim)
+        {
+            return Err(Error::LengthMismatch(format!(
+                "{} feature values for {n} labels of width {dim}, {} validation values",
+                features.len(),
+                validation.len()
+            )));
+        }
+        if labels.iter().any(|&l| l >= num_classes) {
+            return Err(Error::InvalidRequest(
+                "a label is outside the class range".into(),
+            ));
+        }
+        let rows = || features.chunks_exact(dim).zip(labels);
+        let mut sums = vec![vec![0.0f64; dim]; num_classes];
+        let mut counts = vec![0usize; num_classes];
+        for (row, &label) in rows() {
+            counts[label] += 1;
+            sums[label]
+                .iter_mut()
+                .zip(row)
+                .for_each(|(s, &v)| *s += v as f64);
+        }
+        let means: Vec<Vec<f64>> = sums
+            .into_iter()
+            .zip(&counts)
+            .map(|(s, &c)| s.into_iter().map(|v| v / c.max(1) as f64).collect())
+            .collect();
+        let mut covariance = vec![0.0f64; dim * dim];
+        for (row, &label) in rows() {
+            let centred: Vec<f64> = row
+                .iter()
+                .zip(&means[label])
+                .map(|(&v, m)| v as f64 - m)
+                .collect();
+            for i in 0..dim {
+                let ci = centred[i];
+                for j in i..dim {
+                    covariance[i * dim + j] += ci * centred[j];
+                }
+            }
+        }
+        for i in 0..dim {
+            for j in i..dim {
+                let v = covariance[i * dim + j] / n.max(2) as f64;
+                covariance[i * dim + j] = v;
+                covariance[j * dim + i] = v;
+            }
+        }
+        let trace: f64 = (0..dim).map(|i| covariance[i * dim + i]).sum();
+        let floor = (trace / dim as f64).max(f64::MIN_POSITIVE) * 1e-6;
+        let k = components
+            .min(dim.saturating_sub(1))
+            .max(if dim == 1 { 1 } else { 0 });
+        let (vectors, values) = leading_eigenvectors(&mut covariance, dim, k);
+        let kept: f64 = values.iter().sum();
+        let residual = if dim > k {
+            ((trace - kept) / (dim - k) as f64).max(floor)
+        } else {
+            floor
+        };
+        let mut reference = Self {
+            dim,
+            class_means: means
+                .iter()
+                .map(|m| m.iter().map(|&v| v as f32).collect())
+                .collect(),
+            components: vectors
+                .iter()
+                .map(|v| v.iter().map(|&x| x as f32).collect())
+                .collect(),
+            variances: values.iter().map(|&v| v.max(floor) as f32).collect(),
+            residual_variance: residual as f32,
+            threshold: f32::INFINITY,
+            quantile,
+            samples: n,
+        };
+        let mut scores: Vec<f32> = validation
+            .chunks_exact(dim)
+            .map(|f| reference.nearest(f).0)
+            .collect();
+        scores.sort_by(f32::total_cmp);
+        let rank = ((quantile.clamp(0.0, 1.0) * scores.len() as f64).ceil() as usize)
+            .clamp(1, scores.len());
+        reference.threshold = scores[rank - 1];
+        Ok(reference)
+    }
+
+    /// The squared distance to the nearest class and that class.
+    fn nearest(&self, feature: &[f32]) -> (f32, usize) {
+        self.class_means
+            .iter()
+            .enumerate()
+            .map(|(c, mean)| {
+                let centred: Vec<f64> = feature
+                    .iter()
+                    .zip(mean)
+                    .map(|(&f, &m)| (f - m) as f64)
+                    .collect();
+                let norm: f64 = centred.iter().map(|v| v * v).sum();
+                let mut explained = 0.0;
+                let mut score = 0.0;
+                for (v, &variance) in self.components.iter().zip(&self.variances) {
+                    let p: f64 = v.iter().zip(&centred).map(|(&a, b)| a as f64 * b).sum();
+                    explained += p * p;
+                    score += p * p / variance as f64;
+                }
+                score += (norm - explained).max(0.0) / self.residual_variance as f64;
+                (score as f32, c)
+            })
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+            .unwrap_or((f32::INFINITY, 0))
+    }
+
+    /// The verdict on one input's pooled features (`dim` values).
+    pub fn assess(&self, feature: &[f32]) -> Result<InDistribution> {
+        if feature.len() != self.dim {
+            return Err(Error::LengthMismatch(format!(
+                "{} features for a reference of width {}",
+                feature.len(),
+                self.dim
+            )));
+        }
+        let (score, nearest_class) = self.nearest(feature);
+        Ok(InDistribution {
+            score,
+            threshold: self.threshold,
+            in_distribution: score <= self.threshold,
+            nearest_class,
+        })
+    }
+}
+
+/// The `k` leading eigenvectors and eigenvalues of the symmetric `matrix` (`dim × dim`,
+/// row-major, deflated in place) by power iteration from fixed starting vectors.
+fn leading_eigenvectors(matrix: &mut [f64], dim: usize, k: usize) -> (Vec<Vec<f64>>, Vec<f64>) {
+    let mut vectors = Vec::with_capacity(k);
+    let mut values = Vec::with_capacity(k);
+    for j in 0..k {
+        let mut v: Vec<f64> = (0..dim)
+            .map(|i| 1.0 + ((i * 7 + j * 13) % 11) as f64 / 11.0)
+            .collect();
+        let mut value = 0.0;
+        for _ in 0..150 {
+            let mut next = vec![0.0; dim];
+            for (i, out) in next.iter_mut().enumerate() {
+                *out = matrix[i * dim..(i + 1) * dim]
+                    .iter()
+                    .zip(&v)
+                    .map(|(a, b)| a * b)
+                    .sum();
+            }
+            let norm = next.iter().map(|x| x * x).sum::<f64>().sqrt();
+            if norm == 0.0 {
+                break;
+            }
+            next.iter_mut().for_each(|x| *x /= norm);
+            let change: f64 = next.iter().zip(&v).map(|(a, b)| (a - b).abs()).sum();
+            v = next;
+            value = norm;
+            if change < 1e-10 {
+                break;
+            }
+        }
+        for i in 0..dim {
+            for l in 0..dim {
+                matrix[i * dim + l] -= value * v[i] * v[l];
+            }
+        }
+        vectors.push(v);
+        values.push(value);
+    }
+    (vectors, values)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn power_iteration_finds_the_eigenpairs_of_a_known_matrix() {
+        // [[2, 1], [1, 2]]: eigenvalues 3 (along (1, 1)) and 1 (along (1, −1))
+        let mut m = vec![2.0, 1.0, 1.0, 2.0];
+        let (vectors, values) = leading_eigenvectors(&mut m, 2, 2);
+        assert!((values[0] - 3.0).abs() < 1e-9 && (values[1] - 1.0).abs() < 1e-6);
+        let s = 0.5f64.sqrt();
+        assert!(
+            (vectors[0][0].abs() - s).abs() < 1e-6 && (vectors[0][0] - vectors[0][1]).abs() < 1e-6
+        );
+    }
+
+    /// Two classes around (0, 0, 0) and (10, 0, 0) with spread along the axes.
+    fn training() -> (Vec<f32>, Vec<usize>) {
+        let mut features = Vec::new();
+        let mut labels = Vec::new();
+        for (label, centre) in [(0usize, 0.0f32), (1, 10.0)] {
+            for i in 0..40 {
+                let t = i as f32 / 39.0 - 0.5;
+                features.extend([
+                    centre + 2.0 * t,
+                    (i % 5) as f32 * 0.2 - 0.4,
+                    ((i * 3) % 7) as f32 * 0.1 - 0.3,
+                ]);
+                labels.push(label);
+            }
+        }
+        (features, labels)
+    }
+
+    #[test]
+    fn training_like_inputs_pass_and_far_ones_are_flagged() {
+        let (features, labels) = training();
+        let reference = OodReference::fit(&features, &labels, 2, 3, &features, 2, 0.95).unwrap();
+        let near = reference.assess(&[10.3, 0.1, 0.0]).unwrap();
+        assert!(near.in_distribution && near.nearest_class == 1, "{near:?}");
+        let far = reference.assess(&[5.0, 30.0, -20.0]).unwrap();
+        assert!(
+            !far.in_distribution && far.score > near.score * 100.0,
+            "{far:?}"
+        );
+        // 95 % of the fitting rows (here also the validation rows) are accepted
+        let accepted = features
+            .chunks_exact(3)
+            .filter(|f| reference.assess(f).unwrap().in_distribution)
+            .count();
+        assert!(accepted >= 76, "{accepted} of 80");
+        let json = serde_json::to_string(&reference).unwrap();
+        assert_eq!(
+            serde_json::from_str::<OodReference>(&json).unwrap(),
+            reference
+        );
+    }
+
+    #[test]
+    fn mismatched_widths_are_errors() {
+        let (features, labels) = training();
+        assert!(OodReference::fit(&features, &labels, 2, 4, &features, 2, 0.95).is_err());
+        let reference = OodReference::fit(&features, &labels, 2, 3, &features, 2, 0.95).unwrap();
+        assert!(reference.assess(&[1.0, 2.0]).is_err());
+    }
+}

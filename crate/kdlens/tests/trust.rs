@@ -1,0 +1,294 @@
+//! The trust metrics on models whose answers are known by hand: a linear "classifier" for the
+//! deletion and insertion curves, and real networks for the sanity check's randomisation.
+
+use burn::{
+    module::Module,
+    tensor::{Device, Distribution, Tensor, TensorData},
+};
+use kdlens::{
+    block_on,
+    explain::{Context, Method, Request, Target},
+    model::{
+        Architecture, Classifier, DenseNetConfig, ForwardTrace, LayerInfo, LayeredClassifier,
+        ModelSpec,
+    },
+    trust::{auc, deletion_insertion, parameter_groups, randomized, sanity_check},
+};
+
+/// Two classes; the logit of class 0 is `Σ w ⊙ x`, that of class 1 is 0, so
+/// `p₀ = sigmoid(Σ w ⊙ x)`.
+struct Linear {
+    weights: Tensor<4>,
+}
+
+impl LayeredClassifier for Linear {
+    fn layers(&self) -> Vec<LayerInfo> {
+        let [_, c, h, w] = self.weights.dims();
+        vec![LayerInfo {
+            name: "input".into(),
+            channels: c,
+            size: [h, w],
+        }]
+    }
+    fn num_classes(&self) -> usize {
+        2
+    }
+    fn forward(&self, input: Tensor<4>) -> Tensor<2> {
+        let [batch, _, _, _] = input.dims();
+        let score = (input * self.weights.clone())
+            .sum_dim(3)
+            .sum_dim(2)
+            .sum_dim(1)
+            .reshape([batch, 1]);
+        Tensor::cat(vec![score.clone(), score.zeros_like()], 1)
+    }
+    fn forward_with_activations(&self, input: Tensor<4>) -> ForwardTrace {
+        ForwardTrace {
+            logits: self.forward(input.clone()),
+            activations: vec![input],
+        }
+    }
+    fn forward_from(
+        &self,
+        _layer: usize,
+        activation: Tensor<4>,
+        _earlier: &[Tensor<4>],
+    ) -> Tensor<2> {
+        self.forward(activation)
+    }
+}
+
+fn sigmoid(z: f64) -> f32 {
+    (1.0 / (1.0 + (-z).exp())) as f32
+}
+
+#[test]
+fn deletion_and_insertion_of_a_linear_model_follow_the_hand_computed_curves() {
+    let device = Device::flex();
+    // A 2×2 image of ones whose pixels contribute 3, −1, 2 and 0.5 to the class-0 logit (all
+    // through the red channel).
+    let contributions = [3.0f32, -1.0, 2.0, 0.5];
+    let mut w = contributions.to_vec();
+    w.extend([0.0; 8]);
+    let model = Linear {
+        weights: Tensor::from_data(TensorData::new(w, [1, 3, 2, 2]), &device),
+    };
+    let input = vec![1.0f32; 12];
+    let zeros = vec![0.0f32; 12];
+    // Ranked by the contributions: pixels 0, 2, 3, 1.
+    let (deletion, insertion) = block_on(deletion_insertion(
+        &model,
+        &input,
+        &zeros,
+        &zeros,
+        [2, 2],
+        &contributions,
+        0,
+        4,
+        3,
+        &device,
+    ))
+    .unwrap();
+    // Deleting 0, 1, 2, 3, 4 pixels leaves logits 4.5, 1.5, −0.5, −1, 0.
+    let expected_deletion: Vec<f32> = [4.5, 1.5, -0.5, -1.0, 0.0].map(sigmoid).to_vec();
+    // Inserting them into a black image gives 0, 3, 5, 5.5, 4.5.
+    let expected_insertion: Vec<f32> = [0.0, 3.0, 5.0, 5.5, 4.5].map(sigmoid).to_vec();
+    for (a, b) in deletion.probabilities.iter().zip(&expected_deletion) {
+        assert!(
+            (a - b).abs() < 1e-6,
+            "deletion {:?}",
+            deletion.probabilities
+        );
+    }
+    for (a, b) in insertion.probabilities.iter().zip(&expected_insertion) {
+        assert!(
+            (a - b).abs() < 1e-6,
+            "insertion {:?}",
+            insertion.probabilities
+        );
+    }
+    assert!((deletion.auc - auc(&expected_deletion)).abs() < 1e-6);
+    assert!((insertion.auc - auc(&expected_insertion)).abs() < 1e-6);
+
+    // The reversed ranking is less faithful: higher deletion area, lower insertion area.
+    let reversed: Vec<f32> = contributions.iter().map(|c| -c).collect();
+    let (worse_deletion, worse_insertion) = block_on(deletion_insertion(
+        &model,
+        &input,
+        &zeros,
+        &zeros,
+        [2, 2],
+        &reversed,
+        0,
+        4,
+        8,
+        &device,
+    ))
+    .unwrap();
+    assert!(worse_deletion.auc > deletion.auc && worse_insertion.auc < insertion.auc);
+
+    // A constant map ranks the pixels in position order and is still handled.
+    let (flat, _) = block_on(deletion_insertion(
+        &model,
+        &input,
+        &zeros,
+        &zeros,
+        [2, 2],
+        &[0.0; 4],
+        0,
+        4,
+        8,
+        &device,
+    ))
+    .unwrap();
+    assert!(
+        (flat.probabilities[1] - sigmoid(1.5)).abs() < 1e-6,
+        "pixel 0 goes first"
+    );
+}
+
+#[test]
+fn explain_reports_faithfulness_for_every_map() {
+    let device = Device::flex();
+    device.seed(3);
+    let model = student(&device);
+    let input = Tensor::<4>::random([1, 3, 32, 32], Distribution::Uniform(0.0, 1.0), &device);
+    let request = Request {
+        methods: vec![
+            Method::GradCam,
+            Method::LayerCam,
+            Method::IntegratedGradients,
+        ],
+        faithfulness: Some(Default::default()),
+        ..Request::default()
+    };
+    let report = block_on(kdlens::explain::explain(
+        &model,
+        input,
+        &request,
+        &Context::default(),
+    ))
+    .unwrap();
+    assert_eq!(report.faithfulness.len(), 3);
+    for f in &report.faithfulness {
+        assert_eq!(f.deletion.probabilities.len(), 17);
+        assert_eq!(f.class, report.class);
+        // At 0 % deleted the deletion curve is the prediction; at 100 % inserted, too.
+        let p = report.probabilities[report.class];
+        assert!((f.deletion.probabilities[0] - p).abs() < 1e-5);
+        assert!((f.insertion.probabilities[16] - p).abs() < 1e-5);
+        assert!((0.0..=1.0).contains(&f.deletion.auc) && (0.0..=1.0).contains(&f.insertion.auc));
+    }
+}
+
+fn student(device: &Device) -> Classifier {
+    ModelSpec::new(Architecture::FiveLayer, 4, [32, 32])
+        .unwrap()
+        .init(device)
+        .unwrap()
+        .valid()
+}
+
+fn parameter_values(model: &Classifier) -> Vec<Vec<f32>> {
+    let Classifier::FiveLayer(m) = model else {
+        panic!("a five-layer student")
+    };
+    let mut out: Vec<Vec<f32>> = m
+        .convs
+        .iter()
+        .map(|c| c.weight.val().into_data().try_to_vec::<f32>().unwrap())
+        .collect();
+    out.push(
+        m.classifier
+            .weight
+            .val()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap(),
+    );
+    out
+}
+
+#[test]
+fn randomisation_replaces_exactly_the_chosen_groups_and_keeps_their_scale() {
+    let device = Device::flex();
+    device.seed(5);
+    let model = student(&device);
+    let groups = parameter_groups(&model);
+    assert_eq!(
+        groups,
+        [
+            "convs.0",
+            "convs.1",
+            "convs.2",
+            "convs.3",
+            "convs.4",
+            "fc1",
+            "fc2",
+            "fc3",
+            "classifier"
+        ]
+    );
+    let broken = randomized(&model, &groups[4..], 1);
+    let (before, after) = (parameter_values(&model), parameter_values(&broken));
+    for k in 0..4 {
+        assert_eq!(before[k], after[k], "convs.{k} untouched");
+    }
+    for k in [4, 5] {
+        assert_ne!(before[k], after[k], "randomised group {k}");
+        let sd = |v: &[f32]| {
+            let m = v.iter().sum::<f32>() / v.len() as f32;
+            (v.iter().map(|x| (x - m).powi(2)).sum::<f32>() / v.len() as f32).sqrt()
+        };
+        let ratio = sd(&after[k]) / sd(&before[k]);
+        assert!((0.9..1.1).contains(&ratio), "scale kept: {ratio}");
+    }
+    assert_eq!(
+        parameter_values(&randomized(&model, &groups[4..], 1)),
+        after,
+        "seeded"
+    );
+
+    let small = DenseNetConfig {
+        growth_rate: 4,
+        block_config: [1, 1, 1, 1],
+        num_init_features: 8,
+        bn_size: 2,
+    };
+    let dn = ModelSpec::new(Architecture::DenseNet(small), 3, [32, 32])
+        .unwrap()
+        .init(&device)
+        .unwrap();
+    let groups = parameter_groups(&dn);
+    assert_eq!(groups.first().map(String::as_str), Some("features.conv0"));
+    assert_eq!(groups.last().map(String::as_str), Some("classifier"));
+    assert!(groups.contains(&"features.denseblock4".to_string()));
+    assert_eq!(groups.len(), 11, "{groups:?}");
+}
+
+#[test]
+fn grad_cam_changes_when_the_model_is_randomised() {
+    let device = Device::flex();
+    device.seed(7);
+    let model = student(&device);
+    let input = Tensor::<4>::random([1, 3, 32, 32], Distribution::Uniform(0.0, 1.0), &device);
+    let request = Request {
+        layer: Some("conv3".into()),
+        target: Target::Class(1),
+        ..Request::default()
+    };
+    let check = block_on(sanity_check(
+        &model,
+        input,
+        Method::GradCam,
+        &request,
+        &Context::default(),
+        9,
+    ))
+    .unwrap();
+    assert_eq!(check.class, 1);
+    assert_eq!(check.steps.len(), 9);
+    assert_eq!(check.steps[0].randomized, "classifier");
+    assert_eq!(check.steps[8].randomized, "convs.0");
+    assert!(check.passed, "{check:?}");
+}
