@@ -362,9 +362,10 @@ async function showResult(result) {
   await drawStrip(result);
   $('save-png').disabled = false;
   $('save-json').disabled = false;
-  showStatus(`${state.image.name}: ${classes[result.predicted]} (${(100 * result.probabilities[result.predicted]).toFixed(1)} %). ${methodLabel(map.method)} of ${classes[map.class]} on ${map.layer}.`);
+  showStatus(`${result.image.name}: ${classes[result.predicted]} (${(100 * result.probabilities[result.predicted]).toFixed(1)} %). ${methodLabel(map.method)} of ${classes[map.class]} on ${map.layer}.`);
   window.kdlens.lastResult = plain(result);
-  window.kdlens.lastImage = state.image.name;
+  // The report's own image: a newer image may have been dropped while this one was drawn.
+  window.kdlens.lastImage = result.image.name;
 }
 
 /** The report as plain JSON data (for saving and for tests). */

@@ -294,6 +294,10 @@ pub struct AuditArgs {
         default_value = "grad-cam,grad-cam++,hires-cam,layer-cam,integrated-gradients"
     )]
     pub methods: Vec<Method>,
+    /// The CAM methods use each model's deepest stage with at least this many positions per
+    /// side (a small input's last stage can be 1×1, where every CAM is a constant).
+    #[arg(long, default_value_t = 4)]
+    pub cam_min_side: usize,
     /// Test images audited: a seeded sample of this many (stratified by class).
     #[arg(long, default_value_t = 100)]
     pub images: usize,

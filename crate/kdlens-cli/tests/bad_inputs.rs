@@ -226,9 +226,13 @@ fn odd_but_valid_images_are_explained() {
         assert!(ok, "{name}: {text}");
         let json = json.unwrap();
         assert_eq!(
-            json["image_size"],
-            serde_json::json!(size),
+            [&json["image"]["width"], &json["image"]["height"]],
+            [size[0], size[1]],
             "{name}: decoded size (EXIF orientation applied)"
+        );
+        assert_eq!(
+            json["image"]["name"], name,
+            "the report names the file, not its folder"
         );
         let p: f64 = json["probabilities"]
             .as_array()

@@ -1,31 +1,21 @@
 //! Explanation operations checked against independent computations.
 
+mod common;
+
 use burn::{
     module::Module,
     tensor::{Device, Distribution, Tensor, TensorData},
 };
+use common::grad_cam;
 use kdlens::{
     block_on,
     explain::{
-        Cam, CamScore, Context, ExpectedGradients, IntegratedGradientsPlan, Method, Quadrature,
-        Report, Request, Target, View, class_activation_maps, expected_gradients, explain,
-        feature_maps, integrated_gradients, predict,
+        CamScore, Context, ExpectedGradients, IntegratedGradientsPlan, Method, Quadrature, Report,
+        Request, Target, View, class_activation_maps, expected_gradients, explain, feature_maps,
+        integrated_gradients, predict,
     },
     model::{Architecture, Classifier, LayeredClassifier, ModelSpec},
 };
-
-/// Grad-CAM alone, through the CAM family's entry point.
-async fn grad_cam(
-    model: &Classifier,
-    input: Tensor<4>,
-    layer: Option<&str>,
-    target: Target,
-    score: CamScore,
-) -> kdlens::Result<Cam> {
-    let mut cams =
-        class_activation_maps(model, input, layer, target, score, &[Method::GradCam]).await?;
-    Ok(cams.remove(0))
-}
 
 fn setup(arch: Architecture, size: usize) -> (Device, Classifier, Tensor<4>) {
     let device = Device::flex();

@@ -10,12 +10,12 @@ use burn::{
     module::Module,
     tensor::{Device, Tensor, TensorData},
 };
+use common::grad_cam;
 use kdlens::{
     block_on,
     explain::{
-        Baseline, Cam, CamScore, ExpectedGradients, IntegratedGradientsPlan, Method, Quadrature,
-        Target, class_activation_maps, expected_gradients, feature_maps, integrated_gradients,
-        quadrature,
+        Baseline, CamScore, ExpectedGradients, IntegratedGradientsPlan, Method, Quadrature, Target,
+        class_activation_maps, expected_gradients, feature_maps, integrated_gradients, quadrature,
     },
     image::gaussian_blur,
     image::resize_plane,
@@ -25,6 +25,8 @@ use kdlens::{
     },
 };
 use safetensors::SafeTensors;
+
+mod common;
 
 const TOLERANCE: f32 = 1e-4;
 
@@ -103,35 +105,6 @@ fn assert_close_relative(what: &str, actual: &[f32], expected: &[f32], tolerance
     assert_close(what, actual, expected, tolerance * scale);
 }
 
-async fn grad_cam(
-    model: &Classifier,
-    input: Tensor<4>,
-    layer: Option<&str>,
-    target: Target,
-    score: CamScore,
-) -> kdlens::Result<GradCam> {
-    let cam = class_activation_maps(model, input, layer, target, score, &[Method::GradCam])
-        .await?
-        .remove(0);
-    Ok(GradCam {
-        weights: cam.weights.clone().unwrap_or_default(),
-        cam,
-    })
-}
-
-/// Grad-CAM with its weights unwrapped, for the checks below.
-struct GradCam {
-    cam: Cam,
-    weights: Vec<f32>,
-}
-
-impl std::ops::Deref for GradCam {
-    type Target = Cam;
-    fn deref(&self) -> &Cam {
-        &self.cam
-    }
-}
-
 fn small_densenet(device: &Device, file: &str) -> Classifier {
     let config = DenseNetConfig {
         growth_rate: 8,
@@ -203,7 +176,7 @@ fn check_densenet(device: &Device, reference: &Reference, file: &str) {
         );
         assert_close(
             &format!("densenet Grad-CAM weights {name}"),
-            &cam.weights,
+            cam.weights.as_ref().unwrap(),
             &reference.values(&format!("dn_camw_{tag}")),
             TOLERANCE,
         );
@@ -249,7 +222,7 @@ fn check_student(device: &Device, reference: &Reference) {
         );
         assert_close(
             &format!("student Grad-CAM weights {tag}"),
-            &cam.weights,
+            cam.weights.as_ref().unwrap(),
             &reference.values(&format!("st_camw_{tag}")),
             TOLERANCE,
         );

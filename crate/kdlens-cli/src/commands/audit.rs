@@ -16,6 +16,7 @@ use kdlens::{
         Target, explain,
     },
     image::{RgbaImage, decode_file},
+    model::LayeredClassifier,
     trust::{Agreement, InDistribution, SanityCheck, compare_maps, kl_divergence, sanity_check},
 };
 use rand::{SeedableRng, rngs::StdRng, seq::SliceRandom};
@@ -71,6 +72,39 @@ impl Stats {
 struct Audited {
     name: String,
     loaded: LoadedModel,
+    /// The stage its CAM maps are computed on.
+    cam_layer: String,
+}
+
+impl Audited {
+    /// Loads a model; its CAM stage is the deepest one with at least `min_side` positions on
+    /// each side (the first stage if none has), so that a small input's 1×1 last stage does not
+    /// reduce every CAM to a constant.
+    fn load(name: String, path: &Path, min_side: usize, device: &Device) -> Result<Self> {
+        let loaded = model_io::load(path, device)?;
+        let layers = loaded.model.layers();
+        let cam_layer = layers
+            .iter()
+            .rev()
+            .find(|l| l.size[0] >= min_side && l.size[1] >= min_side)
+            .unwrap_or(&layers[0])
+            .name
+            .clone();
+        Ok(Self {
+            name,
+            loaded,
+            cam_layer,
+        })
+    }
+
+    /// `request` for this model: its CAM stage, class `label`.
+    fn request(&self, request: &Request, label: usize) -> Request {
+        Request {
+            layer: Some(self.cam_layer.clone()),
+            target: Target::Class(label),
+            ..request.clone()
+        }
+    }
 }
 
 /// What the audit found for one model and method.
@@ -172,8 +206,11 @@ pub struct AuditResult {
     pub classes: Vec<String>,
     /// Test images audited.
     pub images: usize,
-    /// The request every image was explained with (class: the true label).
+    /// The request every image was explained with (class: the true label; layer: the model's
+    /// CAM stage).
     pub request: Request,
+    /// The stage of each model's CAM maps.
+    pub cam_layers: BTreeMap<String, String>,
     /// Deletion and insertion per model and method.
     pub faithfulness: Vec<MethodFaithfulness>,
     /// Map agreement per student and method.
@@ -277,11 +314,12 @@ pub fn run_audit(
     run: &RunDir,
     device: &Device,
 ) -> Result<()> {
-    let teacher = Audited {
-        name: "teacher".into(),
-        loaded: model_io::load(&args.teacher, device)?,
-    };
-    let mut models = vec![teacher];
+    let mut models = vec![Audited::load(
+        "teacher".into(),
+        &args.teacher,
+        args.cam_min_side,
+        device,
+    )?];
     for path in &args.students {
         let name = path
             .parent()
@@ -289,10 +327,7 @@ pub fn run_audit(
             .map(|n| n.to_string_lossy().into_owned())
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| path.display().to_string());
-        models.push(Audited {
-            name,
-            loaded: model_io::load(path, device)?,
-        });
+        models.push(Audited::load(name, path, args.cam_min_side, device)?);
     }
     let classes = models[0].loaded.manifest().classes.clone();
     for model in &models[1..] {
@@ -370,15 +405,11 @@ pub fn run_audit(
     let mut images = Vec::new();
     for (i, sample) in chosen.iter().enumerate() {
         let image = sample.image.load().map_err(|e| anyhow::anyhow!(e))?;
-        let request = Request {
-            target: Target::Class(sample.label),
-            ..request.clone()
-        };
         for (k, model) in models.iter().enumerate() {
             reports[k].push(explain_one(
                 model,
                 &image,
-                &request,
+                &model.request(&request, sample.label),
                 backgrounds[k].as_ref(),
                 device,
             )?);
@@ -415,15 +446,11 @@ pub fn run_audit(
                     manifest: Some(model.loaded.manifest()),
                     background: backgrounds[k].clone(),
                 };
-                let request = Request {
-                    target: Target::Class(*label),
-                    ..request.clone()
-                };
                 cascades.push(block_on(sanity_check(
                     &model.loaded.model,
                     input,
                     method,
-                    &request,
+                    &model.request(&request, *label),
                     &context,
                     global.seed,
                 ))?);
@@ -508,6 +535,10 @@ pub fn run_audit(
         classes,
         images: chosen.len(),
         request,
+        cam_layers: models
+            .iter()
+            .map(|m| (m.name.clone(), m.cam_layer.clone()))
+            .collect(),
         faithfulness,
         agreement,
         predictions,
@@ -843,7 +874,8 @@ pub fn audit_markdown(result: &AuditResult) -> String {
             .collect::<Vec<_>>(),
     );
     format!(
-        "# kdlens audit\n\n{} test images ({} classes), each explained for its true class; mean ± standard deviation.\n\n\
+        "# kdlens audit\n\n{} test images ({} classes), each explained for its true class; mean ± standard deviation. \
+         CAM stages: {}.\n\n\
          ## Faithfulness (deletion / insertion, {} steps)\n\n{faithfulness}\n\
          ## Does the student explain like its teacher?\n\n{agreement}\n{predictions}\n\
          Per class ({}):\n\n{per_class}\n\
@@ -851,6 +883,12 @@ pub fn audit_markdown(result: &AuditResult) -> String {
          ## Out-of-distribution check and time\n\n{ood}",
         result.images,
         result.classes.len(),
+        result
+            .cam_layers
+            .iter()
+            .map(|(model, layer)| format!("{model} `{layer}`"))
+            .collect::<Vec<_>>()
+            .join(", "),
         result.request.faithfulness.as_ref().map_or(0, |f| f.steps),
         first.map_or("—", |m| m.name()),
         kdlens::trust::SANITY_THRESHOLD,

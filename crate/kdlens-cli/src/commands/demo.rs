@@ -294,6 +294,7 @@ pub fn run_demo(args: &DemoArgs, global: &GlobalArgs, run: &RunDir, device: &Dev
                 .into_iter()
                 .filter(|m| *m != Method::Shap)
                 .collect(),
+            cam_min_side: 4,
             images: plan.audit_images,
             sanity_images: plan.sanity_images,
             faithfulness_steps: FaithfulnessPlan::default().steps,

@@ -10,6 +10,7 @@ use rand::{RngExt, SeedableRng, rngs::StdRng};
 
 use super::{
     Attribution, Baseline, IntegratedGradientsPlan, Quadrature, feature_maps::check_single_image,
+    shap::class_input_gradient,
 };
 use crate::{
     Error, Result,
@@ -147,16 +148,9 @@ pub async fn integrated_gradients<M: LayeredClassifier>(
             Tensor::<4>::from_data(TensorData::new(values, [n, 1, 1, 1]), &device)
         };
         let (alphas, weights) = (column(|p| p.0), column(|p| p.1));
-        let points = (baseline.clone().expand([n, 3, h, w])
-            + delta.clone().expand([n, 3, h, w]) * alphas)
-            .autodiff()
-            .require_grad();
-        let logits = model.forward(points.clone());
-        let grads = logits.slice([0..n, class..class + 1]).sum().backward();
-        let gradient = points.grad(&grads).ok_or_else(|| {
-            Error::InvalidRequest("no gradient reached the input from the class score".into())
-        })?;
-        let weighted = (gradient * weights).sum_dim(0);
+        let points =
+            baseline.clone().expand([n, 3, h, w]) + delta.clone().expand([n, 3, h, w]) * alphas;
+        let weighted = (class_input_gradient(model, points, class)? * weights).sum_dim(0);
         sum = Some(match sum {
             Some(s) => s + weighted,
             None => weighted,

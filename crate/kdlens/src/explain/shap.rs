@@ -76,6 +76,22 @@ impl Attribution {
     }
 }
 
+/// `∂f_c/∂x` at each of `points` `[n, 3, H, W]`: one forward and one backward pass of the batch
+/// (the class logits summed, so each point gets its own gradient).
+pub(crate) fn class_input_gradient<M: LayeredClassifier>(
+    model: &M,
+    points: Tensor<4>,
+    class: usize,
+) -> Result<Tensor<4>> {
+    let n = points.dims()[0];
+    let points = points.autodiff().require_grad();
+    let logits = model.forward(points.clone());
+    let grads = logits.slice([0..n, class..class + 1]).sum().backward();
+    points.grad(&grads).ok_or_else(|| {
+        Error::InvalidRequest("no gradient reached the input from the class score".into())
+    })
+}
+
 /// Expected-gradients attributions of one image `[1, 3, H, W]` against `background`
 /// `[B, 3, H, W]`, for each class in `classes` (logit outputs).
 ///
@@ -130,15 +146,8 @@ pub async fn expected_gradients<M: LayeredClassifier>(
             );
             let t = Tensor::<4>::from_data(TensorData::new(ts, [n, 1, 1, 1]), &plain_device);
             let delta = input.clone().expand([n, 3, ih, iw]) - chosen.clone();
-            let points = (chosen.clone() + delta.clone() * t)
-                .autodiff()
-                .require_grad();
-            let logits = model.forward(points.clone());
-            let grads = logits.slice([0..n, class..class + 1]).sum().backward();
-            let gradient = points.grad(&grads).ok_or_else(|| {
-                Error::InvalidRequest("no gradient reached the input from the class score".into())
-            })?;
-            let contribution = (gradient * delta).sum_dim(0);
+            let points = chosen.clone() + delta.clone() * t;
+            let contribution = (class_input_gradient(model, points, class)? * delta).sum_dim(0);
             sum = Some(match sum {
                 Some(s) => s + contribution,
                 None => contribution,
