@@ -327,7 +327,7 @@ function showOod(result) {
   const verdict = result.in_distribution;
   warning.hidden = !verdict || verdict.in_distribution;
   warning.textContent = verdict && !verdict.in_distribution
-    ? `This image does not look like the images the model was trained on (distance ${verdict.score.toFixed(0)}, threshold ${verdict.threshold.toFixed(0)}): its prediction and maps are not to be trusted.`
+    ? `This image does not look like the images the model was trained on (${verdict.score > verdict.threshold ? 'its features are far from every training class' : 'no class stands out as it does for training images'}): its prediction and maps are not to be trusted.`
     : '';
   document.body.dataset.inDistribution = verdict ? String(verdict.in_distribution) : 'unknown';
 }

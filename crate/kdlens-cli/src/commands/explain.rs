@@ -227,8 +227,12 @@ pub fn describe(report: &Report, source: &Path, out: &Path) -> String {
     let methods: Vec<&str> = report.maps.iter().map(|m| m.method.name()).collect();
     let warning = match report.in_distribution {
         Some(v) if !v.in_distribution => format!(
-            " — WARNING: unlike the training images (score {:.0} > {:.0}); do not trust this prediction",
-            v.score, v.threshold
+            " — WARNING: unlike the training images (feature distance {:.0}, limit {:.0}; energy {:.2}, limit {}); do not trust this prediction",
+            v.score,
+            v.threshold,
+            v.energy,
+            v.energy_threshold
+                .map_or("none".to_string(), |t| format!("{t:.2}"))
         ),
         _ => String::new(),
     };

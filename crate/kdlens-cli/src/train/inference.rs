@@ -58,8 +58,9 @@ pub fn ood_reference(
         (0..cache.len()).step_by(stride).collect()
     };
     let (train_indices, val_indices) = (spread(train), spread(val));
-    let (features, dim) = pooled(model, train, &train_indices, preprocessing, device)?;
-    let (validation, _) = pooled(model, val, &val_indices, preprocessing, device)?;
+    let (features, _, dim) = pooled(model, train, &train_indices, preprocessing, device)?;
+    let (validation, validation_logits, _) =
+        pooled(model, val, &val_indices, preprocessing, device)?;
     let labels: Vec<usize> = train_indices.iter().map(|&i| train.labels()[i]).collect();
     Ok(OodReference::fit(
         &features,
@@ -67,31 +68,41 @@ pub fn ood_reference(
         model.num_classes(),
         dim,
         &validation,
+        &validation_logits,
         DEFAULT_COMPONENTS,
         DEFAULT_QUANTILE,
     )?)
 }
 
-/// Pooled last-stage features of the images `indices` of `cache`, row-major, and their width.
+/// Pooled last-stage features and logits of the images `indices` of `cache`, row-major, and
+/// the features' width.
 fn pooled(
     model: &Classifier,
     cache: &ImageCache,
     indices: &[usize],
     preprocessing: &Preprocessing,
     device: &Device,
-) -> Result<(Vec<f32>, usize)> {
+) -> Result<(Vec<f32>, Vec<f32>, usize)> {
     let [h, w] = cache.size();
     let mut out = Vec::new();
+    let mut logits = Vec::new();
     let mut dim = 0;
     for chunk in indices.chunks(32) {
         let values = cache.batch(chunk, |_| Transform::identity(), preprocessing);
         let images =
             Tensor::<4>::from_data(TensorData::new(values, [chunk.len(), 3, h, w]), device);
-        let last = model
-            .forward_with_activations(images)
+        let mut trace = model.forward_with_activations(images);
+        let last = trace
             .activations
             .pop()
             .ok_or_else(|| anyhow::anyhow!("the model has no stage to take features from"))?;
+        logits.extend(
+            trace
+                .logits
+                .into_data()
+                .try_to_vec::<f32>()
+                .map_err(|e| anyhow::anyhow!("cannot read logits: {e:?}"))?,
+        );
         let features = pooled_features(last);
         dim = features.dims()[1];
         out.extend(
@@ -101,5 +112,5 @@ fn pooled(
                 .map_err(|e| anyhow::anyhow!("cannot read features: {e:?}"))?,
         );
     }
-    Ok((out, dim))
+    Ok((out, logits, dim))
 }

@@ -265,12 +265,23 @@ pub async fn explain<M: LayeredClassifier>(
     })
 }
 
-/// The out-of-distribution verdict on the last stage of a forward pass.
+/// The out-of-distribution verdict on a forward pass: its logits and last stage's pooled
+/// features, read back together.
 async fn ood_verdict(reference: &OodReference, trace: &ForwardTrace) -> Result<InDistribution> {
     let last = trace.activations.last().cloned().ok_or_else(|| {
         Error::InvalidRequest("the model has no stage to take features from".into())
     })?;
-    reference.assess(&read_f32(pooled_features(last)).await?)
+    let num_classes = trace.logits.dims()[1];
+    let mut values = read_f32(Tensor::cat(
+        vec![
+            trace.logits.clone().flatten::<1>(0, 1),
+            pooled_features(last).flatten::<1>(0, 1),
+        ],
+        0,
+    ))
+    .await?;
+    let features = values.split_off(num_classes);
+    reference.assess(&features, &values)
 }
 
 /// Whether one image `[1, 3, H, W]` resembles a bundle's training data (one forward pass);

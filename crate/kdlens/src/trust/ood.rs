@@ -1,5 +1,12 @@
-//! Out-of-distribution warning: the Mahalanobis distance (Lee et al., 2018) of an input's
-//! pooled features to the nearest training class, against a threshold set on validation data.
+//! Out-of-distribution warning from two scores, each with a threshold at the same quantile of
+//! the validation images' scores; an input is in distribution when it passes both:
+//!
+//! - the Mahalanobis distance (Lee et al., 2018) of its pooled features to the nearest training
+//!   class — it catches inputs far from everything in feature space (noise, a blank page), which
+//!   a network may still classify confidently;
+//! - the energy `−log Σ_c exp(z_c)` of its logits (Liu et al., 2020) — it catches inputs the
+//!   network has no strong answer for, such as a brain MRI put to a clothing classifier, whose
+//!   pooled features can sit among the training classes'.
 //!
 //! The features are the global average of the model's last stage (`[channels]`; for DenseNet
 //! exactly what its classifier sees). The shared within-class covariance is kept compactly —
@@ -33,8 +40,12 @@ pub struct OodReference {
     pub variances: Vec<f32>,
     /// Mean variance of the remaining directions.
     pub residual_variance: f32,
-    /// Scores above this are out of distribution.
+    /// Mahalanobis scores above this are out of distribution.
     pub threshold: f32,
+    /// Energies above this are out of distribution (`None` in references written before the
+    /// energy check existed).
+    #[serde(default)]
+    pub energy_threshold: Option<f32>,
     /// The share of validation images whose score is at most the threshold.
     pub quantile: f64,
     /// Training images the statistics come from.
@@ -46,12 +57,33 @@ pub struct OodReference {
 pub struct InDistribution {
     /// Squared Mahalanobis distance to the nearest training class.
     pub score: f32,
-    /// The bundle's threshold.
+    /// The bundle's threshold for it.
     pub threshold: f32,
-    /// `score ≤ threshold`: the input resembles the training images.
+    /// Energy of the logits, `−log Σ exp(z)`.
+    pub energy: f32,
+    /// The bundle's threshold for it, when it has one.
+    pub energy_threshold: Option<f32>,
+    /// Both within their thresholds: the input resembles the training images.
     pub in_distribution: bool,
     /// The nearest training class.
     pub nearest_class: usize,
+}
+
+/// The energy `−log Σ_c exp(z_c)` of one row of logits (computed stably): low when one class
+/// stands out, high when none does.
+pub fn energy(logits: &[f32]) -> f32 {
+    let max = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f64 = logits.iter().map(|&z| ((z - max) as f64).exp()).sum();
+    -(max as f64 + sum.ln()) as f32
+}
+
+/// The value at `quantile` of `values` (the smallest value with at least that share of values at
+/// or below it).
+fn quantile_of(mut values: Vec<f32>, quantile: f64) -> f32 {
+    values.sort_by(f32::total_cmp);
+    let rank =
+        ((quantile.clamp(0.0, 1.0) * values.len() as f64).ceil() as usize).clamp(1, values.len());
+    values[rank - 1]
 }
 
 /// The pooled features `[batch, channels]` of a last-stage activation
@@ -66,14 +98,17 @@ pub fn pooled_features(last_stage: Tensor<4>) -> Tensor<2> {
 
 impl OodReference {
     /// Fits class means and the compact shared covariance to `features` (`n` rows of `dim`)
-    /// with class `labels`, and sets the threshold at `quantile` of the scores of `validation`
-    /// (rows of `dim`).
+    /// with class `labels`, and sets both thresholds at `quantile` of the validation images'
+    /// scores: `validation` features (rows of `dim`) and `validation_logits` (rows of
+    /// `num_classes`).
+    #[allow(clippy::too_many_arguments)]
     pub fn fit(
         features: &[f32],
         labels: &[usize],
         num_classes: usize,
         dim: usize,
         validation: &[f32],
+        validation_logits: &[f32],
         components: usize,
         quantile: f64,
     ) -> Result<Self> {
@@ -82,6 +117,7 @@ impl OodReference {
             || features.len() != n * dim
             || validation.is_empty()
             || !validation.len().is_multiple_of(dim)
+            || validation_logits.len() != validation.len() / dim * num_classes
         {
             return Err(Error::LengthMismatch(format!(
                 "{} feature values for {n} labels of width {dim}, {} validation values",
@@ -155,17 +191,20 @@ impl OodReference {
             variances: values.iter().map(|&v| v.max(floor) as f32).collect(),
             residual_variance: residual as f32,
             threshold: f32::INFINITY,
+            energy_threshold: None,
             quantile,
             samples: n,
         };
-        let mut scores: Vec<f32> = validation
+        let scores = validation
             .chunks_exact(dim)
             .map(|f| reference.nearest(f).0)
             .collect();
-        scores.sort_by(f32::total_cmp);
-        let rank = ((quantile.clamp(0.0, 1.0) * scores.len() as f64).ceil() as usize)
-            .clamp(1, scores.len());
-        reference.threshold = scores[rank - 1];
+        reference.threshold = quantile_of(scores, quantile);
+        let energies = validation_logits
+            .chunks_exact(num_classes)
+            .map(energy)
+            .collect();
+        reference.energy_threshold = Some(quantile_of(energies, quantile));
         Ok(reference)
     }
 
@@ -195,20 +234,26 @@ impl OodReference {
             .unwrap_or((f32::INFINITY, 0))
     }
 
-    /// The verdict on one input's pooled features (`dim` values).
-    pub fn assess(&self, feature: &[f32]) -> Result<InDistribution> {
-        if feature.len() != self.dim {
+    /// The verdict on one input's pooled features (`dim` values) and logits.
+    pub fn assess(&self, feature: &[f32], logits: &[f32]) -> Result<InDistribution> {
+        if feature.len() != self.dim || logits.len() != self.class_means.len() {
             return Err(Error::LengthMismatch(format!(
-                "{} features for a reference of width {}",
+                "{} features and {} logits for a reference of width {} and {} classes",
                 feature.len(),
-                self.dim
+                logits.len(),
+                self.dim,
+                self.class_means.len()
             )));
         }
         let (score, nearest_class) = self.nearest(feature);
+        let energy = energy(logits);
         Ok(InDistribution {
             score,
             threshold: self.threshold,
-            in_distribution: score <= self.threshold,
+            energy,
+            energy_threshold: self.energy_threshold,
+            in_distribution: score <= self.threshold
+                && self.energy_threshold.is_none_or(|t| energy <= t),
             nearest_class,
         })
     }
@@ -290,21 +335,50 @@ mod tests {
         (features, labels)
     }
 
+    /// Logits of a confident answer for `class` (of two).
+    fn confident(class: usize) -> [f32; 2] {
+        if class == 0 { [6.0, 0.0] } else { [0.0, 6.0] }
+    }
+
     #[test]
-    fn training_like_inputs_pass_and_far_ones_are_flagged() {
+    fn energy_is_low_for_a_clear_answer_and_minus_log_of_the_count_for_none() {
+        // −log(e⁰ + e⁰) = −ln 2; a clear answer: −6 − ln(1 + e⁻⁶)
+        assert!((energy(&[0.0, 0.0]) + 2f32.ln()).abs() < 1e-6);
+        assert!((energy(&[6.0, 0.0]) + 6.0 + (1.0f32 + (-6.0f32).exp()).ln()).abs() < 1e-5);
+        assert!(energy(&[1000.0, 0.0]).is_finite());
+    }
+
+    #[test]
+    fn training_like_inputs_pass_and_far_or_unclear_ones_are_flagged() {
         let (features, labels) = training();
-        let reference = OodReference::fit(&features, &labels, 2, 3, &features, 2, 0.95).unwrap();
-        let near = reference.assess(&[10.3, 0.1, 0.0]).unwrap();
+        let logits: Vec<f32> = labels.iter().flat_map(|&l| confident(l)).collect();
+        let reference =
+            OodReference::fit(&features, &labels, 2, 3, &features, &logits, 2, 0.95).unwrap();
+        let near = reference.assess(&[10.3, 0.1, 0.0], &confident(1)).unwrap();
         assert!(near.in_distribution && near.nearest_class == 1, "{near:?}");
-        let far = reference.assess(&[5.0, 30.0, -20.0]).unwrap();
+        let far = reference
+            .assess(&[5.0, 30.0, -20.0], &confident(0))
+            .unwrap();
         assert!(
             !far.in_distribution && far.score > near.score * 100.0,
             "{far:?}"
         );
+        // features like the training data, but no class stands out
+        let unclear = reference.assess(&[10.3, 0.1, 0.0], &[1.0, 1.2]).unwrap();
+        assert!(
+            !unclear.in_distribution && unclear.score <= unclear.threshold,
+            "{unclear:?}"
+        );
         // 95 % of the fitting rows (here also the validation rows) are accepted
         let accepted = features
             .chunks_exact(3)
-            .filter(|f| reference.assess(f).unwrap().in_distribution)
+            .zip(&labels)
+            .filter(|(f, l)| {
+                reference
+                    .assess(f, &confident(**l))
+                    .unwrap()
+                    .in_distribution
+            })
             .count();
         assert!(accepted >= 76, "{accepted} of 80");
         let json = serde_json::to_string(&reference).unwrap();
@@ -317,8 +391,14 @@ mod tests {
     #[test]
     fn mismatched_widths_are_errors() {
         let (features, labels) = training();
-        assert!(OodReference::fit(&features, &labels, 2, 4, &features, 2, 0.95).is_err());
-        let reference = OodReference::fit(&features, &labels, 2, 3, &features, 2, 0.95).unwrap();
-        assert!(reference.assess(&[1.0, 2.0]).is_err());
+        let logits = vec![0.0; 2 * labels.len()];
+        assert!(OodReference::fit(&features, &labels, 2, 4, &features, &logits, 2, 0.95).is_err());
+        assert!(
+            OodReference::fit(&features, &labels, 2, 3, &features, &logits[2..], 2, 0.95).is_err()
+        );
+        let reference =
+            OodReference::fit(&features, &labels, 2, 3, &features, &logits, 2, 0.95).unwrap();
+        assert!(reference.assess(&[1.0, 2.0], &[0.0, 0.0]).is_err());
+        assert!(reference.assess(&[1.0, 2.0, 3.0], &[0.0]).is_err());
     }
 }
