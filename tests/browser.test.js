@@ -216,6 +216,17 @@ describe('privacy, robustness and models (CPU)', () => {
     assert.deepEqual(stored, { local: 0, session: 0, caches: 0, databases: 0, serviceWorkers: 0 });
   });
 
+  test('an image unlike the training images gets a plain warning; a training-like one does not', async () => {
+    const { result } = await explainDropped(page, png(64, 64, () => [255, 255, 255]), 'white-page.png');
+    assert.equal(result.in_distribution.in_distribution, false, JSON.stringify(result.in_distribution));
+    assert.equal(await page.isVisible('#ood-warning'), true);
+    assert.match(await page.textContent('#ood-warning'), /does not look like the images the model was trained on/);
+    const sample = await readFile(join(WWW, 'model', 'samples', 'bag.png'));
+    const { result: bag } = await explainDropped(page, sample, 'bag.png');
+    assert.equal(bag.in_distribution.in_distribution, true, JSON.stringify(bag.in_distribution));
+    assert.equal(await page.isVisible('#ood-warning'), false);
+  });
+
   test('bad files get a readable message and the page keeps working', async () => {
     const good = testImage(64, 5);
     const cases = [
