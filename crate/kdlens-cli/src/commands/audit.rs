@@ -82,14 +82,8 @@ impl Audited {
     /// reduce every CAM to a constant.
     fn load(name: String, path: &Path, min_side: usize, device: &Device) -> Result<Self> {
         let loaded = model_io::load(path, device)?;
-        let layers = loaded.model.layers();
-        let cam_layer = layers
-            .iter()
-            .rev()
-            .find(|l| l.size[0] >= min_side && l.size[1] >= min_side)
-            .unwrap_or(&layers[0])
-            .name
-            .clone();
+        let index = loaded.model.deepest_layer_with_side(min_side);
+        let cam_layer = loaded.model.layers()[index].name.clone();
         Ok(Self {
             name,
             loaded,

@@ -21,7 +21,7 @@ use crate::{
     image::{Preprocessing, gaussian_blur},
     model::{ForwardTrace, LayeredClassifier},
     read_f32,
-    trust::{Faithfulness, InDistribution, OodReference, deletion_insertion, pooled_features},
+    trust::{Faithfulness, InDistribution, deletion_insertion, pooled_features},
 };
 
 /// What an explanation may need besides the model, the image and the request.
@@ -231,7 +231,9 @@ pub async fn explain<M: LayeredClassifier>(
     }
 
     let in_distribution = match context.manifest.and_then(|m| m.ood_reference.as_ref()) {
-        Some(reference) => Some(ood_verdict(reference, &trace).await?),
+        Some(reference) => {
+            Some(reference.assess(&last_stage_features(&trace).await?, &fmv.logits)?)
+        }
         None => None,
     };
     timings.insert("total".to_string(), ms_since(start));
@@ -265,23 +267,13 @@ pub async fn explain<M: LayeredClassifier>(
     })
 }
 
-/// The out-of-distribution verdict on a forward pass: its logits and last stage's pooled
-/// features, read back together.
-async fn ood_verdict(reference: &OodReference, trace: &ForwardTrace) -> Result<InDistribution> {
+/// The pooled features of a forward pass's last stage (what the out-of-distribution reference
+/// compares), read back.
+async fn last_stage_features(trace: &ForwardTrace) -> Result<Vec<f32>> {
     let last = trace.activations.last().cloned().ok_or_else(|| {
         Error::InvalidRequest("the model has no stage to take features from".into())
     })?;
-    let num_classes = trace.logits.dims()[1];
-    let mut values = read_f32(Tensor::cat(
-        vec![
-            trace.logits.clone().flatten::<1>(0, 1),
-            pooled_features(last).flatten::<1>(0, 1),
-        ],
-        0,
-    ))
-    .await?;
-    let features = values.split_off(num_classes);
-    reference.assess(&features, &values)
+    read_f32(pooled_features(last)).await
 }
 
 /// Whether one image `[1, 3, H, W]` resembles a bundle's training data (one forward pass);
@@ -293,9 +285,12 @@ pub async fn assess_input<M: LayeredClassifier>(
 ) -> Result<Option<InDistribution>> {
     check_single_image(&input)?;
     match &manifest.ood_reference {
-        Some(reference) => Ok(Some(
-            ood_verdict(reference, &model.forward_with_activations(input)).await?,
-        )),
+        Some(reference) => {
+            let trace = model.forward_with_activations(input);
+            let features = last_stage_features(&trace).await?;
+            let logits = read_f32(trace.logits).await?;
+            Ok(Some(reference.assess(&features, &logits)?))
+        }
         None => Ok(None),
     }
 }

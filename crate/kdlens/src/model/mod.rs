@@ -104,6 +104,17 @@ pub trait LayeredClassifier {
     fn default_cam_layer(&self) -> usize {
         self.layers().len() - 1
     }
+
+    /// The deepest stage with at least `min_side` positions in each direction (the first stage
+    /// if none has): where a class activation map still has a spatial ranking when a small input
+    /// leaves the last stages 1×1.
+    fn deepest_layer_with_side(&self, min_side: usize) -> usize {
+        let layers = self.layers();
+        layers
+            .iter()
+            .rposition(|l| l.size[0] >= min_side && l.size[1] >= min_side)
+            .unwrap_or(0)
+    }
 }
 
 /// 2×2 max-pooling with stride 2 that drops a last odd row or column, as PyTorch's
