@@ -1,111 +1,169 @@
-//! Where the student's CPU time goes, layer by layer, on burn's `flex` backend at 224²: the 3×3
-//! convolution as burn runs it, against a single matrix product of the same size (the work an
-//! im2col convolution must do), plus ReLU and 2×2 max-pooling.
+//! Where the models' CPU time goes, layer by layer, on the `flex` backend: kdlens' convolution
+//! (`kdlens::conv::conv2d`) against burn's `conv2d` and against one matrix product of the size an
+//! im2col convolution needs (`[c_out, c_in·k²] × [c_in·k², h·w]`), forward and forward +
+//! backward (input and weight gradients).
 //!
 //! `cargo run -p kdlens-cli --example conv_paths` (BENCHMARKS.md quotes its output). It lives in
 //! the CLI crate so that burn is built with the CLI's CPU features (rayon threads, AVX-512).
 
 use std::time::Instant;
 
-use burn::{
-    nn::pool::MaxPool2dConfig,
-    tensor::{Device, Distribution, Tensor, module::conv2d, ops::ConvOptions},
-};
+use burn::tensor::{Device, Distribution, Tensor, module, ops::ConvOptions};
 
-fn median_ms(mut f: impl FnMut(), runs: usize) -> f64 {
-    f();
-    let mut times: Vec<f64> = (0..runs)
-        .map(|_| {
-            let t = Instant::now();
+type Conv = fn(Tensor<4>, Tensor<4>, Option<Tensor<1>>, ConvOptions<2>) -> Tensor<4>;
+
+/// Median wall time of `runs` calls after two warm-up calls, in milliseconds. Runs of the
+/// `contenders` are interleaved so that drifts of the machine hit all of them alike.
+fn interleaved_ms(contenders: &mut [&mut dyn FnMut()], runs: usize) -> Vec<f64> {
+    for f in contenders.iter_mut() {
+        f();
+        f();
+    }
+    let mut times = vec![Vec::with_capacity(runs); contenders.len()];
+    for _ in 0..runs {
+        for (f, t) in contenders.iter_mut().zip(&mut times) {
+            let start = Instant::now();
             f();
-            t.elapsed().as_secs_f64() * 1e3
+            t.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    times
+        .into_iter()
+        .map(|mut t| {
+            t.sort_by(f64::total_cmp);
+            t[runs / 2]
         })
-        .collect();
-    times.sort_by(|a, b| a.total_cmp(b));
-    times[runs / 2]
+        .collect()
 }
 
-fn main() {
-    let device = Device::flex();
-    let channels = [3, 32, 64, 128, 256, 512];
-    let mut side = 224;
-    let (mut conv_total, mut gemm_total) = (0.0, 0.0);
-    println!(
-        "layer | c_in→c_out | side | GMAC | conv2d ms (GFLOP/s) | slices+gemm ms | gemm ms (GFLOP/s) | relu ms | pool ms | reshape-max pool ms"
-    );
-    for layer in 0..5 {
-        let (c_in, c_out) = (channels[layer], channels[layer + 1]);
-        let x = Tensor::<4>::random([1, c_in, side, side], Distribution::Default, &device);
-        let w = Tensor::<4>::random([c_out, c_in, 3, 3], Distribution::Default, &device);
-        let b = Tensor::<1>::random([c_out], Distribution::Default, &device);
-        let options = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
-        let conv = median_ms(
-            || {
-                let y = conv2d(x.clone(), w.clone(), Some(b.clone()), options.clone());
-                let _ = y.into_data();
-            },
-            7,
-        );
-        // The same convolution as nine shifted slices of the padded input and one matrix product.
-        let sliced = median_ms(
-            || {
-                let padded = x
-                    .clone()
-                    .pad((1, 1, 1, 1), burn::tensor::ops::PadMode::Constant(0.0));
-                let taps: Vec<Tensor<3>> = (0..3)
-                    .flat_map(|dy| (0..3).map(move |dx| (dy, dx)))
-                    .map(|(dy, dx)| {
-                        padded
-                            .clone()
-                            .slice([0..1, 0..c_in, dy..dy + side, dx..dx + side])
-                            .reshape([c_in, 1, side * side])
-                    })
-                    .collect();
-                let cols = Tensor::cat(taps, 1).reshape([c_in * 9, side * side]);
-                let y = w.clone().reshape([c_out, c_in * 9]).matmul(cols)
-                    + b.clone().reshape([c_out, 1]);
-                drop(y.reshape([1, c_out, side, side]).into_data());
-            },
-            7,
-        );
-        let a = Tensor::<2>::random([c_out, c_in * 9], Distribution::Default, &device);
-        let cols = Tensor::<2>::random([c_in * 9, side * side], Distribution::Default, &device);
-        let gemm = median_ms(
-            || {
-                let _ = a.clone().matmul(cols.clone()).into_data();
-            },
-            7,
-        );
-        let y = conv2d(x.clone(), w.clone(), Some(b.clone()), options.clone());
-        let relu = median_ms(
-            || drop(burn::tensor::activation::relu(y.clone()).into_data()),
-            7,
-        );
-        let pooling = MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init();
-        let pool = median_ms(|| drop(pooling.forward(y.clone()).into_data()), 7);
-        // The same 2×2 max-pool as two reductions over a reshaped view.
-        let [_, c, h, w] = y.dims();
-        let reshaped_pool = median_ms(
-            || {
-                let p = y
-                    .clone()
-                    .reshape([1, c, h / 2, 2, w / 2, 2])
-                    .max_dim(5)
-                    .max_dim(3);
-                drop(p.into_data())
-            },
-            7,
-        );
-        let gmac = (c_out * c_in * 9 * side * side) as f64 / 1e9;
-        println!(
-            "conv{} | {c_in}→{c_out} | {side} | {gmac:.3} | {conv:.2} ({:.1}) | {sliced:.2} | {gemm:.2} ({:.1}) | {relu:.2} | {pool:.2} | {reshaped_pool:.2}",
-            layer + 1,
-            2.0 * gmac / conv * 1e3,
-            2.0 * gmac / gemm * 1e3
-        );
-        conv_total += conv;
-        gemm_total += gemm;
-        side /= 2;
+struct Layer {
+    name: &'static str,
+    channels: [usize; 2],
+    side: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    bias: bool,
+}
+
+const fn layer(name: &'static str, channels: [usize; 2], side: usize, kernel: usize) -> Layer {
+    Layer {
+        name,
+        channels,
+        side,
+        kernel,
+        stride: 1,
+        padding: kernel / 2,
+        bias: true,
     }
-    println!("total: conv2d {conv_total:.1} ms, gemm {gemm_total:.1} ms");
+}
+
+/// The student's five layers at 224² and DenseNet-121's kinds of convolution.
+const LAYERS: [Layer; 9] = [
+    layer("student conv1", [3, 32], 224, 3),
+    layer("student conv2", [32, 64], 112, 3),
+    layer("student conv3", [64, 128], 56, 3),
+    layer("student conv4", [128, 256], 28, 3),
+    layer("student conv5", [256, 512], 14, 3),
+    Layer {
+        stride: 2,
+        bias: false,
+        ..layer("densenet stem 7×7/2", [3, 64], 224, 7)
+    },
+    Layer {
+        bias: false,
+        ..layer("densenet 1×1 block1", [256, 128], 56, 1)
+    },
+    Layer {
+        bias: false,
+        ..layer("densenet 3×3 block1", [128, 32], 56, 3)
+    },
+    Layer {
+        bias: false,
+        ..layer("densenet 1×1 block4", [1024, 128], 7, 1)
+    },
+];
+
+fn main() {
+    let batch: usize = std::env::args()
+        .nth(1)
+        .and_then(|b| b.parse().ok())
+        .unwrap_or(1);
+    let device = Device::flex();
+    println!(
+        "batch {batch}, flex, {} threads",
+        rayon::current_num_threads()
+    );
+    println!(
+        "| layer | GMAC | burn ms (GFLOP/s) | kdlens ms (GFLOP/s) | GEMM bound ms (GFLOP/s) | burn fwd+bwd ms | kdlens fwd+bwd ms |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    let mut totals = [0.0; 5];
+    for l in &LAYERS {
+        let [c_in, c_out] = l.channels;
+        let k = l.kernel;
+        let x = Tensor::<4>::random(
+            [batch, c_in, l.side, l.side],
+            Distribution::Default,
+            &device,
+        );
+        let w = Tensor::<4>::random([c_out, c_in, k, k], Distribution::Default, &device);
+        let b = l
+            .bias
+            .then(|| Tensor::<1>::random([c_out], Distribution::Default, &device));
+        let options = ConvOptions::new([l.stride; 2], [l.padding; 2], [1, 1], 1);
+        let out_side = (l.side + 2 * l.padding - k) / l.stride + 1;
+        let positions = batch * out_side * out_side;
+        let forward = |conv: Conv| {
+            let (x, w, b, o) = (x.clone(), w.clone(), b.clone(), options.clone());
+            move || drop(conv(x.clone(), w.clone(), b.clone(), o.clone()).into_data())
+        };
+        let train = |conv: Conv| {
+            let (x, w, b, o) = (x.clone(), w.clone(), b.clone(), options.clone());
+            let ad = device.clone().autodiff();
+            move || {
+                let x = Tensor::<4>::from_data(x.to_data(), &ad).require_grad();
+                let w = Tensor::<4>::from_data(w.to_data(), &ad).require_grad();
+                let b = b
+                    .clone()
+                    .map(|b| Tensor::<1>::from_data(b.to_data(), &ad).require_grad());
+                let grads = conv(x.clone(), w.clone(), b, o.clone()).sum().backward();
+                drop(x.grad(&grads).map(|g| g.into_data()));
+                drop(w.grad(&grads).map(|g| g.into_data()));
+            }
+        };
+        let a = Tensor::<2>::random([c_out, c_in * k * k], Distribution::Default, &device);
+        let cols = Tensor::<2>::random([c_in * k * k, positions], Distribution::Default, &device);
+        let gemm = || drop(a.clone().matmul(cols.clone()).into_data());
+        let times = interleaved_ms(
+            &mut [
+                &mut forward(module::conv2d),
+                &mut forward(kdlens::conv::conv2d),
+                &mut { gemm },
+                &mut train(module::conv2d),
+                &mut train(kdlens::conv::conv2d),
+            ],
+            7,
+        );
+        let gflop = 2.0 * (c_out * c_in * k * k * positions) as f64 / 1e9;
+        let rate = |ms: f64| gflop / ms * 1e3;
+        println!(
+            "| {} | {:.3} | {:.2} ({:.0}) | {:.2} ({:.0}) | {:.2} ({:.0}) | {:.2} | {:.2} |",
+            l.name,
+            gflop / 2.0,
+            times[0],
+            rate(times[0]),
+            times[1],
+            rate(times[1]),
+            times[2],
+            rate(times[2]),
+            times[3],
+            times[4]
+        );
+        totals.iter_mut().zip(&times).for_each(|(t, v)| *t += v);
+    }
+    println!(
+        "| total | | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
+        totals[0], totals[1], totals[2], totals[3], totals[4]
+    );
 }

@@ -19,6 +19,7 @@
 #![warn(missing_docs)]
 
 pub mod bundle;
+pub mod conv;
 pub mod distill;
 pub mod error;
 pub mod explain;

@@ -13,7 +13,7 @@ use burn::{
 use serde::{Deserialize, Serialize};
 
 use super::{ForwardTrace, LayerInfo, LayeredClassifier, ModelCost, global_average_pool};
-use crate::{Error, Result};
+use crate::{Error, Result, conv};
 
 /// The shape of a DenseNet: growth rate, layers per dense block, stem width and bottleneck
 /// factor, as in torchvision's `DenseNet(growth_rate, block_config, num_init_features, bn_size)`.
@@ -161,8 +161,8 @@ impl DenseLayer {
 
     /// The `growth_rate` new channels computed from all previous ones.
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = self.conv1.forward(relu(self.norm1.forward(x)));
-        self.conv2.forward(relu(self.norm2.forward(x)))
+        let x = conv::forward(&self.conv1, relu(self.norm1.forward(x)));
+        conv::forward(&self.conv2, relu(self.norm2.forward(x)))
     }
 }
 
@@ -315,12 +315,12 @@ impl DenseNet {
     fn stage(&self, k: usize, x: Tensor<4>) -> Tensor<4> {
         let f = &self.features;
         match k {
-            0 => relu(f.norm0.forward(f.conv0.forward(x))),
+            0 => relu(f.norm0.forward(conv::forward(&f.conv0, x))),
             8 => relu(f.norm5.forward(x)),
             k if k % 2 == 1 => self.block(k / 2).forward(x),
             k => {
                 let t = self.transition(k / 2 - 1);
-                t.conv.forward(relu(t.norm.forward(x)))
+                conv::forward(&t.conv, relu(t.norm.forward(x)))
             }
         }
     }

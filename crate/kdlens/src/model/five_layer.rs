@@ -12,7 +12,7 @@ use burn::{
 use super::{
     ForwardTrace, LayerInfo, LayeredClassifier, ModelCost, global_average_pool, max_pool_2x2,
 };
-use crate::{Error, Result};
+use crate::{Error, Result, conv};
 
 /// Output channels of the five convolution blocks.
 pub(crate) const CHANNELS: [usize; 5] = [32, 64, 128, 256, 512];
@@ -135,18 +135,17 @@ impl LayeredClassifier for FiveLayerStudent {
     }
 
     fn forward(&self, input: Tensor<4>) -> Tensor<2> {
-        let x = self
-            .convs
-            .iter()
-            .fold(input, |x, conv| max_pool_2x2(relu(conv.forward(x))));
+        let x = self.convs.iter().fold(input, |x, layer| {
+            max_pool_2x2(relu(conv::forward(layer, x)))
+        });
         self.head(x)
     }
 
     fn forward_with_activations(&self, input: Tensor<4>) -> ForwardTrace {
         let mut activations = Vec::with_capacity(self.convs.len());
         let mut x = input;
-        for conv in &self.convs {
-            let a = relu(conv.forward(x));
+        for layer in &self.convs {
+            let a = relu(conv::forward(layer, x));
             activations.push(a.clone());
             x = max_pool_2x2(a);
         }
@@ -164,8 +163,8 @@ impl LayeredClassifier for FiveLayerStudent {
     ) -> Tensor<2> {
         let x = self.convs[layer + 1..]
             .iter()
-            .fold(max_pool_2x2(activation), |x, conv| {
-                max_pool_2x2(relu(conv.forward(x)))
+            .fold(max_pool_2x2(activation), |x, layer| {
+                max_pool_2x2(relu(conv::forward(layer, x)))
             });
         self.head(x)
     }

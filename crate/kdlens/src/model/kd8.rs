@@ -11,7 +11,7 @@ use burn::{
 };
 
 use super::{ForwardTrace, LayerInfo, LayeredClassifier, ModelCost};
-use crate::{Error, Result};
+use crate::{Error, Result, conv};
 
 /// Output channels of the six plain convolution blocks.
 const CHANNELS: [usize; 6] = [32, 64, 128, 256, 512, 512];
@@ -193,15 +193,15 @@ impl LayeredClassifier for Kd8Student {
     fn forward_with_activations(&self, input: Tensor<4>) -> ForwardTrace {
         let mut activations = Vec::with_capacity(8);
         let mut x = input;
-        for (i, conv) in self.convs.iter().enumerate() {
-            let a = relu(conv.forward(x));
+        for (i, layer) in self.convs.iter().enumerate() {
+            let a = relu(conv::forward(layer, x));
             activations.push(a.clone());
             x = self.pool_after(i, a);
         }
         let shortcut = x.clone();
-        let r1 = relu(self.res1.forward(x));
+        let r1 = relu(conv::forward(&self.res1, x));
         activations.push(r1.clone());
-        let r2 = relu(self.res2.forward(r1));
+        let r2 = relu(conv::forward(&self.res2, r1));
         activations.push(r2.clone());
         ForwardTrace {
             logits: self.tail(r2, shortcut),
@@ -218,16 +218,19 @@ impl LayeredClassifier for Kd8Student {
         match layer {
             0..=5 => {
                 let mut x = self.pool_after(layer, activation);
-                for (i, conv) in self.convs.iter().enumerate().skip(layer + 1) {
-                    x = self.pool_after(i, relu(conv.forward(x)));
+                for (i, stage) in self.convs.iter().enumerate().skip(layer + 1) {
+                    x = self.pool_after(i, relu(conv::forward(stage, x)));
                 }
                 let shortcut = x.clone();
-                let r2 = relu(self.res2.forward(relu(self.res1.forward(x))));
+                let r2 = relu(conv::forward(
+                    &self.res2,
+                    relu(conv::forward(&self.res1, x)),
+                ));
                 self.tail(r2, shortcut)
             }
             6 => {
                 let shortcut = self.pool_same.forward(earlier[5].clone().detach());
-                self.tail(relu(self.res2.forward(activation)), shortcut)
+                self.tail(relu(conv::forward(&self.res2, activation)), shortcut)
             }
             7 => {
                 let shortcut = self.pool_same.forward(earlier[5].clone().detach());

@@ -1,0 +1,269 @@
+//! The convolution as a burn backend extension: `Flex` runs kdlens' kernels ([`super::cpu`]),
+//! the CubeCL backends (wgpu, WebGPU) keep burn's own convolution, and `Autodiff` records
+//! kdlens' backward pass on any of them.
+
+use burn::{
+    backend::{
+        Autodiff, Backend, Cube, ExtensionType, Flex, TensorMetadata,
+        autodiff::{
+            checkpoint::{base::Checkpointer, strategy::CheckpointStrategy},
+            grads::Gradients,
+            ops::{Backward, NodeGuard, Ops, OpsKind},
+        },
+        backend_extension,
+        flex::FlexTensor,
+        ops::ModuleOps,
+        tensor::FloatTensor,
+    },
+    tensor::{DType, Shape, TensorData, ops::ConvOptions},
+};
+
+use super::{
+    cpu::{self, Geometry},
+    packed_cache::packed_weights,
+};
+
+/// The optional bias of a convolution, `[c_out]` (an enum because backend extensions route
+/// tensors inside derived types, not inside `Option`).
+#[derive(ExtensionType)]
+pub enum Bias<B: Backend> {
+    /// Added to every output position of its channel.
+    Add(FloatTensor<B>),
+    /// No bias.
+    None,
+}
+
+impl<B: Backend> Bias<B> {
+    /// The bias tensor, if any.
+    pub fn into_option(self) -> Option<FloatTensor<B>> {
+        match self {
+            Bias::Add(b) => Some(b),
+            Bias::None => None,
+        }
+    }
+}
+
+impl<B: Backend> From<Option<FloatTensor<B>>> for Bias<B> {
+    fn from(bias: Option<FloatTensor<B>>) -> Self {
+        bias.map_or(Bias::None, Bias::Add)
+    }
+}
+
+/// A backend that runs kdlens' convolution. Every method defaults to burn's own convolution, so
+/// a backend implements only what it does better.
+#[backend_extension(Flex, Cube: cfg(all()), Autodiff)]
+pub trait ConvBackend: Backend {
+    /// `x` `[batch, c_in, h, w]` ⊛ `weight` `[c_out, c_in / groups, kh, kw]` + `bias` `[c_out]`.
+    fn kd_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        #[extension_type] bias: Bias<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        Self::conv2d(x, weight, bias.into_option(), options)
+    }
+
+    /// The gradient of [`kd_conv2d`](Self::kd_conv2d) with respect to `x`, shaped like `x`.
+    fn kd_conv2d_input_grad(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        Self::conv2d_x_backward(x, weight, output_grad, options)
+    }
+
+    /// The gradient of [`kd_conv2d`](Self::kd_conv2d) with respect to `weight`, shaped like it.
+    fn kd_conv2d_weight_grad(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        Self::conv2d_weight_backward(x, weight, output_grad, options)
+    }
+}
+
+/// burn's kernels on the GPU.
+impl ConvBackend for Cube {}
+
+/// kdlens' kernels for `f32` convolutions with one group; burn's for the rest.
+impl ConvBackend for Flex {
+    fn kd_conv2d(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: Bias<Self>,
+        options: ConvOptions<2>,
+    ) -> FlexTensor {
+        let bias = bias.into_option();
+        let bias_ok = bias.as_ref().is_none_or(|b| b.dtype() == DType::F32);
+        let Some(g) = geometry(&x, &weight, &options).filter(|_| bias_ok) else {
+            return Flex::conv2d(x, weight, bias, options);
+        };
+        let bias = bias.map(contiguous);
+        let (x, weight) = (contiguous(x), contiguous(weight));
+        let (x_data, bias_data) = (f32s(&x), bias.as_ref().map(f32s));
+        let out = match packed_weights(&weight, f32s(&weight), &g) {
+            Some(packed) => cpu::forward_packed(x_data, &packed, bias_data, &g),
+            None => cpu::forward(x_data, f32s(&weight), bias_data, &g),
+        };
+        let [oh, ow] = g.out_size();
+        from_f32s(out, [g.batch, g.c_out, oh, ow])
+    }
+
+    fn kd_conv2d_input_grad(
+        x: FlexTensor,
+        weight: FlexTensor,
+        output_grad: FlexTensor,
+        options: ConvOptions<2>,
+    ) -> FlexTensor {
+        let g = geometry(&x, &weight, &options)
+            .filter(|g| g.transposed().is_some() && output_grad.dtype() == DType::F32);
+        let Some(g) = g else {
+            return Flex::conv2d_x_backward(x, weight, output_grad, options);
+        };
+        let (weight, output_grad) = (contiguous(weight), contiguous(output_grad));
+        match cpu::input_grad(f32s(&weight), f32s(&output_grad), &g) {
+            Some(grad) => from_f32s(grad, [g.batch, g.c_in, g.in_size[0], g.in_size[1]]),
+            None => Flex::conv2d_x_backward(x, weight, output_grad, options),
+        }
+    }
+
+    fn kd_conv2d_weight_grad(
+        x: FlexTensor,
+        weight: FlexTensor,
+        output_grad: FlexTensor,
+        options: ConvOptions<2>,
+    ) -> FlexTensor {
+        let g = geometry(&x, &weight, &options).filter(|_| output_grad.dtype() == DType::F32);
+        let Some(g) = g else {
+            return Flex::conv2d_weight_backward(x, weight, output_grad, options);
+        };
+        let (x, output_grad) = (contiguous(x), contiguous(output_grad));
+        let grad = cpu::weight_grad(f32s(&x), f32s(&output_grad), &g);
+        from_f32s(grad, [g.c_out, g.c_in, g.kernel[0], g.kernel[1]])
+    }
+}
+
+/// The geometry of a convolution kdlens' CPU kernels compute: `f32` input and weights, one group.
+fn geometry(x: &FlexTensor, weight: &FlexTensor, options: &ConvOptions<2>) -> Option<Geometry> {
+    if x.dtype() != DType::F32 || weight.dtype() != DType::F32 || options.groups != 1 {
+        return None;
+    }
+    let (xs, ws) = (x.shape(), weight.shape());
+    let ([batch, c_in, h, w], [c_out, w_in, kh, kw]) =
+        (dims4(xs.as_slice())?, dims4(ws.as_slice())?);
+    let g = Geometry {
+        batch,
+        c_in,
+        c_out,
+        in_size: [h, w],
+        kernel: [kh, kw],
+        stride: options.stride,
+        pad_begin: options.padding_begin(),
+        pad_end: options.padding_end(),
+        dilation: options.dilation,
+    };
+    (w_in == c_in && g.is_valid()).then_some(g)
+}
+
+fn dims4(dims: &[usize]) -> Option<[usize; 4]> {
+    dims.try_into().ok()
+}
+
+fn contiguous(t: FlexTensor) -> FlexTensor {
+    if t.as_slice::<f32>().is_some() {
+        t
+    } else {
+        t.to_contiguous()
+    }
+}
+
+/// The elements of a contiguous `f32` tensor (made so by [`contiguous`]).
+fn f32s(t: &FlexTensor) -> &[f32] {
+    t.as_slice::<f32>()
+        .expect("conv: tensor made contiguous f32 before use")
+}
+
+fn from_f32s(values: Vec<f32>, dims: [usize; 4]) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, Shape::new(dims)))
+}
+
+/// kdlens' backward pass: input and weight gradients from the inner backend's
+/// [`ConvBackend`] methods, bias gradient as the sum of the output gradient over batch and space.
+impl<B: ConvBackend, C: CheckpointStrategy> ConvBackend for Autodiff<B, C> {
+    fn kd_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: Bias<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        let (x, x_node) = x.into_parts();
+        let (weight, weight_node) = weight.into_parts();
+        match bias {
+            Bias::Add(bias) => {
+                let (bias, bias_node) = bias.into_parts();
+                let parents = [x_node, weight_node, bias_node];
+                record::<B, C, 3>(parents, x, weight, Bias::Add(bias), options)
+            }
+            Bias::None => record::<B, C, 2>([x_node, weight_node], x, weight, Bias::None, options),
+        }
+    }
+}
+
+/// The backward step of one convolution; parents are `[x, weight]` or `[x, weight, bias]`.
+#[derive(Debug)]
+struct ConvBackward;
+
+impl<B: ConvBackend, const N: usize> Backward<B, N> for ConvBackward {
+    /// The input, the weights and the options of the forward pass.
+    type State = (FloatTensor<B>, FloatTensor<B>, ConvOptions<2>);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, N>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
+        let grad = grads.consume::<B>(&ops.node);
+        let (x, weight, options) = ops.state;
+        if let Some(node) = ops.parents.get(2).cloned().flatten() {
+            grads.register::<B>(node.id, bias_grad::<B>(grad.clone()));
+        }
+        if let Some(node) = ops.parents[1].clone() {
+            let grad_w =
+                B::kd_conv2d_weight_grad(x.clone(), weight.clone(), grad.clone(), options.clone());
+            grads.register::<B>(node.id, grad_w);
+        }
+        if let Some(node) = ops.parents[0].clone() {
+            grads.register::<B>(node.id, B::kd_conv2d_input_grad(x, weight, grad, options));
+        }
+    }
+}
+
+fn record<B: ConvBackend, C: CheckpointStrategy, const N: usize>(
+    parents: [NodeGuard; N],
+    x: FloatTensor<B>,
+    weight: FloatTensor<B>,
+    bias: Bias<B>,
+    options: ConvOptions<2>,
+) -> FloatTensor<Autodiff<B, C>> {
+    match ConvBackward
+        .prepare::<C>(parents)
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => {
+            let output = B::kd_conv2d(x.clone(), weight.clone(), bias, options.clone());
+            prep.finish((x, weight, options), output)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(B::kd_conv2d(x, weight, bias, options)),
+    }
+}
+
+/// `Σ` over batch, height and width of `[batch, c_out, h, w]`: `[c_out]`.
+fn bias_grad<B: Backend>(grad: FloatTensor<B>) -> FloatTensor<B> {
+    let c_out = grad.shape().as_slice()[1];
+    let summed = B::float_sum_dim(B::float_sum_dim(B::float_sum_dim(grad, 3), 2), 0);
+    B::float_reshape(summed, Shape::new([c_out]))
+}

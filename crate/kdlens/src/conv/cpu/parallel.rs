@@ -1,0 +1,52 @@
+//! Independent pieces of work over disjoint chunks of an output: on the thread pool natively, one
+//! after the other in WebAssembly (the page's worker has one thread).
+
+/// Calls `f(index, chunk)` for each `chunk_len`-sized chunk of `data`.
+#[cfg(not(target_arch = "wasm32"))]
+pub(super) fn for_each_chunk<F>(data: &mut [f32], chunk_len: usize, f: F)
+where
+    F: Fn(usize, &mut [f32]) + Sync + Send,
+{
+    use rayon::prelude::*;
+    data.par_chunks_mut(chunk_len)
+        .enumerate()
+        .for_each(|(i, chunk)| f(i, chunk));
+}
+
+/// Calls `f(index, chunk)` for each `chunk_len`-sized chunk of `data`.
+#[cfg(target_arch = "wasm32")]
+pub(super) fn for_each_chunk<F>(data: &mut [f32], chunk_len: usize, f: F)
+where
+    F: Fn(usize, &mut [f32]) + Sync + Send,
+{
+    data.chunks_mut(chunk_len)
+        .enumerate()
+        .for_each(|(i, chunk)| f(i, chunk));
+}
+
+/// How many threads `for_each_chunk` spreads work over.
+pub(super) fn thread_count() -> usize {
+    #[cfg(not(target_arch = "wasm32"))]
+    return rayon::current_num_threads();
+    #[cfg(target_arch = "wasm32")]
+    return 1;
+}
+
+/// Calls `f(i)` for `i` in `0..n`.
+#[cfg(not(target_arch = "wasm32"))]
+pub(super) fn for_each_index<F>(n: usize, f: F)
+where
+    F: Fn(usize) + Sync + Send,
+{
+    use rayon::prelude::*;
+    (0..n).into_par_iter().for_each(f);
+}
+
+/// Calls `f(i)` for `i` in `0..n`.
+#[cfg(target_arch = "wasm32")]
+pub(super) fn for_each_index<F>(n: usize, f: F)
+where
+    F: Fn(usize) + Sync + Send,
+{
+    (0..n).for_each(f);
+}
