@@ -1,39 +1,79 @@
-//! The matrix product inside Winograd's algorithm, `M = U × V` with `U` `[c_out, c_in]` and `V`
-//! `[c_in, tiles]`: short and wide, recomputed for every chunk of tiles, where a general GEMM
-//! spends more time packing than multiplying. Register-blocked for AVX-512 (8 rows × 32 columns
-//! of accumulators, detected at run time); a plain loop the compiler vectorises elsewhere
-//! (WebAssembly's simd128 included).
+//! kdlens' matrix product for the convolutions: `dst (+)= a × b` with `a` `[m, k]`, `b` `[k, n]`
+//! and `dst` `[m, n]`, all row-major with their own row strides. Register-blocked for AVX-512
+//! (8 rows × 32 columns of accumulators, detected at run time); a plain loop the compiler
+//! vectorises elsewhere (WebAssembly's simd128 included). It neither packs nor copies its
+//! operands: the convolutions hand it layouts it can stream.
 
-/// `dst[i·n + j] = Σₚ a[i·k + p] · b[p·ldb + j]` for `i < m`, `j < n`: `a` row-major `[m, k]`,
-/// `b` `[k, n]` with rows `ldb` apart, `dst` row-major `[m, n]`.
+/// A row-major matrix operand: element `(i, j)` at `data[i · ld + j]`.
+#[derive(Clone, Copy)]
+pub(super) struct Rows<'a> {
+    pub data: &'a [f32],
+    pub ld: usize,
+}
+
+impl<'a> Rows<'a> {
+    /// Rows `ld` apart.
+    pub fn new(data: &'a [f32], ld: usize) -> Self {
+        Self { data, ld }
+    }
+
+    /// Whether `rows × cols` fit.
+    fn holds(&self, rows: usize, cols: usize) -> bool {
+        cols <= self.ld && (rows == 0 || self.data.len() >= (rows - 1) * self.ld + cols)
+    }
+}
+
+/// `dst = a × b` (or `dst += a × b` with `accumulate`), `dst` row-major `[m, n]`.
 ///
 /// # Panics
 /// If a matrix does not fit in its slice.
-pub(super) fn multiply(dst: &mut [f32], a: &[f32], b: &[f32], [m, k, n]: [usize; 3], ldb: usize) {
+pub(super) fn multiply(
+    dst: &mut [f32],
+    a: Rows<'_>,
+    b: Rows<'_>,
+    [m, k, n]: [usize; 3],
+    accumulate: bool,
+) {
+    assert!(dst.len() >= m * n, "multiply: dst too short");
+    // SAFETY: `dst` holds rows 0 .. m of n elements each, and is borrowed mutably.
+    unsafe { multiply_into(dst.as_mut_ptr(), n, a, b, [m, k, n], accumulate) }
+}
+
+/// [`multiply`] into `dst[i·ldd + j]`.
+///
+/// # Safety
+/// `dst` must be valid for reads and writes at `i·ldd + j` for every `i < m`, `j < n`, and
+/// nothing else may access those elements during the call.
+///
+/// # Panics
+/// If `a` or `b` does not fit in its slice.
+pub(super) unsafe fn multiply_into(
+    dst: *mut f32,
+    ldd: usize,
+    a: Rows<'_>,
+    b: Rows<'_>,
+    [m, k, n]: [usize; 3],
+    accumulate: bool,
+) {
     assert!(
-        a.len() >= m * k && dst.len() >= m * n,
-        "multiply: a or dst too short"
-    );
-    assert!(
-        n <= ldb && (k == 0 || b.len() >= (k - 1) * ldb + n),
-        "multiply: b too short"
+        a.holds(m, k) && b.holds(k, n),
+        "multiply: operand outside its slice"
     );
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") {
-        // SAFETY: the CPU has AVX-512F (checked just now) and every access stays inside the
-        // slices (their lengths were checked above; the kernel masks the columns past `n`).
-        unsafe { avx512::multiply(dst, a, b, [m, k, n], ldb) };
+        // SAFETY: the CPU has AVX-512F (checked just now), `a` and `b` were checked above, and
+        // the caller vouches for `dst`; the kernel masks the columns past `n`.
+        unsafe { avx512::multiply(dst, ldd, a, b, [m, k, n], accumulate) };
         return;
     }
-    portable(dst, a, b, [m, k, n], ldb);
-}
-
-fn portable(dst: &mut [f32], a: &[f32], b: &[f32], [m, k, n]: [usize; 3], ldb: usize) {
-    for (i, row) in dst.chunks_mut(n).take(m).enumerate() {
-        row.fill(0.0);
-        for (p, &av) in a[i * k..(i + 1) * k].iter().enumerate() {
-            let b_row = &b[p * ldb..p * ldb + n];
-            for (d, &bv) in row.iter_mut().zip(b_row) {
+    for i in 0..m {
+        // SAFETY: row i, columns 0 .. n, are the caller's to use (see above).
+        let row = unsafe { std::slice::from_raw_parts_mut(dst.add(i * ldd), n) };
+        if !accumulate {
+            row.fill(0.0);
+        }
+        for (p, &av) in a.data[i * a.ld..i * a.ld + k].iter().enumerate() {
+            for (d, &bv) in row.iter_mut().zip(&b.data[p * b.ld..p * b.ld + n]) {
                 *d += av * bv;
             }
         }
@@ -44,27 +84,30 @@ fn portable(dst: &mut [f32], a: &[f32], b: &[f32], [m, k, n]: [usize; 3], ldb: u
 mod avx512 {
     use std::arch::x86_64::*;
 
+    use super::Rows;
+
     /// Rows of `a` per block.
     const ROWS: usize = 8;
 
-    /// See [`super::multiply`]; the caller guarantees AVX-512F and the slice lengths.
+    /// See [`super::multiply_into`]; the caller guarantees AVX-512F and the operands.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn multiply(
-        dst: &mut [f32],
-        a: &[f32],
-        b: &[f32],
+        dst: *mut f32,
+        ldd: usize,
+        a: Rows<'_>,
+        b: Rows<'_>,
         [m, k, n]: [usize; 3],
-        ldb: usize,
+        accumulate: bool,
     ) {
         let mut i = 0;
         while i + ROWS <= m {
-            // SAFETY: rows i .. i + ROWS < m; see `block`.
-            unsafe { block::<ROWS>(dst, a, b, i, [k, n], ldb) };
+            // SAFETY: rows i .. i + ROWS ≤ m; see `block`.
+            unsafe { block::<ROWS>(dst, ldd, a, b, i, [k, n], accumulate) };
             i += ROWS;
         }
         while i < m {
             // SAFETY: as above, one row.
-            unsafe { block::<1>(dst, a, b, i, [k, n], ldb) };
+            unsafe { block::<1>(dst, ldd, a, b, i, [k, n], accumulate) };
             i += 1;
         }
     }
@@ -81,19 +124,30 @@ mod avx512 {
     /// Rows `i .. i + R` of `dst`, 32 columns at a time with `R × 2` vector accumulators.
     #[target_feature(enable = "avx512f")]
     unsafe fn block<const R: usize>(
-        dst: &mut [f32],
-        a: &[f32],
-        b: &[f32],
+        dst: *mut f32,
+        ldd: usize,
+        a: Rows<'_>,
+        b: Rows<'_>,
         i: usize,
         [k, n]: [usize; 2],
-        ldb: usize,
+        accumulate: bool,
     ) {
         let mut j = 0;
         while j < n {
             let (low, high) = (lanes(n - j), lanes((n - j).saturating_sub(16)));
+            let out = |r: usize| dst.wrapping_add((i + r) * ldd + j);
             let mut acc = [[_mm512_setzero_ps(); 2]; R];
+            if accumulate {
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    // SAFETY: lanes j .. n of row i + r are the caller's to use.
+                    unsafe {
+                        acc[0] = _mm512_maskz_loadu_ps(low, out(r));
+                        acc[1] = _mm512_maskz_loadu_ps(high, out(r).wrapping_add(16));
+                    }
+                }
+            }
             for p in 0..k {
-                let row = b[p * ldb..].as_ptr().wrapping_add(j);
+                let row = b.data[p * b.ld..].as_ptr().wrapping_add(j);
                 // SAFETY: only lanes j .. n of row p are read (the masks stop at column n, and
                 // `b` holds row p up to column n); masked-off lanes are not accessed.
                 let (b0, b1) = unsafe {
@@ -103,17 +157,16 @@ mod avx512 {
                     )
                 };
                 for (r, acc) in acc.iter_mut().enumerate() {
-                    let av = _mm512_set1_ps(a[(i + r) * k + p]);
+                    let av = _mm512_set1_ps(a.data[(i + r) * a.ld + p]);
                     acc[0] = _mm512_fmadd_ps(av, b0, acc[0]);
                     acc[1] = _mm512_fmadd_ps(av, b1, acc[1]);
                 }
             }
             for (r, acc) in acc.iter().enumerate() {
-                let out = dst[(i + r) * n..].as_mut_ptr().wrapping_add(j);
-                // SAFETY: lanes j .. n of row i + r lie inside `dst` (`dst.len() ≥ m·n`).
+                // SAFETY: lanes j .. n of row i + r are the caller's to use.
                 unsafe {
-                    _mm512_mask_storeu_ps(out, low, acc[0]);
-                    _mm512_mask_storeu_ps(out.wrapping_add(16), high, acc[1]);
+                    _mm512_mask_storeu_ps(out(r), low, acc[0]);
+                    _mm512_mask_storeu_ps(out(r).wrapping_add(16), high, acc[1]);
                 }
             }
             j += 32;
@@ -135,22 +188,31 @@ mod tests {
             [16, 40, 70],
             [3, 0, 4],
         ] {
-            let ldb = n + 3;
-            let a: Vec<f32> = (0..m * k).map(|v| (v % 7) as f32 - 3.0).collect();
-            let b: Vec<f32> = (0..k * ldb).map(|v| (v % 5) as f32 * 0.5 - 1.0).collect();
-            let mut got = vec![f32::NAN; m * n];
-            multiply(&mut got, &a, &b, [m, k, n], ldb);
-            let mut want = vec![f32::NAN; m * n];
-            portable(&mut want, &a, &b, [m, k, n], ldb);
-            for i in 0..m {
-                for j in 0..n {
-                    let exact: f32 = (0..k).map(|p| a[i * k + p] * b[p * ldb + j]).sum();
-                    assert_eq!(got[i * n + j], exact, "[{m}, {k}, {n}] at ({i}, {j})");
-                    assert_eq!(
-                        want[i * n + j],
-                        exact,
-                        "portable [{m}, {k}, {n}] at ({i}, {j})"
-                    );
+            let (lda, ldb) = (k + 2, n + 3);
+            let a: Vec<f32> = (0..m * lda).map(|v| (v % 7) as f32 - 3.0).collect();
+            let b: Vec<f32> = (0..k.max(1) * ldb)
+                .map(|v| (v % 5) as f32 * 0.5 - 1.0)
+                .collect();
+            let start: Vec<f32> = (0..m * n).map(|v| (v % 3) as f32).collect();
+            for accumulate in [false, true] {
+                let mut got = start.clone();
+                multiply(
+                    &mut got,
+                    Rows::new(&a, lda),
+                    Rows::new(&b, ldb),
+                    [m, k, n],
+                    accumulate,
+                );
+                for i in 0..m {
+                    for j in 0..n {
+                        let sum: f32 = (0..k).map(|p| a[i * lda + p] * b[p * ldb + j]).sum();
+                        let want = if accumulate {
+                            start[i * n + j] + sum
+                        } else {
+                            sum
+                        };
+                        assert_eq!(got[i * n + j], want, "[{m}, {k}, {n}] at ({i}, {j})");
+                    }
                 }
             }
         }

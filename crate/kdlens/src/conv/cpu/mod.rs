@@ -4,7 +4,6 @@
 //! with flipped, transposed weights) and weight gradient (one matrix product per image).
 
 mod im2col;
-mod matmul;
 mod microkernel;
 mod parallel;
 mod winograd;

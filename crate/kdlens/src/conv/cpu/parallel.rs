@@ -1,6 +1,15 @@
 //! Independent pieces of work over disjoint chunks of an output: on the thread pool natively, one
 //! after the other in WebAssembly (the page's worker has one thread).
 
+/// Whether a piece of work may spread over the thread pool.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum Threads {
+    /// On the calling thread only (the caller already runs pieces in parallel).
+    One,
+    /// On every thread of the pool (natively; one thread in WebAssembly).
+    All,
+}
+
 /// Calls `f(index, chunk)` for each `chunk_len`-sized chunk of `data`.
 #[cfg(not(target_arch = "wasm32"))]
 pub(super) fn for_each_chunk<F>(data: &mut [f32], chunk_len: usize, f: F)

@@ -8,9 +8,8 @@
 
 use super::{
     Geometry,
-    matmul::Threads,
-    microkernel::multiply,
-    parallel::{for_each_chunk, for_each_index, thread_count},
+    microkernel::{Rows, multiply},
+    parallel::{Threads, for_each_chunk, for_each_index, thread_count},
 };
 
 /// Floats of scratch (transformed tiles and products) one chunk aims to stay within.
@@ -64,10 +63,10 @@ fn products(u: &[f32], v: &[f32], g: &Geometry, len: usize, threads: Threads) ->
     let product = |xi: usize, m_xi: &mut [f32]| {
         multiply(
             m_xi,
-            &u[xi * u_stride..][..g.c_out * g.c_in],
-            &v[xi * v_stride..][..g.c_in * len],
+            Rows::new(&u[xi * u_stride..][..g.c_out * g.c_in], g.c_in),
+            Rows::new(&v[xi * v_stride..][..g.c_in * len], len),
             [g.c_out, g.c_in, len],
-            len,
+            false,
         )
     };
     match threads {
