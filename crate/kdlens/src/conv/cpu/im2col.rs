@@ -7,6 +7,7 @@ use super::{
     Geometry,
     microkernel::{Rows, multiply, multiply_into},
     parallel::{for_each_chunk, for_each_index, thread_count},
+    scratch::with_buffer,
 };
 
 /// Output positions per step of the weight gradient's sum, so that a step's slice of the output
@@ -19,13 +20,14 @@ pub(super) fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Geometry, 
     let image_len = g.c_in * g.in_size[0] * g.in_size[1];
     let run = |n: usize, out_n: &mut [f32], split: bool| {
         let x_n = &x[n * image_len..(n + 1) * image_len];
-        let col = columns(x_n, g, split && g.c_in >= 2 * thread_count());
-        let (w, col) = (Rows::new(w, k), Rows::new(&col, p));
-        if split {
-            multiply_by_columns(out_n, w, col, [g.c_out, k, p]);
-        } else {
-            multiply(out_n, w, col, [g.c_out, k, p], false);
-        }
+        with_columns(x_n, g, split, |col| {
+            let (w, col) = (Rows::new(w, k), Rows::new(col, p));
+            if split {
+                multiply_by_columns(out_n, w, col, [g.c_out, k, p]);
+            } else {
+                multiply(out_n, w, col, [g.c_out, k, p], false);
+            }
+        });
         if let Some(bias) = bias {
             for (row, &b) in out_n.chunks_mut(p).zip(bias) {
                 row.iter_mut().for_each(|v| *v += b);
@@ -85,20 +87,21 @@ pub(super) fn weight_grad(x: &[f32], grad_out: &[f32], g: &Geometry) -> Vec<f32>
     let mut grad_wt = vec![0.0; k * c_out];
     let rows_per_piece = k.div_ceil(4 * thread_count()).next_multiple_of(8);
     for n in 0..g.batch {
-        let col = columns(&x[n * image_len..(n + 1) * image_len], g, true);
         let grad_t = transpose(&grad_out[n * c_out * p..(n + 1) * c_out * p], c_out, p);
-        for_each_chunk(&mut grad_wt, rows_per_piece * c_out, |piece, dst| {
-            let (first, rows) = (piece * rows_per_piece, dst.len() / c_out);
-            for start in (0..p).step_by(POSITIONS_PER_STEP) {
-                let len = POSITIONS_PER_STEP.min(p - start);
-                multiply(
-                    dst,
-                    Rows::new(&col[first * p + start..], p),
-                    Rows::new(&grad_t[start * c_out..], c_out),
-                    [rows, len, c_out],
-                    n > 0 || start > 0,
-                );
-            }
+        with_columns(&x[n * image_len..(n + 1) * image_len], g, true, |col| {
+            for_each_chunk(&mut grad_wt, rows_per_piece * c_out, |piece, dst| {
+                let (first, rows) = (piece * rows_per_piece, dst.len() / c_out);
+                for start in (0..p).step_by(POSITIONS_PER_STEP) {
+                    let len = POSITIONS_PER_STEP.min(p - start);
+                    multiply(
+                        dst,
+                        Rows::new(&col[first * p + start..], p),
+                        Rows::new(&grad_t[start * c_out..], c_out),
+                        [rows, len, c_out],
+                        n > 0 || start > 0,
+                    );
+                }
+            })
         });
     }
     transpose(&grad_wt, k, c_out)
@@ -121,71 +124,64 @@ fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     t
 }
 
-/// `col[k, p]` of image `x_n`: the image itself for a pointwise layer, else built (rows of
-/// channels in parallel with `parallel`).
-fn columns<'a>(x_n: &'a [f32], g: &Geometry, parallel: bool) -> std::borrow::Cow<'a, [f32]> {
+/// Runs `f` on `col[k, p]` of image `x_n`: the image itself for a pointwise layer, else built in
+/// a reused buffer (its rows in parallel with `parallel`).
+fn with_columns<R>(x_n: &[f32], g: &Geometry, parallel: bool, f: impl FnOnce(&[f32]) -> R) -> R {
     if g.is_pointwise() {
-        return std::borrow::Cow::Borrowed(x_n);
+        return f(x_n);
     }
-    let (taps, p) = (g.kernel[0] * g.kernel[1], g.out_positions());
-    let mut col = vec![0.0; g.patch_len() * p];
-    let channel = |ci: usize, rows: &mut [f32]| im2col_channel(x_n, g, ci, rows);
-    if parallel {
-        for_each_chunk(&mut col, taps * p, channel);
-    } else {
-        col.chunks_mut(taps * p)
-            .enumerate()
-            .for_each(|(ci, rows)| channel(ci, rows));
-    }
-    std::borrow::Cow::Owned(col)
+    let (k, p) = (g.patch_len(), g.out_positions());
+    with_buffer(k * p, |col| {
+        if parallel {
+            // Rows per task: a few tasks per thread, and at least ~16 K elements each.
+            let rows = k
+                .div_ceil(4 * thread_count())
+                .max((1 << 14) / p.max(1))
+                .max(1);
+            for_each_chunk(col, rows * p, |task, out| {
+                for (i, out) in out.chunks_mut(p).enumerate() {
+                    im2col_row(x_n, g, task * rows + i, out);
+                }
+            });
+        } else {
+            for (r, out) in col.chunks_mut(p).enumerate() {
+                im2col_row(x_n, g, r, out);
+            }
+        }
+        f(col)
+    })
 }
 
-/// Writes the `kh·kw` rows of `col` that channel `ci` of image `x_n` (`[c_in, h, w]`) fills;
-/// every element of `rows` is written.
-fn im2col_channel(x_n: &[f32], g: &Geometry, ci: usize, rows: &mut [f32]) {
+/// Writes row `r = (ci·kh + ky)·kw + kx` of `col` for image `x_n` (`[c_in, h, w]`): what kernel
+/// tap `(ky, kx)` of channel `ci` sees at every output position. Every element of `out` is
+/// written.
+fn im2col_row(x_n: &[f32], g: &Geometry, r: usize, out: &mut [f32]) {
     let [h, w] = g.in_size;
     let [kh, kw] = g.kernel;
-    let [oh, ow] = g.out_size();
-    let [sh, sw] = g.stride;
-    let [dh, dw] = g.dilation;
-    let [pt, pl] = g.pad_begin;
+    let [ow, sw] = [g.out_size()[1], g.stride[1]];
+    let (ci, ky, kx) = (r / (kh * kw), (r / kw) % kh, r % kw);
     let plane = &x_n[ci * h * w..(ci + 1) * h * w];
-    let mut rows = rows.chunks_mut(oh * ow);
-    for ky in 0..kh {
-        for kx in 0..kw {
-            let Some(row) = rows.next() else { return };
-            for (oy, out_row) in row.chunks_mut(ow).enumerate() {
-                let iy = (oy * sh + ky * dh) as isize - pt as isize;
-                if iy < 0 || iy >= h as isize {
-                    out_row.fill(0.0);
-                    continue;
-                }
-                let in_row = &plane[iy as usize * w..(iy as usize + 1) * w];
-                let shift = (kx * dw) as isize - pl as isize;
-                if sw == 1 {
-                    copy_shifted(in_row, shift, out_row);
-                } else {
-                    for (ox, v) in out_row.iter_mut().enumerate() {
-                        let ix = (ox * sw) as isize + shift;
-                        *v = if ix >= 0 && ix < w as isize {
-                            in_row[ix as usize]
-                        } else {
-                            0.0
-                        };
-                    }
-                }
+    let shift = (kx * g.dilation[1]) as isize - g.pad_begin[1] as isize;
+    // Output columns whose input column `ox·sw + shift` lies inside the row.
+    let first = ((-shift).max(0) as usize).div_ceil(sw).min(ow);
+    let end = ((w as isize - shift).max(0) as usize)
+        .div_ceil(sw)
+        .clamp(first, ow);
+    for (oy, out_row) in out.chunks_mut(ow).enumerate() {
+        let iy = (oy * g.stride[0] + ky * g.dilation[0]) as isize - g.pad_begin[0] as isize;
+        if iy < 0 || iy >= h as isize {
+            out_row.fill(0.0);
+            continue;
+        }
+        let in_row = &plane[iy as usize * w..(iy as usize + 1) * w];
+        out_row[..first].fill(0.0);
+        out_row[end..].fill(0.0);
+        if first < end {
+            let start = (first * sw) as isize + shift;
+            let taken = in_row[start as usize..].iter().step_by(sw);
+            for (v, &x) in out_row[first..end].iter_mut().zip(taken) {
+                *v = x;
             }
         }
     }
-}
-
-/// `out[i] = row[i + shift]`, zero where that falls outside `row`.
-fn copy_shifted(row: &[f32], shift: isize, out: &mut [f32]) {
-    let n = out.len() as isize;
-    let start = (-shift).clamp(0, n);
-    let end = (row.len() as isize - shift).clamp(start, n);
-    out[..start as usize].fill(0.0);
-    out[start as usize..end as usize]
-        .copy_from_slice(&row[(start + shift) as usize..(end + shift) as usize]);
-    out[end as usize..].fill(0.0);
 }

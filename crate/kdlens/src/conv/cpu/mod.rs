@@ -6,6 +6,7 @@
 mod im2col;
 mod microkernel;
 mod parallel;
+mod scratch;
 mod winograd;
 
 /// The shape of one 2-D convolution with one group.

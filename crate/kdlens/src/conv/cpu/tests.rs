@@ -140,11 +140,12 @@ fn geometry(batch: usize, c: [usize; 2], in_size: [usize; 2], k: usize, pad: usi
 fn winograd_3x3_layers_match_the_definition() {
     // Odd and even sizes, batch > 1, channel counts off the SIMD widths, padding 0, 1 and 2.
     for (g, bias) in [
-        (geometry(1, [8, 16], [8, 8], 3, 1), true),
-        (geometry(2, [9, 5], [7, 11], 3, 1), false),
-        (geometry(3, [17, 33], [5, 6], 3, 0), true),
-        (geometry(1, [12, 7], [9, 4], 3, 2), true),
-        (geometry(2, [32, 64], [15, 13], 3, 1), true),
+        (geometry(1, [8, 64], [8, 8], 3, 1), true),
+        (geometry(2, [9, 65], [7, 11], 3, 1), false),
+        (geometry(1, [10, 20], [17, 16], 3, 1), true),
+        (geometry(3, [17, 70], [5, 6], 3, 0), true),
+        (geometry(1, [12, 64], [9, 4], 3, 2), true),
+        (geometry(2, [32, 96], [15, 13], 3, 1), true),
     ] {
         assert!(winograd::applies(&g));
         check(g, bias);
@@ -163,6 +164,7 @@ fn general_layers_match_the_definition() {
     uneven.stride = [2, 1];
     for (g, bias) in [
         (geometry(2, [3, 32], [12, 9], 3, 1), true), // too few input channels for Winograd
+        (geometry(2, [16, 32], [9, 10], 3, 1), false), // too little work for Winograd
         (geometry(3, [20, 11], [6, 5], 1, 0), false), // pointwise: the input is the matrix
         (geometry(1, [7, 9], [5, 5], 1, 1), true),
         (geometry(2, [4, 5], [8, 7], 5, 2), true),
