@@ -74,7 +74,8 @@ async function measure({ backend, side, rounds, runs }) {
   const kd = async (type) => {
     const copy = rgba.slice();
     const t = performance.now();
-    const result = await call(type, { rgba: copy.buffer, width: side, height: side, options: {} }, [copy.buffer]);
+    // The default request: prediction, every layer's map and Grad-CAM of the last stage.
+    const result = await call(type, { rgba: copy.buffer, width: side, height: side, name: 'bench.png', request: {} }, [copy.buffer]);
     return { wall: performance.now() - t, result };
   };
   const times = { ort: [], kdPredict: [], kdPredictForward: [], kdExplain: [], kdExplainCore: [] };
@@ -82,7 +83,7 @@ async function measure({ backend, side, rounds, runs }) {
   for (let r = 0; r < rounds; r++) {
     for (let i = 0; i < runs; i++) { const t = performance.now(); await session.run({ input }); times.ort.push(performance.now() - t); }
     for (let i = 0; i < runs; i++) { const { wall, result } = await kd('predict'); times.kdPredict.push(wall); times.kdPredictForward.push(result.forwardMs); }
-    for (let i = 0; i < runs; i++) { const { wall, result } = await kd('explain'); times.kdExplain.push(wall); times.kdExplainCore.push(result.timings.total_ms); }
+    for (let i = 0; i < runs; i++) { const { wall, result } = await kd('explain'); times.kdExplain.push(wall); times.kdExplainCore.push(result.timings_ms.total); }
   }
   worker.terminate();
   return { backend: backendInfo, medians: Object.fromEntries(Object.entries(times).map(([k, v]) => [k, median(v)])), samples: times };

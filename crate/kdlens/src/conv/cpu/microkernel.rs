@@ -66,14 +66,37 @@ pub(super) unsafe fn multiply_into(
         unsafe { avx512::multiply(dst, ldd, a, b, [m, k, n], accumulate) };
         return;
     }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    // SAFETY: `a` and `b` were checked above and the caller vouches for `dst`; the kernel covers
+    // the columns below a multiple of 8, the loop below the rest.
+    let done = unsafe { simd128::multiply(dst, ldd, a, b, [m, k, n], accumulate) };
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    let done = 0;
+    // SAFETY: as above.
+    unsafe { portable(dst, ldd, a, b, [m, k, n], accumulate, done) }
+}
+
+/// Columns `from .. n` of [`multiply_into`] as plain loops.
+///
+/// # Safety
+/// As [`multiply_into`], with `a` and `b` already checked.
+unsafe fn portable(
+    dst: *mut f32,
+    ldd: usize,
+    a: Rows<'_>,
+    b: Rows<'_>,
+    [m, k, n]: [usize; 3],
+    accumulate: bool,
+    from: usize,
+) {
     for i in 0..m {
-        // SAFETY: row i, columns 0 .. n, are the caller's to use (see above).
-        let row = unsafe { std::slice::from_raw_parts_mut(dst.add(i * ldd), n) };
+        // SAFETY: row i, columns from .. n, are the caller's to use.
+        let row = unsafe { std::slice::from_raw_parts_mut(dst.add(i * ldd + from), n - from) };
         if !accumulate {
             row.fill(0.0);
         }
         for (p, &av) in a.data[i * a.ld..i * a.ld + k].iter().enumerate() {
-            for (d, &bv) in row.iter_mut().zip(&b.data[p * b.ld..p * b.ld + n]) {
+            for (d, &bv) in row.iter_mut().zip(&b.data[p * b.ld + from..p * b.ld + n]) {
                 *d += av * bv;
             }
         }
@@ -170,6 +193,87 @@ mod avx512 {
             unsafe {
                 _mm512_mask_storeu_ps(out(r), low, acc[0]);
                 _mm512_mask_storeu_ps(out(r).wrapping_add(16), high, acc[1]);
+            }
+        }
+    }
+}
+
+/// WebAssembly's 128-bit SIMD: 8 rows × 8 columns of accumulators (16 of the registers the
+/// engines map `v128` onto), no fused multiply-add in the base instruction set.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd128 {
+    use core::arch::wasm32::*;
+
+    use super::Rows;
+
+    /// Rows of `a` per block.
+    const ROWS: usize = 8;
+
+    /// Columns `0 .. n − n % 8` of [`super::multiply_into`]; returns how many columns it did.
+    ///
+    /// # Safety
+    /// As [`super::multiply_into`], with `a` and `b` already checked.
+    pub(super) unsafe fn multiply(
+        dst: *mut f32,
+        ldd: usize,
+        a: Rows<'_>,
+        b: Rows<'_>,
+        [m, k, n]: [usize; 3],
+        accumulate: bool,
+    ) -> usize {
+        let width = n - n % 8;
+        for j in (0..width).step_by(8) {
+            let mut i = 0;
+            while i + ROWS <= m {
+                // SAFETY: rows i .. i + ROWS ≤ m, columns j .. j + 8 ≤ n.
+                unsafe { block::<ROWS>(dst, ldd, a, b, [i, j], k, accumulate) };
+                i += ROWS;
+            }
+            while i < m {
+                // SAFETY: as above, one row.
+                unsafe { block::<1>(dst, ldd, a, b, [i, j], k, accumulate) };
+                i += 1;
+            }
+        }
+        width
+    }
+
+    /// Rows `i .. i + R`, columns `j .. j + 8` of `dst`.
+    unsafe fn block<const R: usize>(
+        dst: *mut f32,
+        ldd: usize,
+        a: Rows<'_>,
+        b: Rows<'_>,
+        [i, j]: [usize; 2],
+        k: usize,
+        accumulate: bool,
+    ) {
+        let out = |r: usize| dst.wrapping_add((i + r) * ldd + j) as *mut v128;
+        let mut acc = [[f32x4_splat(0.0); 2]; R];
+        if accumulate {
+            for (r, acc) in acc.iter_mut().enumerate() {
+                // SAFETY: columns j .. j + 8 of row i + r are the caller's to use.
+                unsafe { *acc = [v128_load(out(r)), v128_load(out(r).wrapping_add(1))] };
+            }
+        }
+        for p in 0..k {
+            let row = &b.data[p * b.ld + j..p * b.ld + j + 8];
+            // SAFETY: `row` holds 8 floats (bounds-checked slice).
+            let (b0, b1) = unsafe {
+                let ptr = row.as_ptr() as *const v128;
+                (v128_load(ptr), v128_load(ptr.wrapping_add(1)))
+            };
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let av = f32x4_splat(a.data[(i + r) * a.ld + p]);
+                acc[0] = f32x4_add(acc[0], f32x4_mul(av, b0));
+                acc[1] = f32x4_add(acc[1], f32x4_mul(av, b1));
+            }
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            // SAFETY: columns j .. j + 8 of row i + r are the caller's to use.
+            unsafe {
+                v128_store(out(r), acc[0]);
+                v128_store(out(r).wrapping_add(1), acc[1]);
             }
         }
     }
