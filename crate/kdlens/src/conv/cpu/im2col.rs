@@ -6,7 +6,7 @@
 use super::{
     Geometry,
     microkernel::{Rows, multiply, multiply_into},
-    parallel::{for_each_chunk, for_each_index, thread_count},
+    parallel::{SharedOut, for_each_chunk, for_each_index, thread_count},
     scratch::with_buffer,
 };
 
@@ -53,30 +53,21 @@ fn piece_width(n: usize) -> usize {
 fn multiply_by_columns(dst: &mut [f32], a: Rows<'_>, b: Rows<'_>, [m, k, n]: [usize; 3]) {
     assert!(dst.len() >= m * n, "multiply: dst too short");
     let width = piece_width(n);
-    let dst = SharedOut(dst.as_mut_ptr());
+    if m == 0 || n == 0 {
+        return;
+    }
+    // Pieces write disjoint columns.
+    let dst = SharedOut::new(&mut dst[..m * n]);
     for_each_index(n.div_ceil(width), |piece| {
         let j = piece * width;
         let cols = width.min(n - j);
         let b = Rows::new(&b.data[j..], b.ld);
+        let first = dst.at(j, (m - 1) * n + cols);
         // SAFETY: this piece reads and writes columns j .. j + cols of the m rows of `dst`
-        // (inside it: its length was checked above), which no other piece touches.
-        unsafe { multiply_into(dst.column(j), n, a, b, [m, k, cols], false) };
+        // (inside it: `at` checks the last one), which no other piece touches.
+        unsafe { multiply_into(first, n, a, b, [m, k, cols], false) };
     });
 }
-
-/// `dst` shared by pieces that use disjoint columns.
-struct SharedOut(*mut f32);
-
-impl SharedOut {
-    /// Where column `j` of the first row is.
-    fn column(&self, j: usize) -> *mut f32 {
-        self.0.wrapping_add(j)
-    }
-}
-
-// SAFETY: each piece uses its own columns only (see `multiply_by_columns`).
-unsafe impl Sync for SharedOut {}
-unsafe impl Send for SharedOut {}
 
 /// Weight gradient `dW[c_out, k] = Σₙ Gₙ[c_out, p] × colₙ[k, p]ᵀ`, `[c_out, c_in, kh, kw]`:
 /// computed transposed, `dWᵀ[k, c_out] = Σₙ colₙ × Gₙᵀ`, so that both operands stream row by

@@ -59,3 +59,37 @@ where
 {
     (0..n).for_each(f);
 }
+
+/// An output buffer that parallel pieces of work write at disjoint positions (scattered over
+/// the buffer, so that it cannot be split into `&mut` chunks).
+pub(super) struct SharedOut {
+    ptr: *mut f32,
+    len: usize,
+}
+
+// SAFETY: the users of `SharedOut` guarantee that no two pieces write the same element, and the
+// buffer outlives the parallel loop that writes it (it is borrowed mutably for as long).
+unsafe impl Sync for SharedOut {}
+unsafe impl Send for SharedOut {}
+
+impl SharedOut {
+    /// Shares `out` for the lifetime of the parallel loop that writes it.
+    pub fn new(out: &mut [f32]) -> Self {
+        Self {
+            ptr: out.as_mut_ptr(),
+            len: out.len(),
+        }
+    }
+
+    /// Where element `offset` is; `offset + len` must stay inside the buffer.
+    ///
+    /// # Panics
+    /// If `offset + len` is past the end of the buffer.
+    pub fn at(&self, offset: usize, len: usize) -> *mut f32 {
+        assert!(
+            offset + len <= self.len,
+            "shared output: write past the end"
+        );
+        self.ptr.wrapping_add(offset)
+    }
+}

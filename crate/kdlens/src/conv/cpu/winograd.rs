@@ -9,7 +9,7 @@
 use super::{
     Geometry,
     microkernel::{Rows, multiply},
-    parallel::{Threads, for_each_chunk, for_each_index, thread_count},
+    parallel::{SharedOut, Threads, for_each_chunk, for_each_index, thread_count},
     scratch::with_buffer,
 };
 
@@ -36,7 +36,9 @@ pub(super) fn applies(g: &Geometry) -> bool {
 /// already transformed by [`transform_weights`].
 pub(super) fn forward(x: &[f32], u: &[f32], bias: Option<&[f32]>, g: &Geometry, out: &mut [f32]) {
     let tiles = Tiles::new(g);
-    let out = SharedOut(out.as_mut_ptr(), out.len());
+    // Chunks write disjoint outputs: each output element belongs to one tile, each tile to one
+    // chunk.
+    let out = SharedOut::new(out);
     let chunk = |first: usize, len: usize, threads: Threads| {
         with_buffer(16 * xi_stride(g.c_in * len), |v| {
             transform_input(x, g, &tiles, first, len, v);
@@ -254,14 +256,6 @@ fn four_mut(buf: &mut [f32], count: usize) -> [&mut [f32]; 4] {
     ]
 }
 
-/// The output buffer, written by every chunk at the positions of its own tiles.
-struct SharedOut(*mut f32, usize);
-
-// SAFETY: chunks write disjoint elements (each output element belongs to exactly one tile and
-// each tile to exactly one chunk), and the buffer outlives the parallel loop that uses it.
-unsafe impl Sync for SharedOut {}
-unsafe impl Send for SharedOut {}
-
 /// `Y = Aᵀ M A` (+ bias) for each chunk tile and output channel, `Aᵀ` = [[1,1,1,0], [0,1,−1,−1]],
 /// written where it falls inside the output; a run of tiles at a time, like the input.
 fn write_output(
@@ -316,11 +310,12 @@ fn write_output(
                 }
                 let width = (ow - ox).min(2 * count);
                 let index = (run.n * g.c_out + co) * oh * ow + (oy + a) * ow + ox;
-                assert!(index + width <= out.1);
-                // SAFETY: `index .. index + width` lies inside the output (asserted) and inside
-                // output row `oy + a` (`ox + width ≤ ow`), and no other chunk writes it (see
-                // `SharedOut`); `line` is a separate allocation.
-                unsafe { std::ptr::copy_nonoverlapping(line.as_ptr(), out.0.add(index), width) };
+                // SAFETY: `index .. index + width` lies inside the output (`at` checks) and inside
+                // output row `oy + a` (`ox + width ≤ ow`); no other chunk writes it (see
+                // `forward`), and `line` is a separate allocation.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(line.as_ptr(), out.at(index, width), width)
+                };
             }
         }
     }
