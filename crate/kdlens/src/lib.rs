@@ -26,6 +26,7 @@ pub mod explain;
 pub mod image;
 pub mod metrics;
 pub mod model;
+pub mod pool;
 mod readback;
 pub mod trust;
 

@@ -9,10 +9,8 @@ use burn::{
     tensor::{Device, Tensor, activation::relu},
 };
 
-use super::{
-    ForwardTrace, LayerInfo, LayeredClassifier, ModelCost, global_average_pool, max_pool_2x2,
-};
-use crate::{Error, Result, conv};
+use super::{ForwardTrace, LayerInfo, LayeredClassifier, ModelCost, global_average_pool};
+use crate::{Error, Result, conv, pool::max_pool_2x2};
 
 /// Output channels of the five convolution blocks.
 pub(crate) const CHANNELS: [usize; 5] = [32, 64, 128, 256, 512];

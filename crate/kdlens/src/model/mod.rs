@@ -20,7 +20,6 @@ mod spec;
 
 use burn::{
     module::{Module, ModuleVisitor, Param},
-    nn::pool::MaxPool2dConfig,
     tensor::Tensor,
 };
 
@@ -115,33 +114,6 @@ pub trait LayeredClassifier {
             .rposition(|l| l.size[0] >= min_side && l.size[1] >= min_side)
             .unwrap_or(0)
     }
-}
-
-/// 2×2 max-pooling with stride 2 that drops a last odd row or column, as PyTorch's
-/// `max_pool2d(x, 2)`: `[batch, channels, h, w]` → `[batch, channels, h / 2, w / 2]`.
-///
-/// Outside an autodiff graph (prediction, feature maps) it is written as two reductions over a
-/// reshaped view, which burn's CPU backend runs about twice as fast as its pooling kernel; inside
-/// one (training, SHAP) burn's pooling is kept, whose backward is the faster of the two
-/// (`cargo run -p kdlens-cli --example conv_paths`, BENCHMARKS.md). Both give the same values.
-pub(crate) fn max_pool_2x2(x: Tensor<4>) -> Tensor<4> {
-    if x.is_tracked() {
-        return MaxPool2dConfig::new([2, 2])
-            .with_strides([2, 2])
-            .init()
-            .forward(x);
-    }
-    let [batch, channels, h, w] = x.dims();
-    let (h2, w2) = (h / 2, w / 2);
-    let x = if h % 2 == 1 || w % 2 == 1 {
-        x.slice([0..batch, 0..channels, 0..2 * h2, 0..2 * w2])
-    } else {
-        x
-    };
-    x.reshape([batch, channels, h2, 2, w2, 2])
-        .max_dim(5)
-        .max_dim(3)
-        .reshape([batch, channels, h2, w2])
 }
 
 /// Global average pooling: `[batch, channels, height, width]` → `[batch, channels]`.

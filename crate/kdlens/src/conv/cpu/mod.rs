@@ -6,6 +6,8 @@
 mod im2col;
 mod microkernel;
 mod parallel;
+
+pub(crate) use parallel::for_each_chunk;
 mod scratch;
 mod winograd;
 
