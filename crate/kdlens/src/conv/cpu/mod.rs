@@ -153,11 +153,6 @@ impl PackedWeights {
             transformed: winograd::transform_weights(w, g.c_out, g.c_in),
         })
     }
-
-    /// Bytes held.
-    pub fn size_bytes(&self) -> usize {
-        self.transformed.len() * size_of::<f32>()
-    }
 }
 
 /// [`forward`] with weights packed by [`PackedWeights::new`] for the same `g`.
