@@ -96,8 +96,7 @@ impl ConvBackend for Flex {
         options: ConvOptions<2>,
     ) -> FlexTensor {
         let bias = bias.into_option();
-        let bias_ok = bias.as_ref().is_none_or(|b| b.dtype() == DType::F32);
-        let Some(g) = geometry(&x, &weight, &options).filter(|_| bias_ok) else {
+        let Some(g) = geometry(&x, &weight, bias.as_ref(), &options) else {
             return Flex::conv2d(x, weight, bias, options);
         };
         let bias = bias.map(contiguous);
@@ -117,16 +116,16 @@ impl ConvBackend for Flex {
         output_grad: FlexTensor,
         options: ConvOptions<2>,
     ) -> FlexTensor {
-        let g = geometry(&x, &weight, &options)
-            .filter(|g| g.transposed().is_some() && output_grad.dtype() == DType::F32);
+        // Strided layers (DenseNet's stem) have no stride-1 transposed convolution: burn's path.
+        let g = geometry(&x, &weight, Some(&output_grad), &options)
+            .filter(|g| g.transposed().is_some());
         let Some(g) = g else {
             return Flex::conv2d_x_backward(x, weight, output_grad, options);
         };
         let (weight, output_grad) = (contiguous(weight), contiguous(output_grad));
-        match cpu::input_grad(f32s(&weight), f32s(&output_grad), &g) {
-            Some(grad) => from_f32s(grad, [g.batch, g.c_in, g.in_size[0], g.in_size[1]]),
-            None => Flex::conv2d_x_backward(x, weight, output_grad, options),
-        }
+        let grad = cpu::input_grad(f32s(&weight), f32s(&output_grad), &g)
+            .expect("conv: the transposed geometry exists (checked above)");
+        from_f32s(grad, [g.batch, g.c_in, g.in_size[0], g.in_size[1]])
     }
 
     fn kd_conv2d_weight_grad(
@@ -135,8 +134,7 @@ impl ConvBackend for Flex {
         output_grad: FlexTensor,
         options: ConvOptions<2>,
     ) -> FlexTensor {
-        let g = geometry(&x, &weight, &options).filter(|_| output_grad.dtype() == DType::F32);
-        let Some(g) = g else {
+        let Some(g) = geometry(&x, &weight, Some(&output_grad), &options) else {
             return Flex::conv2d_weight_backward(x, weight, output_grad, options);
         };
         let (x, output_grad) = (contiguous(x), contiguous(output_grad));
@@ -145,9 +143,16 @@ impl ConvBackend for Flex {
     }
 }
 
-/// The geometry of a convolution kdlens' CPU kernels compute: `f32` input and weights, one group.
-fn geometry(x: &FlexTensor, weight: &FlexTensor, options: &ConvOptions<2>) -> Option<Geometry> {
-    if x.dtype() != DType::F32 || weight.dtype() != DType::F32 || options.groups != 1 {
+/// The geometry of a convolution kdlens' CPU kernels compute: `f32` input, weights and `other`
+/// tensor (bias or output gradient), one group.
+fn geometry(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    other: Option<&FlexTensor>,
+    options: &ConvOptions<2>,
+) -> Option<Geometry> {
+    let mut tensors = [Some(x), Some(weight), other].into_iter().flatten();
+    if tensors.any(|t| t.dtype() != DType::F32) || options.groups != 1 {
         return None;
     }
     let (xs, ws) = (x.shape(), weight.shape());
