@@ -15,13 +15,14 @@ use burn::{
         ops::ModuleOps,
         tensor::FloatTensor,
     },
-    tensor::{DType, Shape, TensorData, ops::ConvOptions},
+    tensor::{DType, ops::ConvOptions},
 };
 
 use super::{
     cpu::{self, Geometry},
     packed_cache::packed_weights,
 };
+use crate::flex_tensor::{contiguous, dims4, f32s, from_f32s, per_channel_sum};
 
 /// The optional bias of a convolution, `[c_out]` (an enum because backend extensions route
 /// tensors inside derived types, not inside `Option`).
@@ -172,28 +173,6 @@ fn geometry(
     (w_in == c_in && g.is_valid()).then_some(g)
 }
 
-fn dims4(dims: &[usize]) -> Option<[usize; 4]> {
-    dims.try_into().ok()
-}
-
-fn contiguous(t: FlexTensor) -> FlexTensor {
-    if t.as_slice::<f32>().is_some() {
-        t
-    } else {
-        t.to_contiguous()
-    }
-}
-
-/// The elements of a contiguous `f32` tensor (made so by [`contiguous`]).
-fn f32s(t: &FlexTensor) -> &[f32] {
-    t.as_slice::<f32>()
-        .expect("conv: tensor made contiguous f32 before use")
-}
-
-fn from_f32s(values: Vec<f32>, dims: [usize; 4]) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(values, Shape::new(dims)))
-}
-
 /// kdlens' backward pass: input and weight gradients from the inner backend's
 /// [`ConvBackend`] methods, bias gradient as the sum of the output gradient over batch and space.
 impl<B: ConvBackend, C: CheckpointStrategy> ConvBackend for Autodiff<B, C> {
@@ -233,7 +212,7 @@ impl<B: ConvBackend, const N: usize> Backward<B, N> for ConvBackward {
         let grad = grads.consume::<B>(&ops.node);
         let (x, weight, options) = ops.state;
         if let Some(node) = ops.parents.get(2).cloned().flatten() {
-            grads.register::<B>(node.id, bias_grad::<B>(grad.clone()));
+            grads.register::<B>(node.id, per_channel_sum::<B>(grad.clone()));
         }
         if let Some(node) = ops.parents[1].clone() {
             let grad_w =
@@ -264,11 +243,4 @@ fn record<B: ConvBackend, C: CheckpointStrategy, const N: usize>(
         }
         OpsKind::UnTracked(prep) => prep.finish(B::kd_conv2d(x, weight, bias, options)),
     }
-}
-
-/// `Σ` over batch, height and width of `[batch, c_out, h, w]`: `[c_out]`.
-fn bias_grad<B: Backend>(grad: FloatTensor<B>) -> FloatTensor<B> {
-    let c_out = grad.shape().as_slice()[1];
-    let summed = B::float_sum_dim(B::float_sum_dim(B::float_sum_dim(grad, 3), 2), 0);
-    B::float_reshape(summed, Shape::new([c_out]))
 }

@@ -1,0 +1,219 @@
+//! Batch normalisation with running statistics followed by ReLU — DenseNet's `norm → relu` pairs,
+//! 120 of them in DenseNet-121 — as one burn backend extension: on `flex` one pass over the
+//! activation (in place where nobody else holds it) instead of burn's five (subtract, divide,
+//! multiply, add, ReLU); on the CubeCL backends burn's operations; inside a graph a backward that
+//! gives the input, `gamma` and `beta` their gradients.
+//!
+//! A batch norm that trains (on an autodiff device, not frozen) uses its batch's statistics and
+//! keeps burn's path ([`BatchNorm::forward`]).
+
+use burn::{
+    backend::{
+        Autodiff, Backend, Cube, Dispatch, Flex, TensorMetadata,
+        autodiff::{
+            checkpoint::{base::Checkpointer, strategy::CheckpointStrategy},
+            grads::Gradients,
+            ops::{Backward, Ops, OpsKind},
+        },
+        backend_extension,
+        flex::FlexTensor,
+        tensor::FloatTensor,
+    },
+    nn::BatchNorm,
+    tensor::{DType, Shape, Tensor, activation::relu},
+};
+
+use crate::{
+    conv::cpu::for_each_chunk,
+    flex_tensor::{contiguous, dims4, f32s, f32s_in_place, from_f32s, per_channel_sum},
+};
+
+/// A backend that runs kdlens' per-channel scale, shift and ReLU; the default is burn's
+/// operations.
+#[backend_extension(Flex, Cube: cfg(all()), Autodiff)]
+pub trait NormBackend: Backend {
+    /// `max(0, x · scale[c] + shift[c])` for `x` `[batch, channels, h, w]`, `scale` and `shift`
+    /// `[channels]`.
+    fn kd_scale_shift_relu(
+        x: FloatTensor<Self>,
+        scale: FloatTensor<Self>,
+        shift: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        composed::<Self>(x, scale, shift)
+    }
+}
+
+/// The scale, shift and ReLU out of burn's operations.
+fn composed<B: Backend>(
+    x: FloatTensor<B>,
+    scale: FloatTensor<B>,
+    shift: FloatTensor<B>,
+) -> FloatTensor<B> {
+    let scale = per_channel::<B>(scale);
+    let shift = per_channel::<B>(shift);
+    B::relu(B::float_add(B::float_mul(x, scale), shift))
+}
+
+/// `[channels]` → `[1, channels, 1, 1]`, to broadcast over an activation.
+fn per_channel<B: Backend>(t: FloatTensor<B>) -> FloatTensor<B> {
+    let channels = t.shape().num_elements();
+    B::float_reshape(t, Shape::new([1, channels, 1, 1]))
+}
+
+/// burn's operations on the GPU.
+impl NormBackend for Cube {}
+
+/// One pass over contiguous `f32` activations; burn's operations for anything else.
+impl NormBackend for Flex {
+    fn kd_scale_shift_relu(x: FlexTensor, scale: FlexTensor, shift: FlexTensor) -> FlexTensor {
+        let dims = dims4(x.shape().as_slice());
+        let all_f32 = [&x, &scale, &shift].iter().all(|t| t.dtype() == DType::F32);
+        let Some(dims @ [_, channels, h, w]) = dims.filter(|_| all_f32) else {
+            return composed::<Flex>(x, scale, shift);
+        };
+        if scale.shape().num_elements() != channels || shift.shape().num_elements() != channels {
+            return composed::<Flex>(x, scale, shift);
+        }
+        let (scale, shift) = (contiguous(scale), contiguous(shift));
+        let affine = PerChannel {
+            scale: f32s(&scale),
+            shift: f32s(&shift),
+            plane: h * w,
+        };
+        let mut x = contiguous(x);
+        if let Some(values) = f32s_in_place(&mut x) {
+            affine.apply_in_place(values);
+            return x;
+        }
+        let mut out = f32s(&x).to_vec();
+        affine.apply_in_place(&mut out);
+        from_f32s(out, dims)
+    }
+}
+
+/// A per-channel scale and shift followed by ReLU over `[batch, channels, plane]` values.
+struct PerChannel<'a> {
+    scale: &'a [f32],
+    shift: &'a [f32],
+    /// Values per channel and image (`h · w`).
+    plane: usize,
+}
+
+/// Values per parallel task: whole planes, at least this many values.
+const TASK_VALUES: usize = 16 * 1024;
+
+impl PerChannel<'_> {
+    fn apply_in_place(&self, values: &mut [f32]) {
+        if values.is_empty() || self.plane == 0 {
+            return;
+        }
+        let planes_per_task = TASK_VALUES.div_ceil(self.plane);
+        let channels = self.scale.len();
+        for_each_chunk(values, planes_per_task * self.plane, |task, chunk| {
+            for (i, plane) in chunk.chunks_exact_mut(self.plane).enumerate() {
+                let c = (task * planes_per_task + i) % channels;
+                let (scale, shift) = (self.scale[c], self.shift[c]);
+                for v in plane {
+                    *v = (*v * scale + shift).max(0.0);
+                }
+            }
+        });
+    }
+}
+
+/// The backward pass: `∂x = g' · scale`, `∂scale = Σ g' · x`, `∂shift = Σ g'`, where `g'` is the
+/// output gradient where the output is positive and 0 elsewhere.
+impl<B: NormBackend, C: CheckpointStrategy> NormBackend for Autodiff<B, C> {
+    fn kd_scale_shift_relu(
+        x: FloatTensor<Self>,
+        scale: FloatTensor<Self>,
+        shift: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let (x, x_node) = x.into_parts();
+        let (scale, scale_node) = scale.into_parts();
+        let (shift, shift_node) = shift.into_parts();
+        match ScaleShiftReluBackward
+            .prepare::<C>([x_node, scale_node, shift_node])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let output = B::kd_scale_shift_relu(x.clone(), scale.clone(), shift);
+                prep.finish((x, scale, output.clone()), output)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::kd_scale_shift_relu(x, scale, shift)),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct ScaleShiftReluBackward;
+
+impl<B: Backend> Backward<B, 3> for ScaleShiftReluBackward {
+    /// The input, the scale and the output of the forward pass.
+    type State = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 3>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
+        let (x, scale, output) = ops.state;
+        let passed = B::relu_backward(output, grads.consume::<B>(&ops.node));
+        let [x_node, scale_node, shift_node] = ops.parents;
+        if let Some(node) = shift_node {
+            grads.register::<B>(node.id, per_channel_sum::<B>(passed.clone()));
+        }
+        if let Some(node) = scale_node {
+            let grad = per_channel_sum::<B>(B::float_mul(passed.clone(), x));
+            grads.register::<B>(node.id, grad);
+        }
+        if let Some(node) = x_node {
+            grads.register::<B>(node.id, B::float_mul(passed, per_channel::<B>(scale)));
+        }
+    }
+}
+
+/// `relu(norm(x))` for `x` `[batch, channels, h, w]`: with `norm`'s running statistics in one
+/// step ([`NormBackend`]), or burn's batch norm with the batch's statistics where `norm` trains.
+/// Differentiable in `x` and in `norm`'s `gamma` and `beta`.
+pub fn batch_norm_relu(norm: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+    let device = x.device();
+    if device.is_autodiff() && norm.training.is_enabled() {
+        return relu(norm.forward(x));
+    }
+    let mean = norm.running_mean.value().to_device(&device);
+    let variance = norm.running_var.value().to_device(&device);
+    let scale = norm.gamma.val() / (variance + norm.epsilon).sqrt();
+    let shift = norm.beta.val() - mean * scale.clone();
+    Tensor::from_dispatch(<Dispatch as NormBackend>::kd_scale_shift_relu(
+        x.into_dispatch(),
+        scale.into_dispatch(),
+        shift.into_dispatch(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_plane_gets_its_channels_scale_and_shift() {
+        // Two images of two channels of 1×3 values; scales 2 and -1, shifts 1 and 0.5.
+        let mut values = vec![
+            -1.0, 0.0, 1.0, /* c1 */ -1.0, 0.0, 1.0, /* image 2, c0 */ 2.0, 3.0, -4.0,
+            /* c1 */ 0.25, 0.5, 1.0,
+        ];
+        let affine = PerChannel {
+            scale: &[2.0, -1.0],
+            shift: &[1.0, 0.5],
+            plane: 3,
+        };
+        affine.apply_in_place(&mut values);
+        assert_eq!(
+            values,
+            vec![0.0, 1.0, 3.0, 1.5, 0.5, 0.0, 5.0, 7.0, 0.0, 0.25, 0.0, 0.0]
+        );
+    }
+}
