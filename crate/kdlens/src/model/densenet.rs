@@ -6,14 +6,17 @@ use burn::{
     nn::{
         BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d,
         conv::{Conv2d, Conv2dConfig},
-        pool::{AvgPool2d, AvgPool2dConfig, MaxPool2d, MaxPool2dConfig},
     },
-    tensor::{Device, Tensor, activation::relu},
+    tensor::{Device, Tensor},
 };
 use serde::{Deserialize, Serialize};
 
 use super::{ForwardTrace, LayerInfo, LayeredClassifier, ModelCost, global_average_pool};
-use crate::{Error, Result, conv};
+use crate::{
+    Error, Result, conv,
+    norm::batch_norm_relu,
+    pool::{self, Window},
+};
 
 /// The shape of a DenseNet: growth rate, layers per dense block, stem width and bottleneck
 /// factor, as in torchvision's `DenseNet(growth_rate, block_config, num_init_features, bn_size)`.
@@ -161,8 +164,8 @@ impl DenseLayer {
 
     /// The `growth_rate` new channels computed from all previous ones.
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = conv::forward(&self.conv1, relu(self.norm1.forward(x)));
-        conv::forward(&self.conv2, relu(self.norm2.forward(x)))
+        let x = conv::forward(&self.conv1, batch_norm_relu(&self.norm1, x));
+        conv::forward(&self.conv2, batch_norm_relu(&self.norm2, x))
     }
 }
 
@@ -230,14 +233,26 @@ pub struct DenseNet {
     pub features: DenseNetFeatures,
     /// The class layer on the globally pooled features.
     pub classifier: Linear,
-    pool0: MaxPool2d,
-    transition_pool: AvgPool2d,
     input_size: [usize; 2],
     stage_channels: Vec<usize>,
 }
 
 /// Number of explanation stages of a DenseNet.
 const STAGES: usize = 9;
+
+/// The stem's max-pool: 3×3, stride 2, padding 1.
+const STEM_POOL: Window = Window {
+    kernel: [3, 3],
+    stride: [2, 2],
+    padding: [1, 1],
+};
+
+/// The transitions' average pool: 2×2, stride 2.
+const TRANSITION_POOL: Window = Window {
+    kernel: [2, 2],
+    stride: [2, 2],
+    padding: [0, 0],
+};
 
 impl DenseNet {
     /// A DenseNet with freshly initialised weights.
@@ -286,11 +301,6 @@ impl DenseNet {
                 norm5: BatchNormConfig::new(final_width).init(device),
             },
             classifier: LinearConfig::new(final_width, num_classes).init(device),
-            pool0: MaxPool2dConfig::new([3, 3])
-                .with_strides([2, 2])
-                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-                .init(),
-            transition_pool: AvgPool2dConfig::new([2, 2]).init(),
             input_size,
             stage_channels,
         }
@@ -315,12 +325,12 @@ impl DenseNet {
     fn stage(&self, k: usize, x: Tensor<4>) -> Tensor<4> {
         let f = &self.features;
         match k {
-            0 => relu(f.norm0.forward(conv::forward(&f.conv0, x))),
-            8 => relu(f.norm5.forward(x)),
+            0 => batch_norm_relu(&f.norm0, conv::forward(&f.conv0, x)),
+            8 => batch_norm_relu(&f.norm5, x),
             k if k % 2 == 1 => self.block(k / 2).forward(x),
             k => {
                 let t = self.transition(k / 2 - 1);
-                conv::forward(&t.conv, relu(t.norm.forward(x)))
+                conv::forward(&t.conv, batch_norm_relu(&t.norm, x))
             }
         }
     }
@@ -328,8 +338,8 @@ impl DenseNet {
     /// Turns stage `k`'s activation into the next stage's input (the pools between stages).
     fn after(&self, k: usize, activation: Tensor<4>) -> Tensor<4> {
         match k {
-            0 => self.pool0.forward(activation),
-            k if k % 2 == 0 && k < 8 => self.transition_pool.forward(activation),
+            0 => pool::max_pool2d(activation, STEM_POOL),
+            k if k % 2 == 0 && k < 8 => pool::avg_pool2d(activation, TRANSITION_POOL),
             _ => activation,
         }
     }
