@@ -1,9 +1,11 @@
 //! kdlens' convolution op against burn's `conv2d` through the public tensor API: forward, input
 //! gradient, weight gradient and bias gradient, on `flex` (kdlens' kernels) and on `wgpu` when an
-//! adapter exists (burn's kernels under kdlens' backward pass).
+//! adapter exists (burn's kernels under kdlens' backward pass); with and without the fused ReLU.
 
-use burn::tensor::{Device, Distribution, Tensor, module, ops::ConvOptions};
+use burn::tensor::{Device, Distribution, Tensor, activation::relu, module, ops::ConvOptions};
+use kdlens::conv::Activation;
 
+#[derive(Clone)]
 struct Case {
     batch: usize,
     channels: [usize; 2],
@@ -96,9 +98,19 @@ fn run(
 }
 
 fn assert_matches_burn(device: &Device) {
-    for c in cases() {
-        let ours = run(kdlens::conv::conv2d, &c, device);
-        let burns = run(module::conv2d, &c, device);
+    let ours_relu = |x, w, b, o| kdlens::conv::conv2d_activated(x, w, b, o, Activation::Relu);
+    let burns_relu = |x, w, b, o| relu(module::conv2d(x, w, b, o));
+    for (c, relu) in cases()
+        .into_iter()
+        .flat_map(|c| [(c.clone(), false), (c, true)])
+    {
+        let (ours, burns) = match relu {
+            false => (
+                run(kdlens::conv::conv2d, &c, device),
+                run(module::conv2d, &c, device),
+            ),
+            true => (run(ours_relu, &c, device), run(burns_relu, &c, device)),
+        };
         for (what, (a, b)) in ["output", "grad x", "grad weight", "grad bias"]
             .iter()
             .zip(ours.into_iter().zip(burns))
@@ -108,7 +120,7 @@ fn assert_matches_burn(device: &Device) {
             let diff = (a - b).abs().max().into_scalar::<f32>();
             assert!(
                 diff <= 1e-4 * scale,
-                "{what}: max difference {diff} (scale {scale}) for channels {:?} size {:?} kernel {} stride {} padding {:?}",
+                "{what}: max difference {diff} (scale {scale}) for channels {:?} size {:?} kernel {} stride {} padding {:?} relu {relu}",
                 c.channels,
                 c.size,
                 c.kernel,

@@ -50,18 +50,32 @@ impl<B: Backend> From<Option<FloatTensor<B>>> for Bias<B> {
     }
 }
 
+/// What follows the convolution in the same step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// The convolution's output as it is.
+    Identity,
+    /// `max(0, ·)` of the output.
+    Relu,
+}
+
 /// A backend that runs kdlens' convolution. Every method defaults to burn's own convolution, so
 /// a backend implements only what it does better.
 #[backend_extension(Flex, Cube: cfg(all()), Autodiff)]
 pub trait ConvBackend: Backend {
-    /// `x` `[batch, c_in, h, w]` ⊛ `weight` `[c_out, c_in / groups, kh, kw]` + `bias` `[c_out]`.
+    /// `activation(x ⊛ weight + bias)` for `x` `[batch, c_in, h, w]`, `weight`
+    /// `[c_out, c_in / groups, kh, kw]` and `bias` `[c_out]`.
     fn kd_conv2d(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         #[extension_type] bias: Bias<Self>,
         options: ConvOptions<2>,
+        activation: Activation,
     ) -> FloatTensor<Self> {
-        Self::conv2d(x, weight, bias.into_option(), options)
+        activate::<Self>(
+            Self::conv2d(x, weight, bias.into_option(), options),
+            activation,
+        )
     }
 
     /// The gradient of [`kd_conv2d`](Self::kd_conv2d) with respect to `x`, shaped like `x`.
@@ -85,6 +99,14 @@ pub trait ConvBackend: Backend {
     }
 }
 
+/// `activation` of `y` with burn's operations.
+fn activate<B: Backend>(y: FloatTensor<B>, activation: Activation) -> FloatTensor<B> {
+    match activation {
+        Activation::Identity => y,
+        Activation::Relu => B::relu(y),
+    }
+}
+
 /// burn's kernels on the GPU.
 impl ConvBackend for Cube {}
 
@@ -95,17 +117,21 @@ impl ConvBackend for Flex {
         weight: FlexTensor,
         bias: Bias<Self>,
         options: ConvOptions<2>,
+        activation: Activation,
     ) -> FlexTensor {
         let bias = bias.into_option();
         let Some(g) = geometry(&x, &weight, bias.as_ref(), &options) else {
-            return Flex::conv2d(x, weight, bias, options);
+            return activate::<Flex>(Flex::conv2d(x, weight, bias, options), activation);
         };
         let bias = bias.map(contiguous);
         let (x, weight) = (contiguous(x), contiguous(weight));
-        let (x_data, bias_data) = (f32s(&x), bias.as_ref().map(f32s));
+        let epilogue = cpu::Epilogue {
+            bias: bias.as_ref().map(f32s),
+            relu: activation == Activation::Relu,
+        };
         let out = match packed_weights(&weight, f32s(&weight), &g) {
-            Some(packed) => cpu::forward_packed(x_data, &packed, bias_data, &g),
-            None => cpu::forward(x_data, f32s(&weight), bias_data, &g),
+            Some(packed) => cpu::forward_packed(f32s(&x), &packed, epilogue, &g),
+            None => cpu::forward(f32s(&x), f32s(&weight), epilogue, &g),
         };
         let [oh, ow] = g.out_size();
         from_f32s(out, [g.batch, g.c_out, oh, ow])
@@ -181,16 +207,22 @@ impl<B: ConvBackend, C: CheckpointStrategy> ConvBackend for Autodiff<B, C> {
         weight: FloatTensor<Self>,
         bias: Bias<Self>,
         options: ConvOptions<2>,
+        activation: Activation,
     ) -> FloatTensor<Self> {
         let (x, x_node) = x.into_parts();
         let (weight, weight_node) = weight.into_parts();
+        let conv = Forward {
+            x,
+            weight,
+            options,
+            activation,
+        };
         match bias {
             Bias::Add(bias) => {
                 let (bias, bias_node) = bias.into_parts();
-                let parents = [x_node, weight_node, bias_node];
-                record::<B, C, 3>(parents, x, weight, Bias::Add(bias), options)
+                record::<B, C, 3>([x_node, weight_node, bias_node], conv, Bias::Add(bias))
             }
-            Bias::None => record::<B, C, 2>([x_node, weight_node], x, weight, Bias::None, options),
+            Bias::None => record::<B, C, 2>([x_node, weight_node], conv, Bias::None),
         }
     }
 }
@@ -199,9 +231,19 @@ impl<B: ConvBackend, C: CheckpointStrategy> ConvBackend for Autodiff<B, C> {
 #[derive(Debug)]
 struct ConvBackward;
 
+/// A convolution's inputs other than the bias, what [`ConvBackward`] keeps of it, and its
+/// output where the backward needs it (to let the gradient through where ReLU did).
+#[derive(Debug, Clone)]
+struct Forward<T> {
+    x: T,
+    weight: T,
+    options: ConvOptions<2>,
+    activation: Activation,
+}
+
 impl<B: ConvBackend, const N: usize> Backward<B, N> for ConvBackward {
-    /// The input, the weights and the options of the forward pass.
-    type State = (FloatTensor<B>, FloatTensor<B>, ConvOptions<2>);
+    /// The forward pass, and its output after ReLU if it had one.
+    type State = (Forward<FloatTensor<B>>, Option<FloatTensor<B>>);
 
     fn backward(
         self,
@@ -209,8 +251,17 @@ impl<B: ConvBackend, const N: usize> Backward<B, N> for ConvBackward {
         grads: &mut Gradients,
         _checkpointer: &mut Checkpointer,
     ) {
+        let (
+            Forward {
+                x, weight, options, ..
+            },
+            rectified,
+        ) = ops.state;
         let grad = grads.consume::<B>(&ops.node);
-        let (x, weight, options) = ops.state;
+        let grad = match rectified {
+            Some(output) => B::relu_backward(output, grad),
+            None => grad,
+        };
         if let Some(node) = ops.parents.get(2).cloned().flatten() {
             grads.register::<B>(node.id, per_channel_sum::<B>(grad.clone()));
         }
@@ -227,20 +278,23 @@ impl<B: ConvBackend, const N: usize> Backward<B, N> for ConvBackward {
 
 fn record<B: ConvBackend, C: CheckpointStrategy, const N: usize>(
     parents: [NodeGuard; N],
-    x: FloatTensor<B>,
-    weight: FloatTensor<B>,
+    conv: Forward<FloatTensor<B>>,
     bias: Bias<B>,
-    options: ConvOptions<2>,
 ) -> FloatTensor<Autodiff<B, C>> {
+    let run = |conv: &Forward<FloatTensor<B>>, bias| {
+        let (x, weight) = (conv.x.clone(), conv.weight.clone());
+        B::kd_conv2d(x, weight, bias, conv.options.clone(), conv.activation)
+    };
     match ConvBackward
         .prepare::<C>(parents)
         .compute_bound()
         .stateful()
     {
         OpsKind::Tracked(prep) => {
-            let output = B::kd_conv2d(x.clone(), weight.clone(), bias, options.clone());
-            prep.finish((x, weight, options), output)
+            let output = run(&conv, bias);
+            let rectified = (conv.activation == Activation::Relu).then(|| output.clone());
+            prep.finish((conv, rectified), output)
         }
-        OpsKind::UnTracked(prep) => prep.finish(B::kd_conv2d(x, weight, bias, options)),
+        OpsKind::UnTracked(prep) => prep.finish(run(&conv, bias)),
     }
 }

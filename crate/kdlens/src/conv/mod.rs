@@ -12,7 +12,7 @@ use burn::{
     tensor::{Tensor, ops::ConvOptions},
 };
 
-pub use backend::{Bias, ConvBackend};
+pub use backend::{Activation, Bias, ConvBackend};
 
 /// `x` (`[batch, c_in, h, w]`) convolved with `weight` (`[c_out, c_in / groups, kh, kw]`) plus
 /// `bias` (`[c_out]`): `[batch, c_out, out_h, out_w]`. The same numbers as burn's
@@ -23,16 +23,38 @@ pub fn conv2d(
     bias: Option<Tensor<1>>,
     options: ConvOptions<2>,
 ) -> Tensor<4> {
+    conv2d_activated(x, weight, bias, options, Activation::Identity)
+}
+
+/// [`conv2d`] followed by `activation` in the same step (on the CPU applied as each output is
+/// written); differentiable in all three inputs.
+pub fn conv2d_activated(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    options: ConvOptions<2>,
+    activation: Activation,
+) -> Tensor<4> {
     Tensor::from_dispatch(<Dispatch as ConvBackend>::kd_conv2d(
         x.into_dispatch(),
         weight.into_dispatch(),
         Bias::from(bias.map(Tensor::into_dispatch)),
         options,
+        activation,
     ))
 }
 
 /// `layer` applied to `x` through [`conv2d`]: what `Conv2d::forward` computes.
 pub fn forward(layer: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    forward_activated(layer, x, Activation::Identity)
+}
+
+/// `relu(layer(x))` in one step (on the CPU the ReLU is applied as each output is written).
+pub fn forward_relu(layer: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    forward_activated(layer, x, Activation::Relu)
+}
+
+fn forward_activated(layer: &Conv2d, x: Tensor<4>, activation: Activation) -> Tensor<4> {
     let [_, _, h, w] = x.dims();
     let [(top, bottom), (left, right)] = padding_pairs(layer, [h, w]);
     let options = ConvOptions::new_with_padding(
@@ -41,11 +63,12 @@ pub fn forward(layer: &Conv2d, x: Tensor<4>) -> Tensor<4> {
         layer.dilation,
         layer.groups,
     );
-    conv2d(
+    conv2d_activated(
         x,
         layer.weight.val(),
         layer.bias.as_ref().map(|b| b.val()),
         options,
+        activation,
     )
 }
 

@@ -133,9 +133,10 @@ impl LayeredClassifier for FiveLayerStudent {
     }
 
     fn forward(&self, input: Tensor<4>) -> Tensor<2> {
-        let x = self.convs.iter().fold(input, |x, layer| {
-            max_pool_2x2(relu(conv::forward(layer, x)))
-        });
+        let x = self
+            .convs
+            .iter()
+            .fold(input, |x, layer| max_pool_2x2(conv::forward_relu(layer, x)));
         self.head(x)
     }
 
@@ -143,7 +144,7 @@ impl LayeredClassifier for FiveLayerStudent {
         let mut activations = Vec::with_capacity(self.convs.len());
         let mut x = input;
         for layer in &self.convs {
-            let a = relu(conv::forward(layer, x));
+            let a = conv::forward_relu(layer, x);
             activations.push(a.clone());
             x = max_pool_2x2(a);
         }
@@ -162,7 +163,7 @@ impl LayeredClassifier for FiveLayerStudent {
         let x = self.convs[layer + 1..]
             .iter()
             .fold(max_pool_2x2(activation), |x, layer| {
-                max_pool_2x2(relu(conv::forward(layer, x)))
+                max_pool_2x2(conv::forward_relu(layer, x))
             });
         self.head(x)
     }

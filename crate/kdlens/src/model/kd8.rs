@@ -194,14 +194,14 @@ impl LayeredClassifier for Kd8Student {
         let mut activations = Vec::with_capacity(8);
         let mut x = input;
         for (i, layer) in self.convs.iter().enumerate() {
-            let a = relu(conv::forward(layer, x));
+            let a = conv::forward_relu(layer, x);
             activations.push(a.clone());
             x = self.pool_after(i, a);
         }
         let shortcut = x.clone();
-        let r1 = relu(conv::forward(&self.res1, x));
+        let r1 = conv::forward_relu(&self.res1, x);
         activations.push(r1.clone());
-        let r2 = relu(conv::forward(&self.res2, r1));
+        let r2 = conv::forward_relu(&self.res2, r1);
         activations.push(r2.clone());
         ForwardTrace {
             logits: self.tail(r2, shortcut),
@@ -219,18 +219,15 @@ impl LayeredClassifier for Kd8Student {
             0..=5 => {
                 let mut x = self.pool_after(layer, activation);
                 for (i, stage) in self.convs.iter().enumerate().skip(layer + 1) {
-                    x = self.pool_after(i, relu(conv::forward(stage, x)));
+                    x = self.pool_after(i, conv::forward_relu(stage, x));
                 }
                 let shortcut = x.clone();
-                let r2 = relu(conv::forward(
-                    &self.res2,
-                    relu(conv::forward(&self.res1, x)),
-                ));
+                let r2 = conv::forward_relu(&self.res2, conv::forward_relu(&self.res1, x));
                 self.tail(r2, shortcut)
             }
             6 => {
                 let shortcut = self.pool_same.forward(earlier[5].clone().detach());
-                self.tail(relu(conv::forward(&self.res2, activation)), shortcut)
+                self.tail(conv::forward_relu(&self.res2, activation), shortcut)
             }
             7 => {
                 let shortcut = self.pool_same.forward(earlier[5].clone().detach());

@@ -4,7 +4,7 @@
 //! unpadded convolution uses the input itself as `col`.
 
 use super::{
-    Geometry,
+    Epilogue, Geometry,
     microkernel::{Rows, multiply, multiply_into},
     parallel::{SharedOut, for_each_chunk, for_each_index, thread_count},
     scratch::with_buffer,
@@ -14,8 +14,8 @@ use super::{
 /// gradient stays in cache while every row of `col` passes over it.
 const POSITIONS_PER_STEP: usize = 256;
 
-/// Forward convolution into `out` (`[batch, c_out, out_h, out_w]`), bias added.
-pub(super) fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Geometry, out: &mut [f32]) {
+/// Forward convolution into `out` (`[batch, c_out, out_h, out_w]`), finished by `epilogue`.
+pub(super) fn forward(x: &[f32], w: &[f32], epilogue: Epilogue<'_>, g: &Geometry, out: &mut [f32]) {
     let (k, p) = (g.patch_len(), g.out_positions());
     let image_len = g.c_in * g.in_size[0] * g.in_size[1];
     let run = |n: usize, out_n: &mut [f32], split: bool| {
@@ -28,9 +28,9 @@ pub(super) fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Geometry, 
                 multiply(out_n, w, col, [g.c_out, k, p], false);
             }
         });
-        if let Some(bias) = bias {
-            for (row, &b) in out_n.chunks_mut(p).zip(bias) {
-                row.iter_mut().for_each(|v| *v += b);
+        if !epilogue.is_identity() {
+            for (c, row) in out_n.chunks_mut(p).enumerate() {
+                row.iter_mut().for_each(|v| *v = epilogue.finish(c, *v));
             }
         }
     };

@@ -113,23 +113,57 @@ impl Geometry {
     }
 }
 
-/// The convolution of `x` (`[batch, c_in, h, w]`) with `w` (`[c_out, c_in, kh, kw]`) plus `bias`
-/// (`[c_out]`): `[batch, c_out, out_h, out_w]`.
+/// What the output step applies to each convolution output, in this order, while the values
+/// are in cache: a per-channel bias (`[c_out]`), then ReLU.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Epilogue<'a> {
+    /// Added to every output of its channel.
+    pub bias: Option<&'a [f32]>,
+    /// Whether negative outputs become 0.
+    pub relu: bool,
+}
+
+impl Epilogue<'_> {
+    /// The bias of channel `c` (0 without one).
+    fn bias_of(&self, c: usize) -> f32 {
+        self.bias.map_or(0.0, |b| b[c])
+    }
+
+    /// `v` (channel `c`) finished.
+    #[inline(always)]
+    fn finish(&self, c: usize, v: f32) -> f32 {
+        self.finish_biased(v + self.bias_of(c))
+    }
+
+    /// `v`, whose bias is already added, finished.
+    #[inline(always)]
+    fn finish_biased(&self, v: f32) -> f32 {
+        if self.relu { v.max(0.0) } else { v }
+    }
+
+    /// Whether finishing leaves every value unchanged.
+    fn is_identity(&self) -> bool {
+        self.bias.is_none() && !self.relu
+    }
+}
+
+/// The convolution of `x` (`[batch, c_in, h, w]`) with `w` (`[c_out, c_in, kh, kw]`), finished by
+/// `epilogue` (bias, ReLU): `[batch, c_out, out_h, out_w]`.
 ///
 /// # Panics
 /// If a slice's length does not match `g`.
-pub fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Geometry) -> Vec<f32> {
+pub fn forward(x: &[f32], w: &[f32], epilogue: Epilogue<'_>, g: &Geometry) -> Vec<f32> {
     assert!(g.is_valid(), "conv: kernel larger than the padded input");
     assert_eq!(x.len(), g.input_len(), "conv: input length");
     assert_eq!(w.len(), g.weight_len(), "conv: weight length");
-    if let Some(bias) = bias {
+    if let Some(bias) = epilogue.bias {
         assert_eq!(bias.len(), g.c_out, "conv: bias length");
     }
     match PackedWeights::new(w, g) {
-        Some(packed) => forward_packed(x, &packed, bias, g),
+        Some(packed) => forward_packed(x, &packed, epilogue, g),
         None => {
             let mut out = vec![0.0; g.output_len()];
-            im2col::forward(x, w, bias, g, &mut out);
+            im2col::forward(x, w, epilogue, g, &mut out);
             out
         }
     }
@@ -159,7 +193,7 @@ impl PackedWeights {
 pub fn forward_packed(
     x: &[f32],
     packed: &PackedWeights,
-    bias: Option<&[f32]>,
+    epilogue: Epilogue<'_>,
     g: &Geometry,
 ) -> Vec<f32> {
     assert!(
@@ -173,7 +207,10 @@ pub fn forward_packed(
     );
     assert_eq!(x.len(), g.input_len(), "conv: input length");
     let mut out = vec![0.0; g.output_len()];
-    winograd::forward(x, &packed.transformed, bias, g, &mut out);
+    if let Some(bias) = epilogue.bias {
+        assert_eq!(bias.len(), g.c_out, "conv: bias length");
+    }
+    winograd::forward(x, &packed.transformed, epilogue, g, &mut out);
     out
 }
 
@@ -187,7 +224,7 @@ pub fn input_grad(w: &[f32], grad_out: &[f32], g: &Geometry) -> Option<Vec<f32>>
         "conv: output gradient length"
     );
     let flipped = flip_transpose(w, g);
-    Some(forward(grad_out, &flipped, None, &t))
+    Some(forward(grad_out, &flipped, Epilogue::default(), &t))
 }
 
 /// The gradient with respect to the weights, `[c_out, c_in, kh, kw]`, of the convolution `g` on

@@ -99,9 +99,31 @@ fn check(g: Geometry, with_bias: bool) {
         }
     }
     assert_close(
-        &forward(&x, &w, bias.as_deref(), &g),
+        &forward(
+            &x,
+            &w,
+            Epilogue {
+                bias: bias.as_deref(),
+                relu: false,
+            },
+            &g,
+        ),
         &y,
         &format!("forward {what}"),
+    );
+    let rectified: Vec<f64> = y.iter().map(|v| v.max(0.0)).collect();
+    assert_close(
+        &forward(
+            &x,
+            &w,
+            Epilogue {
+                bias: bias.as_deref(),
+                relu: true,
+            },
+            &g,
+        ),
+        &rectified,
+        &format!("forward + ReLU {what}"),
     );
     assert_close(
         &weight_grad(&x, &grad_out, &g),

@@ -7,7 +7,7 @@
 //! tiles, multiplies, and writes its own outputs, so chunks run in parallel.
 
 use super::{
-    Geometry,
+    Epilogue, Geometry,
     microkernel::{Rows, multiply},
     parallel::{SharedOut, Threads, for_each_chunk, for_each_index, thread_count},
     scratch::with_buffer,
@@ -32,9 +32,9 @@ pub(super) fn applies(g: &Geometry) -> bool {
         && (g.c_out >= 64 || g.out_positions() >= 256)
 }
 
-/// Forward convolution into `out` (`[batch, c_out, out_h, out_w]`), bias added, with weights
-/// already transformed by [`transform_weights`].
-pub(super) fn forward(x: &[f32], u: &[f32], bias: Option<&[f32]>, g: &Geometry, out: &mut [f32]) {
+/// Forward convolution into `out` (`[batch, c_out, out_h, out_w]`), finished by `epilogue`, with
+/// weights already transformed by [`transform_weights`].
+pub(super) fn forward(x: &[f32], u: &[f32], epilogue: Epilogue<'_>, g: &Geometry, out: &mut [f32]) {
     let tiles = Tiles::new(g);
     // Chunks write disjoint outputs: each output element belongs to one tile, each tile to one
     // chunk.
@@ -44,7 +44,7 @@ pub(super) fn forward(x: &[f32], u: &[f32], bias: Option<&[f32]>, g: &Geometry, 
             transform_input(x, g, &tiles, first, len, v);
             with_buffer(16 * xi_stride(g.c_out * len), |m| {
                 products(u, v, g, len, threads, m);
-                write_output(m, bias, g, &tiles, first, len, &out);
+                write_output(m, epilogue, g, &tiles, first, len, &out);
             })
         })
     };
@@ -256,11 +256,11 @@ fn four_mut(buf: &mut [f32], count: usize) -> [&mut [f32]; 4] {
     ]
 }
 
-/// `Y = Aᵀ M A` (+ bias) for each chunk tile and output channel, `Aᵀ` = [[1,1,1,0], [0,1,−1,−1]],
+/// `Y = Aᵀ M A`, finished by `epilogue`, for each chunk tile and output channel, `Aᵀ` = [[1,1,1,0], [0,1,−1,−1]],
 /// written where it falls inside the output; a run of tiles at a time, like the input.
 fn write_output(
     m: &[f32],
-    bias: Option<&[f32]>,
+    epilogue: Epilogue<'_>,
     g: &Geometry,
     tiles: &Tiles,
     first: usize,
@@ -274,7 +274,7 @@ fn write_output(
     let mut sums = vec![0.0; 4 * widest];
     let mut line = vec![0.0; 2 * widest];
     for co in 0..g.c_out {
-        let b = bias.map_or(0.0, |b| b[co]);
+        let b = epilogue.bias_of(co);
         for run in &runs {
             let count = run.count;
             let at = |xi: usize| &m[xi * stride + co * len + run.j0..][..count];
@@ -305,8 +305,8 @@ fn write_output(
                     &sums[3 * widest..3 * widest + count],
                 );
                 for l in 0..count {
-                    line[2 * l] = s0[l] + s1[l] + s2[l] + b;
-                    line[2 * l + 1] = s1[l] - s2[l] - s3[l] + b;
+                    line[2 * l] = epilogue.finish_biased(s0[l] + s1[l] + s2[l] + b);
+                    line[2 * l + 1] = epilogue.finish_biased(s1[l] - s2[l] - s3[l] + b);
                 }
                 let width = (ow - ox).min(2 * count);
                 let index = (run.n * g.c_out + co) * oh * ow + (oy + a) * ow + ox;
