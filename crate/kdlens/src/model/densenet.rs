@@ -63,7 +63,7 @@ impl DenseNetConfig {
     /// each transition.
     fn sizes(size: usize) -> [usize; 5] {
         let conv0 = (size + 2 * 3 - 7) / 2 + 1;
-        let pool0 = (conv0 + 2 - 3) / 2 + 1;
+        let [pool0, _] = STEM_POOL.out_size([conv0, conv0]);
         [conv0, pool0, pool0 / 2, pool0 / 4, pool0 / 8]
     }
 

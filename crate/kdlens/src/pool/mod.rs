@@ -40,7 +40,7 @@ pub struct Window {
 
 impl Window {
     /// The output size for an input of `[h, w]` (floor mode, as PyTorch's default).
-    fn out_size(&self, [h, w]: [usize; 2]) -> [usize; 2] {
+    pub fn out_size(&self, [h, w]: [usize; 2]) -> [usize; 2] {
         let along =
             |i: usize, n: usize| (n + 2 * self.padding[i] - self.kernel[i]) / self.stride[i] + 1;
         [along(0, h), along(1, w)]
