@@ -25,6 +25,7 @@ pub mod error;
 pub mod explain;
 mod flex_tensor;
 pub mod image;
+mod maximum;
 pub mod metrics;
 pub mod model;
 pub mod norm;

@@ -114,7 +114,7 @@ impl PerChannel<'_> {
                 let c = (task * planes_per_task + i) % channels;
                 let (scale, shift) = (self.scale[c], self.shift[c]);
                 for v in plane {
-                    *v = (*v * scale + shift).max(0.0);
+                    *v = crate::maximum::relu(*v * scale + shift);
                 }
             }
         });

@@ -7,6 +7,7 @@
 use crate::{
     conv::cpu::for_each_chunk,
     flex_tensor::{contiguous, dims4, f32s, from_f32s},
+    maximum::max,
 };
 
 use burn::{
@@ -156,14 +157,14 @@ fn max_pool_plane(plane: &[f32], [h, w]: [usize; 2], out: &mut [f32], window: Wi
             *m = row[covered(ox, 1, window, w)]
                 .iter()
                 .copied()
-                .fold(f32::NEG_INFINITY, f32::max);
+                .fold(f32::NEG_INFINITY, max);
         }
     }
     for (oy, out_row) in out.chunks_exact_mut(ow).enumerate() {
         out_row.fill(f32::NEG_INFINITY);
         for iy in covered(oy, 0, window, h) {
             for (o, &m) in out_row.iter_mut().zip(&row_maxima[iy * ow..(iy + 1) * ow]) {
-                *o = o.max(m);
+                *o = max(*o, m);
             }
         }
     }
@@ -176,9 +177,10 @@ fn max_pool_2x2_plane(plane: &[f32], w: usize, out: &mut [f32]) {
     for (i, row) in out.chunks_exact_mut(w2).enumerate() {
         let (top, bottom) = (&plane[2 * i * w..][..w], &plane[(2 * i + 1) * w..][..w]);
         for (j, v) in row.iter_mut().enumerate() {
-            *v = top[2 * j]
-                .max(top[2 * j + 1])
-                .max(bottom[2 * j].max(bottom[2 * j + 1]));
+            *v = max(
+                max(top[2 * j], top[2 * j + 1]),
+                max(bottom[2 * j], bottom[2 * j + 1]),
+            );
         }
     }
 }

@@ -138,7 +138,11 @@ impl Epilogue<'_> {
     /// `v`, whose bias is already added, finished.
     #[inline(always)]
     fn finish_biased(&self, v: f32) -> f32 {
-        if self.relu { v.max(0.0) } else { v }
+        if self.relu {
+            crate::maximum::relu(v)
+        } else {
+            v
+        }
     }
 
     /// Whether finishing leaves every value unchanged.
