@@ -363,14 +363,14 @@ async function showResult(result) {
   $('save-png').disabled = false;
   $('save-json').disabled = false;
   showStatus(`${result.image.name}: ${classes[result.predicted]} (${(100 * result.probabilities[result.predicted]).toFixed(1)} %). ${methodLabel(map.method)} of ${classes[map.class]} on ${map.layer}.`);
-  window.kdlens.lastResult = plain(result);
+  window.kdlens.lastReport = result;
   // The report's own image: a newer image may have been dropped while this one was drawn.
   window.kdlens.lastImage = result.image.name;
 }
 
-/** The report as plain JSON data (for saving and for tests). */
+/** The report as plain JSON data (for saving and for tests): the maps' Float32Arrays as arrays. */
 function plain(result) {
-  return JSON.parse(JSON.stringify(result));
+  return JSON.parse(JSON.stringify(result, (_, value) => (ArrayBuffer.isView(value) ? Array.from(value) : value)));
 }
 
 async function drawStrip(result) {
@@ -502,7 +502,13 @@ async function loadSamples() {
 }
 
 async function main() {
-  window.kdlens = { lastResult: null, lastImage: null, loseDeviceOnNextExplain: false };
+  window.kdlens = {
+    // The last report drawn, and (for tests) that report as plain JSON data, made on demand.
+    lastReport: null,
+    get lastResult() { return this.lastReport && plain(this.lastReport); },
+    lastImage: null,
+    loseDeviceOnNextExplain: false,
+  };
   wireDropTarget($('drop-zone'), (file) => useImage(file, file.name), () => $('file-input').click());
   $('file-input').addEventListener('change', (e) => { const f = e.target.files[0]; if (f) useImage(f, f.name); e.target.value = ''; });
   document.addEventListener('paste', (e) => {

@@ -1,7 +1,7 @@
 // The page's compute thread: owns the WebAssembly module (kdlens core + burn) and runs one
 // request at a time. Messages in: {id, type: 'start'|'load'|'predict'|'explain'|'render', ...};
 // messages out: {id, ok: true, result} or {id, ok: false, error}. An explanation's result is the
-// core's report, the same JSON that `kdlens explain` writes.
+// core's report, the same JSON that `kdlens explain` writes, its maps' values as Float32Arrays.
 import init, { Explainer } from './pkg/kdlens_web.js';
 
 let explainer = null;
@@ -57,11 +57,18 @@ async function handle(message) {
   }
 }
 
+// The buffers of a report's maps (`Float32Array`s, one buffer each): handed to the page rather
+// than copied.
+function mapBuffers(result) {
+  if (!result || !Array.isArray(result.feature_maps)) return [];
+  return [...result.feature_maps, ...result.maps].map((m) => m.values.buffer);
+}
+
 self.onmessage = async (event) => {
   const message = event.data;
   try {
     const result = await handle(message);
-    self.postMessage({ id: message.id, ok: true, result });
+    self.postMessage({ id: message.id, ok: true, result }, mapBuffers(result));
   } catch (error) {
     self.postMessage({ id: message.id, ok: false, error: String(error && error.message ? error.message : error) });
   }
