@@ -1,7 +1,7 @@
 //! kdlens' matrix product for the convolutions: `dst (+)= a × b` with `a` `[m, k]`, `b` `[k, n]`
 //! and `dst` `[m, n]`, all row-major with their own row strides. Register-blocked for AVX-512
-//! (8 rows × 32 columns of accumulators, detected at run time); a plain loop the compiler
-//! vectorises elsewhere (WebAssembly's simd128 included). It neither packs nor copies its
+//! (8 rows × 32 columns of accumulators, detected at run time) and WebAssembly's simd128 (4 rows
+//! × 8 columns); a plain loop the compiler vectorises elsewhere and for the columns left over. It neither packs nor copies its
 //! operands: the convolutions hand it layouts it can stream.
 
 /// A row-major matrix operand: element `(i, j)` at `data[i · ld + j]`.
@@ -198,8 +198,11 @@ mod avx512 {
     }
 }
 
-/// WebAssembly's 128-bit SIMD: 8 rows × 8 columns of accumulators (16 of the registers the
-/// engines map `v128` onto), no fused multiply-add in the base instruction set.
+/// WebAssembly's 128-bit SIMD: 4 rows × 8 columns of accumulators, no fused multiply-add in the
+/// base instruction set. V8 maps `v128` onto the 16 `xmm` registers of x86-64 and keeps one as
+/// scratch; 8 accumulators, 2 vectors of `b` and the broadcast element of `a` leave it room, where
+/// more rows make it spill. The student's 224² prediction in Node 20 (fastest of 17 runs, three
+/// alternating runs each): 8 rows 64 ms, 6 rows 62, 5 rows 65, 4 rows 51–53, 3 rows 55.
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd128 {
     use core::arch::wasm32::*;
@@ -207,7 +210,7 @@ mod simd128 {
     use super::Rows;
 
     /// Rows of `a` per block.
-    const ROWS: usize = 8;
+    const ROWS: usize = 4;
 
     /// Columns `0 .. n − n % 8` of [`super::multiply_into`]; returns how many columns it did.
     ///
@@ -256,15 +259,19 @@ mod simd128 {
                 unsafe { *acc = [v128_load(out(r)), v128_load(out(r).wrapping_add(1))] };
             }
         }
+        // Raw pointers: the caller checked that `a` holds rows i .. i + R and `b` rows 0 .. k up
+        // to column j + 8, so the loop carries no bounds checks, and each element of `a` is one
+        // `v128.load32_splat` (a broadcasting load) rather than a load and a lane shuffle.
+        let a_rows: [*const f32; R] =
+            std::array::from_fn(|r| a.data.as_ptr().wrapping_add((i + r) * a.ld));
+        let b_cols = b.data.as_ptr().wrapping_add(j);
         for p in 0..k {
-            let row = &b.data[p * b.ld + j..p * b.ld + j + 8];
-            // SAFETY: `row` holds 8 floats (bounds-checked slice).
-            let (b0, b1) = unsafe {
-                let ptr = row.as_ptr() as *const v128;
-                (v128_load(ptr), v128_load(ptr.wrapping_add(1)))
-            };
-            for (r, acc) in acc.iter_mut().enumerate() {
-                let av = f32x4_splat(a.data[(i + r) * a.ld + p]);
+            let row = b_cols.wrapping_add(p * b.ld) as *const v128;
+            // SAFETY: row p of `b` holds columns j .. j + 8 (see above).
+            let (b0, b1) = unsafe { (v128_load(row), v128_load(row.wrapping_add(1))) };
+            for (acc, a_row) in acc.iter_mut().zip(&a_rows) {
+                // SAFETY: row i + r of `a` holds column p < k (see above).
+                let av = unsafe { v128_load32_splat(a_row.wrapping_add(p) as *const u32) };
                 acc[0] = f32x4_add(acc[0], f32x4_mul(av, b0));
                 acc[1] = f32x4_add(acc[1], f32x4_mul(av, b1));
             }
