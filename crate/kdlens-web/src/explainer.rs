@@ -253,6 +253,7 @@ impl Explainer {
             name,
             width,
             height,
+            scan: None,
         });
         report.backend = Some(self.backend.name.to_string());
         report

@@ -9,7 +9,7 @@ use super::{Colormap, Heatmap, Method, Request, colormap::diverging_rgb};
 use crate::{
     Error, Result,
     bundle::Manifest,
-    image::RgbaImage,
+    image::{RgbaImage, scan::ScanFacts},
     trust::{Faithfulness, InDistribution},
 };
 
@@ -47,8 +47,10 @@ impl ModelSummary {
     }
 }
 
-/// Which image a report explains. Only the file name and the size: nothing else about the file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Which image a report explains. Only the file name, the size and — for a DICOM or NIfTI scan —
+/// how it was shown (modality, frame, slice, window): nothing else about the file, and nothing
+/// about the patient.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImageSummary {
     /// File name as the user gave it (no folder).
     pub name: String,
@@ -56,6 +58,9 @@ pub struct ImageSummary {
     pub width: usize,
     /// Height in pixels, as decoded.
     pub height: usize,
+    /// The acquisition facts of a scan and the frame, slice and window shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scan: Option<ScanFacts>,
 }
 
 /// The channel-mean feature map of one stage (KD-FMV).

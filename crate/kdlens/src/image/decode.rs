@@ -1,14 +1,18 @@
-//! Decoding image files into RGBA pixels, with limits that keep a hostile file from exhausting
-//! memory. Native tools use it; the browser decodes with `createImageBitmap` instead.
+//! Decoding image files — and DICOM / NIfTI scans through [`super::scan`] — into RGBA pixels, with
+//! limits that keep a hostile file from exhausting memory. Native tools use it; the browser decodes
+//! ordinary images with `createImageBitmap` instead.
 
 use std::{
-    io::{BufRead, BufReader, Cursor, Seek},
+    io::{BufRead, Cursor, Seek},
     path::Path,
 };
 
 use image::{DynamicImage, ImageDecoder, ImageReader, Limits};
 
-use super::RgbaImage;
+use super::{
+    RgbaImage,
+    scan::{ScanFacts, ScanOptions, decode_scan, sniff},
+};
 use crate::{Error, Result};
 
 /// Largest accepted side of a decoded image, in pixels.
@@ -19,16 +23,47 @@ pub const MAX_ALLOC: u64 = 1 << 30;
 /// Decodes the image file at `path` (see [`decode_bytes`] for the formats). The error says why
 /// the file cannot be used; the caller adds the path.
 pub fn decode_file(path: &Path) -> Result<RgbaImage> {
-    let file = std::fs::File::open(path).map_err(|e| Error::Decode(format!("cannot open: {e}")))?;
-    decode(BufReader::new(file))
+    decode_file_with(path, &ScanOptions::default()).map(|d| d.image)
+}
+
+/// Decodes the image or scan file at `path`, a scan as `options` say.
+pub fn decode_file_with(path: &Path, options: &ScanOptions) -> Result<Decoded> {
+    let bytes = std::fs::read(path).map_err(|e| Error::Decode(format!("cannot open: {e}")))?;
+    decode_bytes_with(&bytes, options)
 }
 
 /// Decodes PNG, JPEG, BMP, WebP, TIFF or GIF (first frame) bytes — grayscale, RGB, RGBA, palette
 /// or 16-bit — into 8-bit RGBA, honouring the EXIF orientation of JPEG, PNG, WebP and TIFF
-/// images. Images larger than [`MAX_SIDE`] per side or needing more than [`MAX_ALLOC`] bytes are
-/// refused before their pixels are allocated.
+/// images; DICOM and NIfTI scans with the default [`ScanOptions`]. Images larger than
+/// [`MAX_SIDE`] per side or needing more than [`MAX_ALLOC`] bytes are refused before their pixels
+/// are allocated.
 pub fn decode_bytes(bytes: &[u8]) -> Result<RgbaImage> {
-    decode(Cursor::new(bytes))
+    decode_bytes_with(bytes, &ScanOptions::default()).map(|d| d.image)
+}
+
+/// An image as decoded, and what was read from it when it is a scan.
+#[derive(Debug, Clone)]
+pub struct Decoded {
+    /// The 8-bit RGBA pixels.
+    pub image: RgbaImage,
+    /// The scan's acquisition facts and the window, frame and slice shown (DICOM and NIfTI
+    /// only).
+    pub scan: Option<ScanFacts>,
+}
+
+/// [`decode_bytes`], a scan (told by its magic numbers, not its name) as `options` say.
+pub fn decode_bytes_with(bytes: &[u8], options: &ScanOptions) -> Result<Decoded> {
+    if sniff(bytes).is_some() {
+        let scan = decode_scan(bytes, options)?;
+        return Ok(Decoded {
+            image: scan.image,
+            scan: Some(scan.facts),
+        });
+    }
+    Ok(Decoded {
+        image: decode(Cursor::new(bytes))?,
+        scan: None,
+    })
 }
 
 fn decode<R: BufRead + Seek>(input: R) -> Result<RgbaImage> {
@@ -37,7 +72,8 @@ fn decode<R: BufRead + Seek>(input: R) -> Result<RgbaImage> {
         .map_err(|e| Error::Decode(format!("cannot read: {e}")))?;
     if reader.format().is_none() {
         return Err(Error::Decode(
-            "not an image in a supported format (PNG, JPEG, BMP, WebP, TIFF, GIF)".into(),
+            "not an image in a supported format (PNG, JPEG, BMP, WebP, TIFF, GIF, DICOM, NIfTI)"
+                .into(),
         ));
     }
     let mut limits = Limits::default();

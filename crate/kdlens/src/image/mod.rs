@@ -10,9 +10,11 @@ mod blur;
 pub mod decode;
 mod preprocess;
 mod resize;
+#[cfg(feature = "scan")]
+pub mod scan;
 
 pub use blur::gaussian_blur;
 #[cfg(feature = "decode")]
-pub use decode::{decode_bytes, decode_file};
+pub use decode::{Decoded, decode_bytes, decode_bytes_with, decode_file, decode_file_with};
 pub use preprocess::{ColorMode, Preprocessing, RgbaImage};
 pub use resize::resize_plane;

@@ -3,7 +3,7 @@
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use super::resize_plane;
+use super::{resize_plane, scan::ScanOptions};
 use crate::{Error, Result};
 
 /// Largest accepted side of an image, in pixels (decoders enforce their own, lower, limits).
@@ -114,6 +114,11 @@ pub struct Preprocessing {
     pub mean: [f32; 3],
     /// Per-channel standard deviation divided by after subtracting the mean (all positive).
     pub std: [f32; 3],
+    /// How DICOM and NIfTI scans were turned into images in training (window, frame, plane,
+    /// slice), applied by default wherever the model meets a scan; absent in bundles made before
+    /// kdlens read scans, and then the defaults apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scan: Option<ScanOptions>,
 }
 
 impl Preprocessing {
@@ -124,7 +129,13 @@ impl Preprocessing {
             color: ColorMode::Rgb,
             mean: [0.0; 3],
             std: [1.0; 3],
+            scan: None,
         }
+    }
+
+    /// The scan options to decode with: the recorded ones, else the defaults.
+    pub fn scan_options(&self) -> ScanOptions {
+        self.scan.unwrap_or_default()
     }
 
     /// Checks that the sizes are positive and the standard deviations positive and finite.
@@ -245,6 +256,7 @@ mod tests {
             color: ColorMode::Rgb,
             mean: [0.5, 0.0, 0.0],
             std: [0.5, 1.0, 2.0],
+            scan: None,
         };
         let chw = pre.to_chw(&solid(9, 5, [255, 51, 102, 255])).unwrap();
         assert_eq!(chw.len(), 3 * 4 * 6);

@@ -1,0 +1,423 @@
+//! DICOM Part 10 files: one frame through the modality LUT and the VOI LUT or window, as PS3.3
+//! C.11 describes and pydicom's `apply_modality_lut` / `apply_voi_lut` compute.
+
+use dicom_core::Tag;
+use dicom_dictionary_std::tags;
+use dicom_object::{DefaultDicomObject, InMemDicomObject, OpenFileOptions};
+use dicom_pixeldata::{
+    ConvertOptions, ModalityLutOption, PhotometricInterpretation, PixelDecoder, VoiLutOption,
+};
+use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry};
+
+use super::{
+    MAX_VALUES, Ramp, ScanFacts, ScanFormat, ScanImage, ScanOptions, WindowChoice,
+    shared::{check_size, chosen_ramp, gray_image, pick},
+};
+use crate::{Error, Result, image::RgbaImage};
+
+/// Decodes one frame of the DICOM file in `bytes`.
+pub(super) fn decode(bytes: &[u8], options: &ScanOptions) -> Result<ScanImage> {
+    let object = OpenFileOptions::new()
+        .from_reader(bytes)
+        .map_err(|e| Error::Decode(format!("not a readable DICOM file ({})", kind_of(&e))))?;
+    let layout = Layout::read(&object)?;
+    check_transfer_syntax(&object)?;
+    let frame = pick(options.frame, layout.frames, "frame")?;
+    let facts = |window, window_source| ScanFacts {
+        format: ScanFormat::Dicom,
+        modality: modality(&object),
+        size: [layout.rows, layout.cols],
+        frames: layout.frames,
+        frame,
+        plane: None,
+        slices: None,
+        slice: None,
+        window,
+        window_source,
+    };
+    if let Some(image) = native_ybr_422(&object, &layout, frame)? {
+        return Ok(ScanImage {
+            image,
+            facts: facts(None, None),
+        });
+    }
+    let pixels = object.decode_pixel_data_frame(frame as u32).map_err(|e| {
+        Error::Decode(format!(
+            "cannot decode the pixel data of frame {frame} ({})",
+            first_line(&e.to_string())
+        ))
+    })?;
+    let photometric = pixels.photometric_interpretation().clone();
+    if photometric.is_monochrome() {
+        let stored: Vec<f32> = pixels
+            .to_vec_frame_with_options(
+                0,
+                &ConvertOptions::new()
+                    .with_modality_lut(ModalityLutOption::None)
+                    .with_voi_lut(VoiLutOption::Identity),
+            )
+            .map_err(|e| Error::Decode(format!("cannot read the pixel values ({e})")))?;
+        let values = modality_lut(&object, &stored)?;
+        let (display, window, source) = display_of(&object, options.window, &values)?;
+        let invert = photometric == PhotometricInterpretation::Monochrome1;
+        Ok(ScanImage {
+            image: gray_image(&values, [layout.rows, layout.cols], display, invert)?,
+            facts: facts(window, Some(source)),
+        })
+    } else {
+        Ok(ScanImage {
+            image: color_image(&pixels, &photometric, [layout.rows, layout.cols])?,
+            facts: facts(None, None),
+        })
+    }
+}
+
+/// An uncompressed YBR_FULL_422 frame (`Y₁ Y₂ Cb Cr` for every two pixels of a row, PS3.3
+/// C.7.6.3.1.2), which dicom-rs sizes as three samples per pixel and so cannot cut into frames;
+/// `None` for every other file.
+fn native_ybr_422(
+    object: &DefaultDicomObject,
+    layout: &Layout,
+    frame: usize,
+) -> Result<Option<RgbaImage>> {
+    let photometric = object
+        .get(tags::PHOTOMETRIC_INTERPRETATION)
+        .and_then(|e| e.to_str().ok())
+        .map(|p| p.trim().to_string());
+    let native = TransferSyntaxRegistry
+        .get(
+            object
+                .meta()
+                .transfer_syntax()
+                .trim_end_matches(['\0', ' ']),
+        )
+        .is_some_and(|ts| !ts.is_encapsulated_pixel_data());
+    if photometric.as_deref() != Some("YBR_FULL_422") || !native {
+        return Ok(None);
+    }
+    let [rows, cols] = [layout.rows, layout.cols];
+    if cols % 2 != 0 {
+        return Err(Error::Decode(
+            "a YBR_FULL_422 image needs an even number of columns".into(),
+        ));
+    }
+    let data = object
+        .element(tags::PIXEL_DATA)
+        .ok()
+        .and_then(|e| e.to_bytes().ok())
+        .ok_or_else(|| Error::Decode("the file has no pixel data".into()))?;
+    let frame_len = rows * cols * 2;
+    let bytes = data
+        .get(frame * frame_len..(frame + 1) * frame_len)
+        .ok_or_else(|| Error::Decode("the pixel data is shorter than the header says".into()))?;
+    let mut out = Vec::with_capacity(rows * cols * 4);
+    for group in bytes.chunks_exact(4) {
+        let [y1, y2, cb, cr] = [group[0], group[1], group[2], group[3]].map(f64::from);
+        for y in [y1, y2] {
+            out.extend(ybr_to_rgb([y, cb, cr]));
+            out.push(255);
+        }
+    }
+    RgbaImage::new(cols, rows, out).map(Some)
+}
+
+/// One YBR_FULL pixel as 8-bit RGB (PS3.3 C.7.6.3.1.2).
+fn ybr_to_rgb([y, cb, cr]: [f64; 3]) -> [u8; 3] {
+    [
+        y + 1.402 * (cr - 128.0),
+        y - 0.344136 * (cb - 128.0) - 0.714136 * (cr - 128.0),
+        y + 1.772 * (cb - 128.0),
+    ]
+    .map(|v| v.round().clamp(0.0, 255.0) as u8)
+}
+
+/// The image geometry the header claims, checked before any pixel is decoded.
+struct Layout {
+    rows: usize,
+    cols: usize,
+    frames: usize,
+}
+
+impl Layout {
+    fn read(object: &DefaultDicomObject) -> Result<Self> {
+        let rows = required_int(object, tags::ROWS, "Rows")?;
+        let cols = required_int(object, tags::COLUMNS, "Columns")?;
+        let frames = optional_int(object, tags::NUMBER_OF_FRAMES)?
+            .unwrap_or(1)
+            .max(1);
+        let samples = optional_int(object, tags::SAMPLES_PER_PIXEL)?.unwrap_or(1);
+        let bits = required_int(object, tags::BITS_ALLOCATED, "Bits Allocated")?;
+        if !matches!(bits, 8 | 16) {
+            return Err(Error::Decode(format!(
+                "{bits}-bit pixels are not supported (8 and 16 are)"
+            )));
+        }
+        if !matches!(samples, 1 | 3) {
+            return Err(Error::Decode(format!(
+                "{samples} samples per pixel are not supported (1 and 3 are)"
+            )));
+        }
+        let values = rows
+            .saturating_mul(cols)
+            .saturating_mul(samples)
+            .saturating_mul(frames);
+        check_size([rows, cols], values)?;
+        if frames > MAX_VALUES / (rows * cols) {
+            return Err(Error::Decode(format!("the file claims {frames} frames")));
+        }
+        Ok(Self { rows, cols, frames })
+    }
+}
+
+/// An error unless dicom-rs can decode the file's transfer syntax here; the message names it.
+fn check_transfer_syntax(object: &DefaultDicomObject) -> Result<()> {
+    let uid = object
+        .meta()
+        .transfer_syntax()
+        .trim_end_matches(['\0', ' ']);
+    match TransferSyntaxRegistry.get(uid) {
+        Some(ts) if ts.can_decode_all() => Ok(()),
+        Some(ts) => Err(Error::Decode(format!(
+            "the transfer syntax {} ({uid}) is not supported: kdlens decodes uncompressed, \
+             deflated, RLE and JPEG baseline, extended and lossless DICOM",
+            ts.name()
+        ))),
+        None => Err(Error::Decode(format!(
+            "unknown transfer syntax {}",
+            printable(uid)
+        ))),
+    }
+}
+
+/// Stored values through the modality LUT: `value · slope + intercept` (Rescale Slope and
+/// Intercept; the identity without them).
+fn modality_lut(object: &DefaultDicomObject, stored: &[f32]) -> Result<Vec<f32>> {
+    let slope = optional_float(object, tags::RESCALE_SLOPE)?.unwrap_or(1.0);
+    let intercept = optional_float(object, tags::RESCALE_INTERCEPT)?.unwrap_or(0.0);
+    Ok(stored
+        .iter()
+        .map(|&v| (v as f64 * slope + intercept) as f32)
+        .collect())
+}
+
+/// The display function of a frame's modality values (each to `[0, 1]`), the `[black, white]`
+/// values of its window when it is linear, and where it came from.
+#[allow(clippy::type_complexity)]
+fn display_of(
+    object: &DefaultDicomObject,
+    choice: WindowChoice,
+    values: &[f32],
+) -> Result<(Box<dyn Fn(f64) -> f64>, Option<[f64; 2]>, String)> {
+    let linear = |(ramp, source): (Ramp, String)| {
+        let window = Some([ramp.low, ramp.high]);
+        let display: Box<dyn Fn(f64) -> f64> = Box::new(move |v| ramp.apply(v));
+        (display, window, source)
+    };
+    if choice == WindowChoice::Auto {
+        if let Some(lut) = VoiLut::first(object)? {
+            let display: Box<dyn Fn(f64) -> f64> = Box::new(move |v| lut.apply(v));
+            return Ok((display, None, "voi-lut".into()));
+        }
+        if let Some(window) = stored_window(object)? {
+            return Ok(linear((window.ramp(), "file".into())));
+        }
+        let ramp = chosen_ramp(WindowChoice::Full, values)
+            .ok_or_else(|| Error::Decode("the frame has no pixel values".into()))?;
+        return Ok(linear(ramp));
+    }
+    let ramp = chosen_ramp(choice, values)
+        .ok_or_else(|| Error::Decode("the frame has no pixel values".into()))?;
+    Ok(linear(ramp))
+}
+
+/// The first Window Center / Window Width pair of the file, if it states one.
+fn stored_window(object: &DefaultDicomObject) -> Result<Option<super::Window>> {
+    let first = |tag: Tag| -> Result<Option<f64>> {
+        Ok(match object.get(tag) {
+            Some(e) => e
+                .to_multi_float64()
+                .map_err(|_| bad_attribute("Window Center/Width"))?
+                .first()
+                .copied(),
+            None => None,
+        })
+    };
+    Ok(
+        match (first(tags::WINDOW_CENTER)?, first(tags::WINDOW_WIDTH)?) {
+            (Some(center), Some(width)) if center.is_finite() && width >= 1.0 => {
+                Some(super::Window { center, width })
+            }
+            _ => None,
+        },
+    )
+}
+
+/// The first item of a VOI LUT Sequence: a table from modality values to display values.
+struct VoiLut {
+    /// The modality value of the table's first entry.
+    first: f64,
+    /// Display values, `0 ..= max`.
+    data: Vec<u16>,
+    /// `2^bits − 1`.
+    max: f64,
+}
+
+impl VoiLut {
+    fn first(object: &DefaultDicomObject) -> Result<Option<VoiLut>> {
+        let Some(item) = object
+            .get(tags::VOILUT_SEQUENCE)
+            .and_then(|e| e.items())
+            .and_then(|items| items.first())
+        else {
+            return Ok(None);
+        };
+        let lut_error = || bad_attribute("VOI LUT Sequence");
+        let descriptor: Vec<i64> = item
+            .element(tags::LUT_DESCRIPTOR)
+            .map_err(|_| lut_error())?
+            .to_multi_int()
+            .map_err(|_| lut_error())?;
+        let data: Vec<u16> = item
+            .element(tags::LUT_DATA)
+            .map_err(|_| lut_error())?
+            .to_multi_int()
+            .map_err(|_| lut_error())?;
+        let [entries, first, bits] = descriptor[..] else {
+            return Err(lut_error());
+        };
+        let entries = if entries == 0 {
+            65_536
+        } else {
+            entries as usize
+        };
+        if data.is_empty() || data.len() < entries.min(data.len()) || !(1..=16).contains(&bits) {
+            return Err(lut_error());
+        }
+        Ok(Some(VoiLut {
+            first: first as f64,
+            data: data[..entries.min(data.len())].to_vec(),
+            max: ((1u32 << bits) - 1) as f64,
+        }))
+    }
+
+    /// `value`'s table entry (the first or last entry outside the table), on `[0, 1]`.
+    fn apply(&self, value: f64) -> f64 {
+        let index = (value - self.first)
+            .round()
+            .clamp(0.0, (self.data.len() - 1) as f64);
+        (self.data[index as usize] as f64 / self.max).min(1.0)
+    }
+}
+
+/// A colour frame as stored (RGB; YBR_FULL and YBR_FULL_422 converted as PS3.3 C.7.6.3.1.2
+/// defines them), 16-bit samples reduced to their high byte.
+fn color_image(
+    pixels: &dicom_pixeldata::DecodedPixelData<'_>,
+    photometric: &PhotometricInterpretation,
+    [rows, cols]: [usize; 2],
+) -> Result<RgbaImage> {
+    let samples: Vec<u16> = pixels
+        .to_vec_frame_with_options(
+            0,
+            &ConvertOptions::new().with_modality_lut(ModalityLutOption::None),
+        )
+        .map_err(|e| Error::Decode(format!("cannot read the colour pixels ({e})")))?;
+    let shift = if pixels.bits_allocated() == 16 { 8 } else { 0 };
+    let ybr = matches!(
+        photometric,
+        PhotometricInterpretation::YbrFull | PhotometricInterpretation::YbrFull422
+    );
+    if !ybr && *photometric != PhotometricInterpretation::Rgb {
+        return Err(Error::Decode(format!(
+            "the photometric interpretation {photometric} is not supported (MONOCHROME1, \
+             MONOCHROME2, RGB, YBR_FULL and YBR_FULL_422 are)"
+        )));
+    }
+    let mut out = Vec::with_capacity(rows * cols * 4);
+    for pixel in samples.chunks_exact(3) {
+        let sample = [0, 1, 2].map(|i| pixel[i] >> shift);
+        if ybr {
+            out.extend(ybr_to_rgb(sample.map(f64::from)));
+        } else {
+            out.extend(sample.map(|v| v as u8));
+        }
+        out.push(255);
+    }
+    RgbaImage::new(cols, rows, out)
+}
+
+/// The Modality attribute when it is a plausible code (upper-case letters and digits, at most 16),
+/// so that nothing else a header carries can travel out through it.
+fn modality(object: &InMemDicomObject) -> Option<String> {
+    let text = object.get(tags::MODALITY)?.to_str().ok()?;
+    let code = text.trim();
+    let plausible = !code.is_empty()
+        && code.len() <= 16
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+    plausible.then(|| code.to_string())
+}
+
+fn required_int(object: &DefaultDicomObject, tag: Tag, name: &str) -> Result<usize> {
+    optional_int(object, tag)?
+        .ok_or_else(|| Error::Decode(format!("the file has no {name} attribute")))
+}
+
+fn optional_int(object: &DefaultDicomObject, tag: Tag) -> Result<Option<usize>> {
+    match object.get(tag) {
+        None => Ok(None),
+        Some(e) => e
+            .to_int::<u32>()
+            .map(|v| Some(v as usize))
+            .map_err(|_| bad_attribute(&tag.to_string())),
+    }
+}
+
+fn optional_float(object: &DefaultDicomObject, tag: Tag) -> Result<Option<f64>> {
+    match object.get(tag) {
+        None => Ok(None),
+        Some(e) => e
+            .to_float64()
+            .ok()
+            .filter(|v| v.is_finite())
+            .map(Some)
+            .ok_or_else(|| bad_attribute(&tag.to_string())),
+    }
+}
+
+/// An error naming the attribute, never its value.
+fn bad_attribute(name: &str) -> Error {
+    Error::Decode(format!("the attribute {name} is malformed"))
+}
+
+/// What kind of read error this was, without the values it may quote.
+fn kind_of(error: &dicom_object::ReadError) -> String {
+    use dicom_object::ReadError as E;
+    match error {
+        E::ReadPreambleBytes { .. } => "it ends before the preamble does".into(),
+        E::ParseMetaDataSet { .. } => "no valid file meta information".into(),
+        E::ReadUnrecognizedTransferSyntax { uid, .. } => {
+            format!("unknown transfer syntax {}", printable(uid))
+        }
+        E::ReadUnsupportedTransferSyntax { uid, .. }
+        | E::ReadUnsupportedTransferSyntaxWithSuggestion { uid, .. } => {
+            format!("unsupported transfer syntax {}", printable(uid))
+        }
+        _ => "the data set cannot be parsed".into(),
+    }
+}
+
+/// A UID shown only if it is one (digits and dots).
+fn printable(uid: &str) -> String {
+    let uid = uid.trim_end_matches(['\0', ' ']);
+    if !uid.is_empty() && uid.len() <= 64 && uid.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        uid.to_string()
+    } else {
+        "(not a UID)".into()
+    }
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or("")
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Fetches real DICOM and NIfTI test files from the PyPI wheels that ship them — pydicom 3.0.2 and
+# pydicom-data 1.0.0 (MIT) and nibabel 5.4.2 (MIT) — into tests/.cache/scans/ (not committed).
+# Exits 0 with a message if the registry cannot be reached; the tests that need the files then
+# say they skip.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+dest=tests/.cache/scans
+pydicom_files=(CT_small MR_small MR_small_bigendian MR_small_implicit MR_small_expb MR_small_RLE
+  JPGExtended SC_rgb_jpeg_dcmtk image_dfl SC_rgb_small_odd SC_ybr_full_422_uncompressed SC_rgb_rle_2frame
+  MR_small_jp2klossless MR_small_jpeg_ls_lossless)
+data_files=(RG1_UNCR vlut_04 emri_small JPEG-LL)
+nibabel_files=(anatomical.nii example4d.nii.gz standard.nii.gz example_nifti2.nii.gz)
+wanted=$(( ${#pydicom_files[@]} + ${#data_files[@]} + ${#nibabel_files[@]} ))
+if [ "$(ls "$dest" 2>/dev/null | wc -l)" -ge "$wanted" ]; then exit 0; fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+if ! python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp" \
+    pydicom==3.0.2 pydicom-data==1.0.0 nibabel==5.4.2; then
+  echo "could not download pydicom / pydicom-data / nibabel from PyPI; scan tests will skip"
+  exit 0
+fi
+mkdir -p "$dest" "$tmp/x"
+for f in "${pydicom_files[@]}"; do unzip -q -o "$tmp"/pydicom-3*.whl "pydicom/data/test_files/$f.dcm" -d "$tmp/x"; done
+for f in "${data_files[@]}"; do unzip -q -o "$tmp"/pydicom_data-*.whl "data_store/data/$f.dcm" -d "$tmp/x"; done
+for f in "${nibabel_files[@]}"; do unzip -q -o "$tmp"/nibabel-*.whl "nibabel/tests/data/$f" -d "$tmp/x"; done
+find "$tmp/x" -type f -exec cp {} "$dest/" \;
+echo "fetched $(ls "$dest" | wc -l) scan files into $dest"
