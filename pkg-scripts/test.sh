@@ -11,10 +11,11 @@ step "cargo fmt"
 cargo fmt --all --check
 step "clippy (native)"
 cargo clippy --workspace --all-targets -- -D warnings
-step "clippy (wasm32: core and web glue)"
-cargo clippy --target wasm32-unknown-unknown -p kdlens -p kdlens-web -- -D warnings
-step "real MRI test images"
+step "clippy (wasm32: core with its scan decoders, and web glue)"
+cargo clippy --target wasm32-unknown-unknown -p kdlens -p kdlens-web --features kdlens/scan -- -D warnings
+step "real MRI test images, DICOM and NIfTI test files"
 bash pkg-scripts/fetch-test-images.sh
+bash pkg-scripts/fetch-test-scans.sh
 step "cargo test"
 cargo test --workspace
 step "web build"

@@ -3,9 +3,12 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use kdlens::explain::{
-    Baseline, CamScore, Colormap, DEFAULT_OPACITY, FaithfulnessPlan, IntegratedGradientsPlan,
-    Method, ShapPlan,
+use kdlens::{
+    explain::{
+        Baseline, CamScore, Colormap, DEFAULT_OPACITY, FaithfulnessPlan, IntegratedGradientsPlan,
+        Method, ShapPlan,
+    },
+    image::scan::{Plane, ScanOptions, WindowChoice},
 };
 
 /// kdlens — make a medical image classifier transparent by distilling it into a small student
@@ -108,6 +111,43 @@ pub struct DataArgs {
     /// Leave out unreadable images (each is reported) instead of stopping.
     #[arg(long)]
     pub skip_bad_images: bool,
+    #[command(flatten)]
+    pub scan: ScanArgs,
+}
+
+/// How DICOM (`.dcm`) and NIfTI (`.nii`, `.nii.gz`) scans become images; ignored for other
+/// files. A flag left out takes the model's recorded choice where there is a model (explain,
+/// evaluate), the default otherwise; training records what it used in the model.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ScanArgs {
+    /// Intensity window: `auto` (the file's own VOI LUT or window; 1–99 % percentiles for NIfTI),
+    /// `full`, a preset (brain, subdural, stroke, bone, lung, soft-tissue), `CENTER,WIDTH` (e.g.
+    /// 40,80) or percentiles `pLOW,HIGH` (e.g. p1,99).
+    #[arg(long, allow_hyphen_values = true)]
+    pub window: Option<WindowChoice>,
+    /// Frame of a multi-frame DICOM file or volume of a 4-D NIfTI file, from 0 (default: the
+    /// middle one).
+    #[arg(long)]
+    pub frame: Option<usize>,
+    /// Plane of a NIfTI volume: axial, coronal or sagittal (default axial).
+    #[arg(long)]
+    pub plane: Option<Plane>,
+    /// Slice of a NIfTI volume, from 0 counted from the inferior / posterior / left side
+    /// (default: the middle one).
+    #[arg(long)]
+    pub slice: Option<usize>,
+}
+
+impl ScanArgs {
+    /// The flags given, over `base` for those left out.
+    pub fn over(&self, base: ScanOptions) -> ScanOptions {
+        ScanOptions {
+            window: self.window.unwrap_or(base.window),
+            frame: self.frame.or(base.frame),
+            plane: self.plane.unwrap_or(base.plane),
+            slice: self.slice.or(base.slice),
+        }
+    }
 }
 
 /// Optimisation settings shared by teacher and student training.
@@ -268,6 +308,8 @@ pub struct ExplainArgs {
     pub model: PathBuf,
     #[command(flatten)]
     pub request: RequestArgs,
+    #[command(flatten)]
+    pub scan: ScanArgs,
     /// Heatmap colours: viridis (colour-blind safe) or jet (the paper's).
     #[arg(long, default_value = "viridis")]
     pub colormap: Colormap,

@@ -336,6 +336,10 @@ pub fn run_audit(
     }
     let side = models[0].loaded.manifest().spec.input_size[0];
     let data = DataConfig::from_args(&args.data, global.seed, side)?;
+    let scan = args
+        .data
+        .scan
+        .over(models[0].loaded.manifest().preprocessing.scan_options());
     let splits = Splits::load(&data.source, &data.split)?;
     if splits.classes != classes {
         bail!(
@@ -373,7 +377,7 @@ pub fn run_audit(
         .map(|m| {
             methods
                 .contains(&Method::Shap)
-                .then(|| background(&m.loaded, None, 2, device))
+                .then(|| background(&m.loaded, None, 2, &scan, device))
                 .transpose()
         })
         .collect::<Result<_>>()?;
@@ -398,7 +402,7 @@ pub fn run_audit(
     let mut reports: Vec<Vec<Report>> = vec![Vec::new(); models.len()];
     let mut images = Vec::new();
     for (i, sample) in chosen.iter().enumerate() {
-        let image = sample.image.load().map_err(|e| anyhow::anyhow!(e))?;
+        let image = sample.image.load(&scan).map_err(|e| anyhow::anyhow!(e))?;
         for (k, model) in models.iter().enumerate() {
             reports[k].push(explain_one(
                 model,

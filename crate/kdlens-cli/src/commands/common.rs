@@ -6,7 +6,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use kdlens::{
     bundle::{Manifest, Provenance},
     explain::{Target, argmax, softmax},
-    image::{ColorMode, Preprocessing},
+    image::{ColorMode, Preprocessing, scan::ScanOptions},
     metrics::{ClassificationReport, ConfusionMatrix, expected_calibration_error},
     model::Classifier,
 };
@@ -32,6 +32,9 @@ pub struct DataConfig {
     pub grayscale: bool,
     /// Leave out unreadable images instead of stopping.
     pub skip_bad_images: bool,
+    /// How scans become images (recorded in the trained model).
+    #[serde(default)]
+    pub scan: ScanOptions,
 }
 
 impl DataConfig {
@@ -54,6 +57,7 @@ impl DataConfig {
             image_size: args.image_size.unwrap_or(default_size),
             grayscale: args.grayscale,
             skip_bad_images: args.skip_bad_images,
+            scan: args.scan.over(ScanOptions::default()),
         })
     }
 
@@ -64,6 +68,7 @@ impl DataConfig {
         if self.grayscale {
             pre.color = ColorMode::Grayscale;
         }
+        pre.scan = Some(self.scan);
         pre
     }
 }

@@ -8,6 +8,7 @@ use kdlens::{
     bundle::WeightPrecision,
     distill::DistillConfig,
     explain::{Colormap, DEFAULT_OPACITY, FaithfulnessPlan, Method, Request, ShapPlan},
+    image::Decoded,
     model::Architecture,
 };
 
@@ -89,6 +90,7 @@ pub fn run_demo(args: &DemoArgs, global: &GlobalArgs, run: &RunDir, device: &Dev
         image_size: plan.image_size,
         grayscale: true,
         skip_bad_images: false,
+        scan: Default::default(),
     };
     // Clothes are upright: horizontal flips only.
     let augmentation = Augmentation {
@@ -190,7 +192,7 @@ pub fn run_demo(args: &DemoArgs, global: &GlobalArgs, run: &RunDir, device: &Dev
     let sample_input = {
         let image = data.splits.test[0]
             .image
-            .load()
+            .load(&data_config.scan)
             .map_err(|e| anyhow::anyhow!(e))?;
         teacher.manifest().preprocessing.to_tensor(&image, device)?
     };
@@ -245,19 +247,23 @@ pub fn run_demo(args: &DemoArgs, global: &GlobalArgs, run: &RunDir, device: &Dev
         let Some(sample) = data.splits.test.iter().find(|s| s.label == class) else {
             continue;
         };
-        let image = sample.image.load().map_err(|e| anyhow::anyhow!(e))?;
+        let image = sample
+            .image
+            .load(&data_config.scan)
+            .map_err(|e| anyhow::anyhow!(e))?;
         let name = data.splits.classes[class]
             .to_lowercase()
             .replace(['/', ' '], "-");
         let png = samples_dir.join(format!("{name}.png"));
         write_png(&png, &image)?;
         sample_names.push(format!("{name}.png"));
+        let decoded = Decoded { image, scan: None };
         for (label, model) in [("student", &kd_student), ("teacher", &teacher)] {
             let out = run.join(format!("explain/{name}/{label}"));
-            let background = background(model, None, 2, device)?;
+            let background = background(model, None, 2, &data_config.scan, device)?;
             explain_image(
                 model,
-                &image,
+                &decoded,
                 &png,
                 &request,
                 Some(&background),
@@ -287,6 +293,7 @@ pub fn run_demo(args: &DemoArgs, global: &GlobalArgs, run: &RunDir, device: &Dev
                 image_size: Some(plan.image_size),
                 grayscale: data_config.grayscale,
                 skip_bad_images: data_config.skip_bad_images,
+                scan: Default::default(),
             },
             teacher: teacher_path.clone(),
             students: students.iter().map(|s| s.1.clone()).collect(),

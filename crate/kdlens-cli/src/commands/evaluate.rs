@@ -190,7 +190,9 @@ pub fn run_evaluate(
                 splits.classes
             );
         }
-        let preprocessing = manifest.preprocessing.clone();
+        // Scans are read the way this model was trained to see them, unless flags say otherwise.
+        let mut preprocessing = manifest.preprocessing.clone();
+        preprocessing.scan = Some(args.data.scan.over(preprocessing.scan_options()));
         let (cache, bad) = cache_split("test", &splits.test, &preprocessing);
         check_bad_images(&bad, data.skip_bad_images, run)?;
         let name = format!("model{}", i + 1);

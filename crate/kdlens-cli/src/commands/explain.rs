@@ -13,7 +13,7 @@ use kdlens::{
         Colormap, Context, FaithfulnessPlan, ImageSummary, IntegratedGradientsPlan, Method, Report,
         Request, ShapPlan, View, composite, explain,
     },
-    image::{RgbaImage, decode_file},
+    image::{Decoded, RgbaImage, decode_file_with, scan::ScanOptions},
     model::LayeredClassifier,
 };
 
@@ -131,7 +131,7 @@ pub fn view_file(report: &Report, view: &View) -> String {
 #[allow(clippy::too_many_arguments)]
 pub fn explain_image(
     loaded: &LoadedModel,
-    image: &RgbaImage,
+    decoded: &Decoded,
     source: &Path,
     request: &Request,
     background: Option<&Tensor<4>>,
@@ -141,6 +141,7 @@ pub fn explain_image(
     out: &Path,
 ) -> Result<Report> {
     let manifest = loaded.manifest();
+    let image = &decoded.image;
     let input = manifest.preprocessing.to_tensor(image, device)?;
     let context = Context {
         manifest: Some(manifest),
@@ -154,6 +155,7 @@ pub fn explain_image(
             .unwrap_or_default(),
         width: image.width(),
         height: image.height(),
+        scan: decoded.scan.clone(),
     });
     report.backend = Some(backend.to_string());
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
@@ -177,6 +179,7 @@ pub fn background(
     loaded: &LoadedModel,
     folder: Option<&Path>,
     limit: usize,
+    scan: &ScanOptions,
     device: &Device,
 ) -> Result<Tensor<4>> {
     let preprocessing = &loaded.manifest().preprocessing;
@@ -193,8 +196,8 @@ pub fn background(
                 if images.len() >= limit {
                     break;
                 }
-                if let Ok(image) = decode_file(&path) {
-                    images.push(image);
+                if let Ok(decoded) = decode_file_with(&path, scan) {
+                    images.push(decoded.image);
                 }
             }
             if images.is_empty() {
@@ -259,6 +262,10 @@ pub fn run_explain(
     device: &Device,
 ) -> Result<()> {
     let loaded = model_io::load(&args.model, device)?;
+    // Scans are read the way the model was trained to see them, unless flags say otherwise.
+    let scan = args
+        .scan
+        .over(loaded.manifest().preprocessing.scan_options());
     if let Some(layer) = &args.request.layer {
         loaded.model.layer_index(layer)?;
     }
@@ -270,6 +277,7 @@ pub fn run_explain(
             &loaded,
             args.request.background.as_deref(),
             args.request.background_size,
+            &scan,
             device,
         )?)
     } else {
@@ -284,8 +292,8 @@ pub fn run_explain(
     let mut failures = Vec::new();
     let mut summary = Vec::new();
     for path in &args.images {
-        let image = match decode_file(path) {
-            Ok(image) => image,
+        let image = match decode_file_with(path, &scan) {
+            Ok(decoded) => decoded,
             Err(reason) => {
                 run.log(format!("{}: {reason}", path.display()));
                 failures.push(path.display().to_string());

@@ -29,12 +29,13 @@ impl ImageCache {
         preprocessing: &Preprocessing,
         on_progress: &(dyn Fn() + Sync),
     ) -> (Self, LoadReport) {
+        let scan = preprocessing.scan_options();
         let results: Vec<Result<Vec<u8>, String>> = samples
             .par_iter()
             .map(|sample| {
                 let result = sample
                     .image
-                    .load()
+                    .load(&scan)
                     .and_then(|image| preprocessing.resize(&image).map_err(|e| e.to_string()))
                     .map(|chw| {
                         chw.into_iter()

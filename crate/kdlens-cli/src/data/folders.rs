@@ -6,10 +6,22 @@ use anyhow::{Context, Result, bail};
 
 use super::{ImageRef, Sample};
 
-/// File extensions read as images (lower case).
-const IMAGE_EXTENSIONS: [&str; 9] = [
-    "png", "jpg", "jpeg", "bmp", "webp", "tif", "tiff", "gif", "jfif",
+/// File name endings read as images and scans (lower case).
+const IMAGE_EXTENSIONS: [&str; 13] = [
+    "png", "jpg", "jpeg", "bmp", "webp", "tif", "tiff", "gif", "jfif", "dcm", "dicom", "nii",
+    "nii.gz",
 ];
+
+/// Whether `path`'s name ends in one of [`IMAGE_EXTENSIONS`].
+fn is_image_name(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    IMAGE_EXTENSIONS
+        .iter()
+        .any(|ext| name.len() > ext.len() + 1 && name.ends_with(&format!(".{ext}")))
+}
 
 /// A scanned tree.
 pub struct Layout {
@@ -142,11 +154,7 @@ fn read_classes(dir: &Path, classes: Option<&[String]>) -> Result<(Vec<String>, 
             let path = entry
                 .with_context(|| format!("cannot list class folder {}", class_dir.display()))?
                 .path();
-            let is_image = path
-                .extension()
-                .map(|e| IMAGE_EXTENSIONS.contains(&e.to_string_lossy().to_lowercase().as_str()))
-                .unwrap_or(false);
-            if is_image && !is_hidden(&path) && !path.is_dir() {
+            if is_image_name(&path) && !is_hidden(&path) && !path.is_dir() {
                 files.push(path);
             }
         }

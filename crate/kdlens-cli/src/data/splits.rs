@@ -7,7 +7,7 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
-use kdlens::image::RgbaImage;
+use kdlens::image::{RgbaImage, scan::ScanOptions};
 use rand::{SeedableRng, rngs::StdRng, seq::SliceRandom};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -89,10 +89,12 @@ impl ImageRef {
         }
     }
 
-    /// The pixels, decoding the file if needed.
-    pub fn load(&self) -> Result<RgbaImage, String> {
+    /// The pixels, decoding the file if needed (a DICOM or NIfTI scan as `scan` says).
+    pub fn load(&self, scan: &ScanOptions) -> Result<RgbaImage, String> {
         match self {
-            ImageRef::File(path) => kdlens::image::decode_file(path).map_err(|e| e.to_string()),
+            ImageRef::File(path) => kdlens::image::decode_file_with(path, scan)
+                .map(|decoded| decoded.image)
+                .map_err(|e| e.to_string()),
             ImageRef::Memory(image, _) => Ok((**image).clone()),
         }
     }
