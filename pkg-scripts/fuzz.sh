@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Fuzzes the two places untrusted bytes enter kdlens: the model-bundle reader and image decoding
-# plus preprocessing (cargo-fuzz, nightly, libFuzzer). Not part of CI (long); the inputs that ever
+# Fuzzes the places untrusted bytes enter kdlens: the model-bundle reader, image decoding plus
+# preprocessing, and DICOM / NIfTI decoding (cargo-fuzz, nightly, libFuzzer). Not part of CI (long); the inputs that ever
 # crashed are replayed by `cargo test` (crate/kdlens/tests/fuzz_regressions.rs).
 #
-#   bash pkg-scripts/fuzz.sh [TARGET...]     TARGET: bundle_reader, decode_preprocess (default both)
+#   bash pkg-scripts/fuzz.sh [TARGET...]     TARGET: bundle_reader, decode_preprocess, scan_decode
+#                                            (default all three)
 #   KDLENS_FUZZ_SECONDS=1800 KDLENS_FUZZ_RUNS=1000000   stop at whichever comes first
 #
 # A crash is saved under crate/kdlens/fuzz/artifacts/<target>/; after fixing it, copy the file to
@@ -16,7 +17,7 @@ corpus="${KDLENS_FUZZ_CORPUS:-$HOME/.cache/kdlens-fuzz-corpus}"
 seconds="${KDLENS_FUZZ_SECONDS:-1800}"
 runs="${KDLENS_FUZZ_RUNS:-1000000}"
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(bundle_reader decode_preprocess)
+[ ${#targets[@]} -gt 0 ] || targets=(bundle_reader decode_preprocess scan_decode)
 
 command -v cargo-fuzz >/dev/null || cargo +nightly install cargo-fuzz --locked
 KDLENS_FUZZ_SEEDS="$corpus" cargo test -q -p kdlens --features decode --test fuzz_regressions \

@@ -19,6 +19,10 @@ as a viewer shows it — pydicom does not invert). kdlens rounds the display to 
 tests compare it within 1/255; the modality values are compared through a window that spans
 exactly their sampled range, at the same 8-bit resolution.
 
+It also writes the seeds of the `scan_decode` fuzz target into
+crate/kdlens/fuzz/regressions/scan_decode/: a made-up 8×8 two-frame CT DICOM file and a 4×4×3
+NIfTI-1 volume (gzipped and not), each behind the option byte the harness reads first.
+
 Files that kdlens must refuse with a message naming the transfer syntax (JPEG 2000, JPEG-LS) or
 the format (NIfTI-2) are listed with the words that message must contain.
 """
@@ -113,6 +117,44 @@ def nifti_entry(name, window):
     return {"file": name, "volumes": volumes, "volume": volume, "window": list(window), "planes": views}
 
 
+def write_fuzz_seeds():
+    import gzip
+    import io
+
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+    out = "crate/kdlens/fuzz/regressions/scan_decode"
+    os.makedirs(out, exist_ok=True)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = CTImageStorage
+    meta.MediaStorageSOPInstanceUID = "2.25.1"
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = CTImageStorage
+    ds.SOPInstanceUID = "2.25.1"
+    ds.Modality = "CT"
+    ds.Rows, ds.Columns, ds.NumberOfFrames = 8, 8, 2
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.RescaleIntercept, ds.RescaleSlope = -1024, 1
+    ds.WindowCenter, ds.WindowWidth = 40, 400
+    ds.PixelData = (np.arange(128, dtype=np.uint16) * 31 % 4096).tobytes()
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    with open(os.path.join(out, "ct-2frame.dcm"), "wb") as f:
+        f.write(b"\x00" + buffer.getvalue())
+    affine = np.array([[-2, 0, 0, 4], [0, 2, 0, -4], [0, 0, 3, 0], [0, 0, 0, 1]], dtype=float)
+    volume = nib.Nifti1Image((np.arange(48, dtype=np.int16) * 7).reshape(4, 4, 3), affine)
+    volume.set_qform(affine, code=1)
+    raw = volume.to_bytes()
+    with open(os.path.join(out, "volume.nii"), "wb") as f:
+        f.write(b"\x09" + raw)
+    with open(os.path.join(out, "volume.nii.gz"), "wb") as f:
+        f.write(b"\x12" + gzip.compress(raw, mtime=0))
+
+
 def main():
     dicoms = ["CT_small.dcm", "MR_small.dcm", "MR_small_bigendian.dcm", "MR_small_implicit.dcm",
               "MR_small_expb.dcm", "MR_small_RLE.dcm", "SC_rgb_jpeg_dcmtk.dcm", "image_dfl.dcm",
@@ -136,6 +178,7 @@ def main():
     }
     with open(OUT, "w") as f:
         json.dump(out, f, separators=(",", ":"))
+    write_fuzz_seeds()
     print(f"wrote {OUT} ({os.path.getsize(OUT)} bytes)")
 
 

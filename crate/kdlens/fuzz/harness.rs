@@ -7,7 +7,10 @@
 use burn::tensor::Device;
 use kdlens::{
     bundle::{Bundle, frame},
-    image::{ColorMode, Preprocessing, decode_bytes},
+    image::{
+        ColorMode, Preprocessing, decode_bytes,
+        scan::{Plane, ScanOptions, WindowChoice, decode_scan},
+    },
 };
 use sha2::{Digest, Sha256};
 
@@ -58,5 +61,30 @@ pub fn decode_preprocess(data: &[u8]) {
             assert_eq!(chw.len(), 3 * 32 * 32);
             assert!(chw.iter().all(|v| v.is_finite()));
         }
+    }
+}
+
+/// Decodes `data[1..]` as a DICOM or NIfTI file with options chosen by `data[0]` (window kind,
+/// frame, plane, slice), and checks that a decoded scan's image has the size its facts state.
+pub fn scan_decode(data: &[u8]) {
+    let Some((&choice, file)) = data.split_first() else {
+        return;
+    };
+    let window = match choice % 5 {
+        0 => WindowChoice::Auto,
+        1 => WindowChoice::Full,
+        2 => "brain".parse().expect("a preset"),
+        3 => "-600,1500".parse().expect("a window"),
+        _ => "p1,99".parse().expect("percentiles"),
+    };
+    let options = ScanOptions {
+        window,
+        frame: (choice & 0x10 != 0).then_some((choice >> 5) as usize),
+        plane: [Plane::Axial, Plane::Coronal, Plane::Sagittal][(choice as usize >> 3) % 3],
+        slice: (choice & 0x20 != 0).then_some(1),
+    };
+    if let Ok(scan) = decode_scan(file, &options) {
+        let [rows, cols] = scan.facts.size;
+        assert_eq!((scan.image.height(), scan.image.width()), (rows, cols));
     }
 }

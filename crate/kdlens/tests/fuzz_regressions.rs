@@ -49,6 +49,11 @@ fn saved_decode_preprocess_inputs_do_not_panic() {
     replay("decode_preprocess", harness::decode_preprocess);
 }
 
+#[test]
+fn saved_scan_decode_inputs_do_not_panic() {
+    replay("scan_decode", harness::scan_decode);
+}
+
 /// The smallest DenseNet a bundle can hold (≈30 kB, mostly tensor names), so that the fuzzer's
 /// inputs stay small.
 fn tiny_bundle() -> Bundle {

@@ -35,6 +35,7 @@ pub(super) fn decode(bytes: &[u8], options: &ScanOptions) -> Result<ScanImage> {
         window,
         window_source,
     };
+    check_rle_frame(&object, &layout, frame)?;
     if let Some(image) = native_ybr_422(&object, &layout, frame)? {
         return Ok(ScanImage {
             image,
@@ -80,10 +81,6 @@ fn native_ybr_422(
     layout: &Layout,
     frame: usize,
 ) -> Result<Option<RgbaImage>> {
-    let photometric = object
-        .get(tags::PHOTOMETRIC_INTERPRETATION)
-        .and_then(|e| e.to_str().ok())
-        .map(|p| p.trim().to_string());
     let native = TransferSyntaxRegistry
         .get(
             object
@@ -92,7 +89,7 @@ fn native_ybr_422(
                 .trim_end_matches(['\0', ' ']),
         )
         .is_some_and(|ts| !ts.is_encapsulated_pixel_data());
-    if photometric.as_deref() != Some("YBR_FULL_422") || !native {
+    if !is_ybr_422(object) || !native {
         return Ok(None);
     }
     let [rows, cols] = [layout.rows, layout.cols];
@@ -121,6 +118,14 @@ fn native_ybr_422(
     RgbaImage::new(cols, rows, out).map(Some)
 }
 
+/// Whether the file's photometric interpretation is YBR_FULL_422.
+fn is_ybr_422(object: &DefaultDicomObject) -> bool {
+    object
+        .get(tags::PHOTOMETRIC_INTERPRETATION)
+        .and_then(|e| e.to_str().ok())
+        .is_some_and(|p| p.trim() == "YBR_FULL_422")
+}
+
 /// One YBR_FULL pixel as 8-bit RGB (PS3.3 C.7.6.3.1.2).
 fn ybr_to_rgb([y, cb, cr]: [f64; 3]) -> [u8; 3] {
     [
@@ -136,6 +141,8 @@ struct Layout {
     rows: usize,
     cols: usize,
     frames: usize,
+    samples: usize,
+    bytes_per_sample: usize,
 }
 
 impl Layout {
@@ -165,7 +172,42 @@ impl Layout {
         if frames > MAX_VALUES / (rows * cols) {
             return Err(Error::Decode(format!("the file claims {frames} frames")));
         }
-        Ok(Self { rows, cols, frames })
+        let layout = Self {
+            rows,
+            cols,
+            frames,
+            samples,
+            bytes_per_sample: bits / 8,
+        };
+        layout.check_native_length(object)?;
+        Ok(layout)
+    }
+
+    /// For pixel data stored as it is (not encapsulated), that it holds every frame the header
+    /// claims, so that no decoder sizes a buffer for data that is not there.
+    fn check_native_length(&self, object: &DefaultDicomObject) -> Result<()> {
+        let Some(element) = object.get(tags::PIXEL_DATA) else {
+            return Err(Error::Decode("the file has no pixel data".into()));
+        };
+        if element.fragments().is_some() {
+            return Ok(());
+        }
+        let have = element.to_bytes().map(|b| b.len()).unwrap_or(0);
+        // YBR_FULL_422 stores two bytes per pixel in place of three.
+        let per_pixel = if is_ybr_422(object) {
+            2
+        } else {
+            self.samples * self.bytes_per_sample
+        };
+        let need = self.frames * self.rows * self.cols * per_pixel;
+        if have < need {
+            return Err(Error::Decode(format!(
+                "the pixel data holds {have} bytes where the header's {} frame(s) of {}×{} \
+                 need {need}",
+                self.frames, self.rows, self.cols
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -187,6 +229,77 @@ fn check_transfer_syntax(object: &DefaultDicomObject) -> Result<()> {
             printable(uid)
         ))),
     }
+}
+
+/// The RLE Lossless transfer syntax.
+const RLE_LOSSLESS: &str = "1.2.840.10008.1.2.5";
+
+/// For an RLE Lossless file, checks frame `frame`'s fragment before dicom-rs decodes it: a
+/// 64-byte header with one segment per byte of every sample, offsets inside the fragment, and
+/// segments that unpack to at least a full plane. dicom-rs 0.10.1 panics on fragments that break
+/// these rules (found by fuzzing: `adapters/rle_lossless.rs`, the header read and the copy of a
+/// short segment).
+fn check_rle_frame(object: &DefaultDicomObject, layout: &Layout, frame: usize) -> Result<()> {
+    let uid = object
+        .meta()
+        .transfer_syntax()
+        .trim_end_matches(['\0', ' ']);
+    if uid != RLE_LOSSLESS {
+        return Ok(());
+    }
+    let bad = |why: &str| Error::Decode(format!("corrupt RLE pixel data: {why}"));
+    let fragment = object
+        .get(tags::PIXEL_DATA)
+        .and_then(|e| e.fragments())
+        .and_then(|f| f.get(frame))
+        .ok_or_else(|| bad("no fragment for the frame"))?;
+    let word = |i: usize| {
+        fragment
+            .get(4 * i..4 * i + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+    };
+    let segments = word(0).ok_or_else(|| bad("no header"))?;
+    let expected = layout.samples * layout.bytes_per_sample;
+    if fragment.len() < 64 || segments != expected {
+        return Err(bad("the header does not match the image"));
+    }
+    let mut offsets: Vec<usize> = (1..=segments).filter_map(word).collect();
+    offsets.push(fragment.len());
+    let plane = layout.rows * layout.cols;
+    for pair in offsets.windows(2) {
+        let segment = fragment
+            .get(pair[0]..pair[1])
+            .filter(|_| pair[0] >= 64)
+            .ok_or_else(|| bad("a segment lies outside the fragment"))?;
+        if packbits_len(segment) < plane {
+            return Err(bad("a segment unpacks to less than a plane"));
+        }
+    }
+    Ok(())
+}
+
+/// How many bytes PackBits-encoded `data` unpacks to (PS3.5 G.3.1): a header byte `n` copies
+/// `n + 1` literal bytes (0 ≤ n ≤ 127), repeats the next byte `257 − n` times (129 ≤ n ≤ 255)
+/// or does nothing (128).
+fn packbits_len(data: &[u8]) -> usize {
+    let (mut at, mut len) = (0, 0);
+    while let Some(&n) = data.get(at) {
+        match n {
+            0..=127 => {
+                let run = n as usize + 1;
+                len += run.min(data.len().saturating_sub(at + 1));
+                at += 1 + run;
+            }
+            128 => at += 1,
+            _ => {
+                if at + 1 < data.len() {
+                    len += 257 - n as usize;
+                }
+                at += 2;
+            }
+        }
+    }
+    len
 }
 
 /// Stored values through the modality LUT: `value · slope + intercept` (Rescale Slope and
@@ -420,4 +533,18 @@ fn printable(uid: &str) -> String {
 
 fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or("")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::packbits_len;
+
+    #[test]
+    fn packbits_lengths_by_hand() {
+        // 3 literal bytes, a run of 4, a no-op, a run of 2.
+        assert_eq!(packbits_len(&[2, 9, 8, 7, 253, 5, 128, 255, 1]), 9);
+        // A literal cut short counts what is there; a run without its byte counts nothing.
+        assert_eq!(packbits_len(&[5, 1, 2]), 2);
+        assert_eq!(packbits_len(&[250]), 0);
+    }
 }
