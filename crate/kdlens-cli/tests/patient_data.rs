@@ -4,10 +4,11 @@
 //! decoding error; every file those commands write, and everything they print, is searched for
 //! each value.
 
+mod common;
+
 use std::{
     collections::HashSet,
     path::{Path, PathBuf},
-    process::Command,
 };
 
 use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
@@ -134,17 +135,8 @@ fn write_dicom(path: &Path, n: usize, bits: u16) {
 
 /// Runs `kdlens` with `args`; returns its exit success and everything it printed.
 fn kdlens(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_kdlens"))
-        .env("BURN_DEVICE", "flex")
-        .args(args)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    let out = common::run(args);
+    (out.status.success(), common::text(&out))
 }
 
 /// Every file under `dir`, recursively.

@@ -195,57 +195,25 @@ fn nifti_slices_match_nibabel_in_every_plane() {
 #[test]
 fn frames_slices_and_windows_are_chosen_by_the_options() {
     let Some(dir) = scans_dir() else { return };
+    let frame = |frame| ScanOptions {
+        frame: Some(frame),
+        ..Default::default()
+    };
+    let window = |text: &str| ScanOptions {
+        window: text.parse().unwrap(),
+        ..Default::default()
+    };
     let bytes = std::fs::read(dir.join("emri_small.dcm")).unwrap();
-    let first = decode_scan(
-        &bytes,
-        &ScanOptions {
-            frame: Some(0),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let last = decode_scan(
-        &bytes,
-        &ScanOptions {
-            frame: Some(9),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let first = decode_scan(&bytes, &frame(0)).unwrap();
+    let last = decode_scan(&bytes, &frame(9)).unwrap();
     assert_eq!((first.facts.frame, last.facts.frame), (0, 9));
     assert_ne!(first.image.pixels(), last.image.pixels(), "frames differ");
-    let past = decode_scan(
-        &bytes,
-        &ScanOptions {
-            frame: Some(10),
-            ..Default::default()
-        },
-    );
+    let past = decode_scan(&bytes, &frame(10));
     assert!(past.unwrap_err().to_string().contains("frame 10"));
 
     let ct = std::fs::read(dir.join("CT_small.dcm")).unwrap();
-    let brain = decode_scan(
-        &ct,
-        &"brain"
-            .parse()
-            .map(|w| ScanOptions {
-                window: w,
-                ..Default::default()
-            })
-            .unwrap(),
-    )
-    .unwrap();
-    let bone = decode_scan(
-        &ct,
-        &"bone"
-            .parse()
-            .map(|w| ScanOptions {
-                window: w,
-                ..Default::default()
-            })
-            .unwrap(),
-    )
-    .unwrap();
+    let brain = decode_scan(&ct, &window("brain")).unwrap();
+    let bone = decode_scan(&ct, &window("bone")).unwrap();
     assert_eq!(brain.facts.window_source.as_deref(), Some("brain"));
     assert_eq!(brain.facts.window, Some([0.0, 79.0]));
     assert_ne!(

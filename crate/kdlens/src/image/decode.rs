@@ -3,7 +3,7 @@
 //! ordinary images with `createImageBitmap` instead.
 
 use std::{
-    io::{BufRead, Cursor, Seek},
+    io::{BufRead, Cursor, Read, Seek},
     path::Path,
 };
 
@@ -28,7 +28,16 @@ pub fn decode_file(path: &Path) -> Result<RgbaImage> {
 
 /// Decodes the image or scan file at `path`, a scan as `options` say.
 pub fn decode_file_with(path: &Path, options: &ScanOptions) -> Result<Decoded> {
-    let bytes = std::fs::read(path).map_err(|e| Error::Decode(format!("cannot open: {e}")))?;
+    let file = std::fs::File::open(path).map_err(|e| Error::Decode(format!("cannot open: {e}")))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_ALLOC + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::Decode(format!("cannot read: {e}")))?;
+    if bytes.len() as u64 > MAX_ALLOC {
+        return Err(Error::Decode(format!(
+            "the file is larger than {MAX_ALLOC} bytes, the most kdlens reads"
+        )));
+    }
     decode_bytes_with(&bytes, options)
 }
 

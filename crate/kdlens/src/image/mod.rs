@@ -10,7 +10,6 @@ mod blur;
 pub mod decode;
 mod preprocess;
 mod resize;
-#[cfg(feature = "scan")]
 pub mod scan;
 
 pub use blur::gaussian_blur;
