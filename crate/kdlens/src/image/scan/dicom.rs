@@ -42,12 +42,11 @@ pub(super) fn decode(bytes: &[u8], options: &ScanOptions) -> Result<ScanImage> {
             facts: facts(None, None),
         });
     }
-    let pixels = object.decode_pixel_data_frame(frame as u32).map_err(|e| {
-        Error::Decode(format!(
-            "cannot decode the pixel data of frame {frame} ({})",
-            first_line(&e.to_string())
-        ))
-    })?;
+    // dicom-rs' messages may quote header text (an unknown photometric interpretation): only
+    // this fixed one leaves.
+    let pixels = object
+        .decode_pixel_data_frame(frame as u32)
+        .map_err(|_| Error::Decode(format!("cannot decode the pixel data of frame {frame}")))?;
     let photometric = pixels.photometric_interpretation().clone();
     if photometric.is_monochrome() {
         let stored: Vec<f32> = pixels
@@ -57,7 +56,8 @@ pub(super) fn decode(bytes: &[u8], options: &ScanOptions) -> Result<ScanImage> {
                     .with_modality_lut(ModalityLutOption::None)
                     .with_voi_lut(VoiLutOption::Identity),
             )
-            .map_err(|e| Error::Decode(format!("cannot read the pixel values ({e})")))?;
+            .map_err(|_| Error::Decode("cannot read the pixel values".into()))?;
+        let stored = StoredBits::read(&object)?.values(&stored);
         let values = modality_lut(&object, &stored)?;
         let (display, window, source) = display_of(&object, options.window, &values)?;
         let invert = photometric == PhotometricInterpretation::Monochrome1;
@@ -302,6 +302,54 @@ fn packbits_len(data: &[u8]) -> usize {
     len
 }
 
+/// Where a sample's value sits in its word (Bits Allocated / Bits Stored / High Bit) and whether
+/// it is signed (Pixel Representation 1).
+struct StoredBits {
+    allocated: u32,
+    stored: u32,
+    high_bit: u32,
+    signed: bool,
+}
+
+impl StoredBits {
+    fn read(object: &DefaultDicomObject) -> Result<Self> {
+        let allocated = required_int(object, tags::BITS_ALLOCATED, "Bits Allocated")? as u32;
+        let stored = optional_int(object, tags::BITS_STORED)?.map_or(allocated, |b| b as u32);
+        let high_bit =
+            optional_int(object, tags::HIGH_BIT)?.map_or(stored.max(1) - 1, |b| b as u32);
+        let signed = optional_int(object, tags::PIXEL_REPRESENTATION)? == Some(1);
+        if stored == 0 || stored > allocated || high_bit >= allocated || high_bit + 1 < stored {
+            return Err(Error::Decode(
+                "Bits Stored and High Bit do not fit Bits Allocated".into(),
+            ));
+        }
+        Ok(Self {
+            allocated,
+            stored,
+            high_bit,
+            signed,
+        })
+    }
+
+    /// The stored values of `words` (each word as dicom-rs reads it: unsigned, or a 16-bit word
+    /// as `i16`): the `stored` bits ending at `high_bit`, sign-extended when signed (PS3.5
+    /// 8.1.1), so that bits above them (overlays, junk) do not count.
+    fn values(&self, words: &[f32]) -> Vec<f32> {
+        let word_mask = (1u64 << self.allocated) - 1;
+        let shift = self.high_bit + 1 - self.stored;
+        let mask = (1u64 << self.stored) - 1;
+        words
+            .iter()
+            .map(|&w| {
+                let bits = (((w as i64) as u64 & word_mask) >> shift) & mask;
+                let negative = self.signed && (bits >> (self.stored - 1)) & 1 == 1;
+                let value = bits as i64 - if negative { 1i64 << self.stored } else { 0 };
+                value as f32
+            })
+            .collect()
+    }
+}
+
 /// Stored values through the modality LUT: `value · slope + intercept` (Rescale Slope and
 /// Intercept; the identity without them).
 fn modality_lut(object: &DefaultDicomObject, stored: &[f32]) -> Result<Vec<f32>> {
@@ -403,12 +451,12 @@ impl VoiLut {
         } else {
             entries as usize
         };
-        if data.is_empty() || data.len() < entries.min(data.len()) || !(1..=16).contains(&bits) {
+        if data.len() < entries || !(1..=16).contains(&bits) {
             return Err(lut_error());
         }
         Ok(Some(VoiLut {
             first: first as f64,
-            data: data[..entries.min(data.len())].to_vec(),
+            data: data[..entries].to_vec(),
             max: ((1u32 << bits) - 1) as f64,
         }))
     }
@@ -434,7 +482,7 @@ fn color_image(
             0,
             &ConvertOptions::new().with_modality_lut(ModalityLutOption::None),
         )
-        .map_err(|e| Error::Decode(format!("cannot read the colour pixels ({e})")))?;
+        .map_err(|_| Error::Decode("cannot read the colour pixels".into()))?;
     let shift = if pixels.bits_allocated() == 16 { 8 } else { 0 };
     let ybr = matches!(
         photometric,
@@ -442,8 +490,9 @@ fn color_image(
     );
     if !ybr && *photometric != PhotometricInterpretation::Rgb {
         return Err(Error::Decode(format!(
-            "the photometric interpretation {photometric} is not supported (MONOCHROME1, \
-             MONOCHROME2, RGB, YBR_FULL and YBR_FULL_422 are)"
+            "the photometric interpretation {} is not supported (MONOCHROME1, MONOCHROME2, \
+             RGB, YBR_FULL and YBR_FULL_422 are)",
+            code(photometric.as_ref()).unwrap_or("(not a code)")
         )));
     }
     let mut out = Vec::with_capacity(rows * cols * 4);
@@ -463,13 +512,19 @@ fn color_image(
 /// so that nothing else a header carries can travel out through it.
 fn modality(object: &InMemDicomObject) -> Option<String> {
     let text = object.get(tags::MODALITY)?.to_str().ok()?;
-    let code = text.trim();
+    code(&text).map(str::to_string)
+}
+
+/// `text` trimmed when it is a plausible DICOM code string (upper-case letters, digits, `_`,
+/// at most 16), so that no other header text travels out through it.
+fn code(text: &str) -> Option<&str> {
+    let code = text.trim_matches([' ', '\0']);
     let plausible = !code.is_empty()
         && code.len() <= 16
         && code
             .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
-    plausible.then(|| code.to_string())
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+    plausible.then_some(code)
 }
 
 fn required_int(object: &DefaultDicomObject, tag: Tag, name: &str) -> Result<usize> {
@@ -529,10 +584,6 @@ fn printable(uid: &str) -> String {
     } else {
         "(not a UID)".into()
     }
-}
-
-fn first_line(text: &str) -> &str {
-    text.lines().next().unwrap_or("")
 }
 
 #[cfg(test)]

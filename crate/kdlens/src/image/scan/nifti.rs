@@ -126,8 +126,12 @@ impl Dims {
         };
         let size = [at(1), at(2), at(3)];
         let volumes = at(4);
-        let total = size.iter().product::<usize>().saturating_mul(volumes);
-        if total > MAX_VALUES {
+        // In u64: on wasm32 a usize product of four u16 sides could wrap past the check.
+        let total = size
+            .iter()
+            .chain([&volumes])
+            .fold(1u64, |n, &d| n.saturating_mul(d as u64));
+        if total > MAX_VALUES as u64 {
             return Err(Error::Decode(format!(
                 "the volume claims {total} voxels; at most {MAX_VALUES} are read"
             )));
@@ -220,9 +224,18 @@ impl WorldAxes {
     }
 
     fn from_matrix(m: [[f64; 3]; 3]) -> Self {
+        // Cosines: each voxel axis' column divided by its length (the voxel size), so that thick
+        // slices do not outweigh the in-plane axes.
+        let length = |v: usize| {
+            (0..3)
+                .map(|w| m[w][v] * m[w][v])
+                .sum::<f64>()
+                .sqrt()
+                .max(1e-12)
+        };
         let mut entries: Vec<(f64, usize, usize)> = (0..3)
             .flat_map(|w| (0..3).map(move |v| (w, v)))
-            .map(|(w, v)| (m[w][v].abs(), w, v))
+            .map(|(w, v)| ((m[w][v] / length(v)).abs(), w, v))
             .collect();
         entries.sort_by(|a, b| b.0.total_cmp(&a.0));
         let mut axes = [None; 3];

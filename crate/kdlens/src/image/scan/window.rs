@@ -91,8 +91,8 @@ impl Preset {
 /// or `pLOW,HIGH` percentiles (e.g. `p1,99`).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub enum WindowChoice {
-    /// The file's own: a DICOM file's first VOI LUT, else its first window; the 1–99 %
-    /// percentiles for NIfTI and for a DICOM file that states neither.
+    /// The file's own: a DICOM file's first VOI LUT, else its first window, else its full range;
+    /// the 1–99 % percentiles for NIfTI.
     #[default]
     Auto,
     /// From the smallest value to the largest.
