@@ -306,6 +306,11 @@ fn no_identifying_value_reaches_any_output() {
             assert!(!printed_words.contains(value), "{tag} printed");
             for (path, words) in &output_words {
                 assert!(!words.contains(value), "{tag} in {}", path.display());
+                let name = path.strip_prefix(&runs).unwrap().to_string_lossy();
+                assert!(
+                    !self::words(name.as_bytes()).contains(value),
+                    "{tag} in a file name"
+                );
             }
         }
     }

@@ -70,18 +70,20 @@ pub fn scan_decode(data: &[u8]) {
     let Some((&choice, file)) = data.split_first() else {
         return;
     };
-    let window = match choice % 5 {
+    let window = match (choice & 7) % 5 {
         0 => WindowChoice::Auto,
         1 => WindowChoice::Full,
         2 => "brain".parse().expect("a preset"),
         3 => "-600,1500".parse().expect("a window"),
         _ => "p1,99".parse().expect("percentiles"),
     };
+    // Each option has its own bits of the first byte: the window bits 0–2 (modulo 5), the plane
+    // bits 3–4, a frame bit 5, a slice bit 6, and bit 7 which frame or slice (0 or 1).
     let options = ScanOptions {
         window,
-        frame: (choice & 0x10 != 0).then_some((choice >> 5) as usize),
-        plane: [Plane::Axial, Plane::Coronal, Plane::Sagittal][(choice as usize >> 3) % 3],
-        slice: (choice & 0x20 != 0).then_some(1),
+        frame: (choice & 0x20 != 0).then_some(usize::from(choice >> 7)),
+        plane: [Plane::Axial, Plane::Coronal, Plane::Sagittal][usize::from((choice >> 3) & 3) % 3],
+        slice: (choice & 0x40 != 0).then_some(usize::from(choice >> 7)),
     };
     if let Ok(scan) = decode_scan(file, &options) {
         let [rows, cols] = scan.facts.size;
