@@ -6,7 +6,6 @@ use anyhow::{Context, Result, bail, ensure};
 use burn::tensor::Device;
 use kdlens::{
     distill::DistillConfig,
-    image::scan::ScanOptions,
     model::{Architecture, ModelSpec},
 };
 use serde::{Deserialize, Serialize};
@@ -129,34 +128,13 @@ pub fn distill(
     config.data.grayscale =
         teacher.manifest().preprocessing.color == kdlens::image::ColorMode::Grayscale;
     // The student sees scans as the teacher did, except where a flag chose otherwise.
-    config.data.scan = unless_default(
-        config.data.scan,
-        teacher.manifest().preprocessing.scan_options(),
-    );
+    config.data.scan = config
+        .data
+        .scan
+        .or_defaults_from(teacher.manifest().preprocessing.scan_options());
     run.write_config(&config)?;
     let data = prepare(&config.data, run)?;
     distill_on(&config, &data, &teacher, run, device, resume)
-}
-
-/// `chosen`'s settings, except those at their default, which take `base`'s (so a flag given to
-/// `distill` wins over the teacher's recorded choice; `--window auto` or `--plane axial` cannot
-/// undo a teacher's other choice).
-fn unless_default(chosen: ScanOptions, base: ScanOptions) -> ScanOptions {
-    let default = ScanOptions::default();
-    ScanOptions {
-        window: if chosen.window == default.window {
-            base.window
-        } else {
-            chosen.window
-        },
-        frame: chosen.frame.or(base.frame),
-        plane: if chosen.plane == default.plane {
-            base.plane
-        } else {
-            chosen.plane
-        },
-        slice: chosen.slice.or(base.slice),
-    }
 }
 
 /// [`distill`] on data and a teacher already loaded.

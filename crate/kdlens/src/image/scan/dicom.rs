@@ -10,7 +10,7 @@ use dicom_pixeldata::{
 use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry};
 
 use super::{
-    MAX_VALUES, Ramp, ScanFacts, ScanFormat, ScanImage, ScanOptions, WindowChoice,
+    Ramp, ScanFacts, ScanFormat, ScanImage, ScanOptions, WindowChoice,
     shared::{check_size, chosen_ramp, gray_image, pick},
 };
 use crate::{Error, Result, image::RgbaImage};
@@ -169,9 +169,6 @@ impl Layout {
             .saturating_mul(samples)
             .saturating_mul(frames);
         check_size([rows, cols], values)?;
-        if frames > MAX_VALUES / (rows * cols) {
-            return Err(Error::Decode(format!("the file claims {frames} frames")));
-        }
         let layout = Self {
             rows,
             cols,

@@ -49,6 +49,29 @@ pub struct ScanOptions {
     pub slice: Option<usize>,
 }
 
+impl ScanOptions {
+    /// These options, except those left at their default, which take `base`'s: a choice made now
+    /// over one recorded earlier (a teacher's, for its student). A setting chosen equal to its
+    /// default (`auto`, `axial`) cannot undo `base`'s.
+    pub fn or_defaults_from(self, base: ScanOptions) -> ScanOptions {
+        let default = ScanOptions::default();
+        ScanOptions {
+            window: if self.window == default.window {
+                base.window
+            } else {
+                self.window
+            },
+            frame: self.frame.or(base.frame),
+            plane: if self.plane == default.plane {
+                base.plane
+            } else {
+                self.plane
+            },
+            slice: self.slice.or(base.slice),
+        }
+    }
+}
+
 /// The plane a volume is cut in.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -141,6 +164,28 @@ pub fn sniff(bytes: &[u8]) -> Option<ScanFormat> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chosen_settings_win_and_defaults_take_the_recorded_ones() {
+        let recorded = ScanOptions {
+            window: WindowChoice::Preset(Preset::Brain),
+            frame: Some(2),
+            plane: Plane::Coronal,
+            slice: None,
+        };
+        let chosen = ScanOptions {
+            slice: Some(7),
+            window: WindowChoice::Full,
+            ..ScanOptions::default()
+        };
+        let merged = chosen.or_defaults_from(recorded);
+        assert_eq!(merged.window, WindowChoice::Full);
+        assert_eq!(
+            (merged.frame, merged.plane, merged.slice),
+            (Some(2), Plane::Coronal, Some(7))
+        );
+        assert_eq!(ScanOptions::default().or_defaults_from(recorded), recorded);
+    }
 
     #[test]
     fn formats_are_told_by_their_magic_numbers() {

@@ -70,7 +70,8 @@ pub(super) fn gray_image(
     RgbaImage::new(cols, rows, pixels)
 }
 
-/// The ramp of a window choice that is not the file's own (`Auto` is the caller's), over the
+/// The ramp of a window choice (`Auto` as the 1–99 % percentiles; DICOM resolves its own `Auto`
+/// first), over the
 /// plane's `values`; with where it came from.
 pub(super) fn chosen_ramp(choice: WindowChoice, values: &[f32]) -> Option<(Ramp, String)> {
     let (low, high) = AUTO_PERCENTILES;
