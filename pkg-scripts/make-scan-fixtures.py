@@ -20,11 +20,12 @@ tests compare it within 1/255; the modality values are compared through a window
 exactly their sampled range, at the same 8-bit resolution.
 
 It also writes the seeds of the `scan_decode` fuzz target into
-crate/kdlens/fuzz/regressions/scan_decode/: a made-up 8×8 two-frame CT DICOM file and a 4×4×3
-NIfTI-1 volume (gzipped and not), each behind the option byte the harness reads first.
+crate/kdlens/fuzz/regressions/scan_decode/: a made-up 8×8 two-frame CT DICOM file, a 4×4×3
+NIfTI-1 volume (gzipped and not) and a 4×4×3×2 NIfTI-2 volume, each behind the option byte the
+harness reads first.
 
-Files that kdlens must refuse with a message naming the transfer syntax (JPEG 2000, JPEG-LS) or
-the format (NIfTI-2) are listed with the words that message must contain.
+Files that kdlens must refuse with a message naming the transfer syntax (JPEG 2000, JPEG-LS) are
+listed with the words that message must contain.
 """
 import json
 import os
@@ -83,6 +84,7 @@ def dicom_entry(name):
     stride, modality_values = sample(modality)
     _, display_values = sample(np.clip(display, 0, 1))
     entry.update(kind="gray", source=source, stride=stride, modality=modality_values,
+                 value_range=[float(modality.min()), float(modality.max())],
                  display=display_values, photometric=str(ds.PhotometricInterpretation))
     return entry
 
@@ -114,7 +116,8 @@ def nifti_entry(name, window):
         _, display_values = sample(display)
         views[plane] = {"slice": int(k), "size": list(view.shape), "stride": stride,
                         "values": values, "display": display_values}
-    return {"file": name, "volumes": volumes, "volume": volume, "window": list(window), "planes": views}
+    return {"file": name, "volumes": volumes, "volume": volume, "window": list(window), "planes": views,
+            "value_range": [float(data.min()), float(data.max())]}
 
 
 def write_fuzz_seeds():
@@ -153,6 +156,9 @@ def write_fuzz_seeds():
         f.write(b"\x09" + raw)
     with open(os.path.join(out, "volume.nii.gz"), "wb") as f:
         f.write(b"\x12" + gzip.compress(raw, mtime=0))
+    volume2 = nib.Nifti2Image((np.arange(96, dtype=np.int16) * 5).reshape(4, 4, 3, 2), affine)
+    with open(os.path.join(out, "volume2.nii"), "wb") as f:
+        f.write(b"\x21" + volume2.to_bytes())
 
 
 def main():
@@ -163,14 +169,13 @@ def main():
     # A fixed window per volume, in the volume's own units, so that the display is defined
     # without kdlens's percentile rule.
     niftis = [("anatomical.nii", (60.0, 120.0)), ("example4d.nii.gz", (1500.0, 3000.0)),
-              ("standard.nii.gz", (50.0, 100.0))]
+              ("standard.nii.gz", (50.0, 100.0)), ("example_nifti2.nii.gz", (400.0, 700.0))]
     out = {
         "dicom": [dicom_entry(n) for n in dicoms],
         "nifti": [nifti_entry(n, w) for n, w in niftis],
         "refused": [
             {"file": "MR_small_jp2klossless.dcm", "message": "JPEG 2000"},
             {"file": "MR_small_jpeg_ls_lossless.dcm", "message": "JPEG-LS"},
-            {"file": "example_nifti2.nii.gz", "message": "NIfTI-2"},
             # 12-bit lossy JPEG: neither jpeg-decoder nor Pillow decodes it.
             {"file": "JPGExtended.dcm", "message": "cannot decode the pixel data"},
         ],

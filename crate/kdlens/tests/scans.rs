@@ -87,6 +87,18 @@ fn assert_modality_values(file: &str, bytes: &[u8], entry: &Value, stride: usize
     assert_display(&what, &shades(scan.image.pixels(), stride, 1), &expected);
 }
 
+/// The smallest and largest value after the modality LUT against the reference's (to f32
+/// precision: kdlens holds the values as f32).
+fn assert_value_range(what: &str, ours: Option<[f64; 2]>, reference: &Value) {
+    let ours = ours.unwrap_or_else(|| panic!("{what}: no value range"));
+    for (a, b) in ours.iter().zip(floats(reference)) {
+        assert!(
+            (a - b).abs() <= 1e-6 * b.abs().max(1.0),
+            "{what}: value range {ours:?}, reference {reference}"
+        );
+    }
+}
+
 #[test]
 fn dicom_files_show_what_pydicom_computes() {
     let Some(dir) = scans_dir() else { return };
@@ -118,7 +130,12 @@ fn dicom_files_show_what_pydicom_computes() {
             let rgb = shades(scan.image.pixels(), 1, 3);
             let ours: Vec<f64> = rgb.iter().step_by(stride).copied().collect();
             assert_display(file, &ours, &reference);
+            assert_eq!(
+                scan.facts.value_range, None,
+                "{file}: colour has no value range"
+            );
         } else {
+            assert_value_range(file, scan.facts.value_range, &entry["value_range"]);
             assert_eq!(
                 scan.facts.window_source.as_deref(),
                 entry["source"].as_str(),
@@ -182,6 +199,7 @@ fn nifti_slices_match_nibabel_in_every_plane() {
                 entry["volume"].as_u64().unwrap() as usize,
                 "{what}"
             );
+            assert_value_range(&what, scan.facts.value_range, &entry["value_range"]);
             let stride = expected["stride"].as_u64().unwrap() as usize;
             assert_display(
                 &what,

@@ -11,19 +11,20 @@ use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry
 
 use super::{
     Ramp, ScanFacts, ScanFormat, ScanImage, ScanOptions, WindowChoice,
-    shared::{check_size, chosen_ramp, gray_image, pick},
+    shared::{check_size, chosen_ramp, gray_image, pick, value_range},
 };
 use crate::{Error, Result, image::RgbaImage};
 
 /// Decodes one frame of the DICOM file in `bytes`.
 pub(super) fn decode(bytes: &[u8], options: &ScanOptions) -> Result<ScanImage> {
+    super::dicom_lengths::check(bytes)?;
     let object = OpenFileOptions::new()
         .from_reader(bytes)
         .map_err(|e| Error::Decode(format!("not a readable DICOM file ({})", kind_of(&e))))?;
     let layout = Layout::read(&object)?;
     check_transfer_syntax(&object)?;
     let frame = pick(options.frame, layout.frames, "frame")?;
-    let facts = |window, window_source| ScanFacts {
+    let facts = |window, window_source, value_range| ScanFacts {
         format: ScanFormat::Dicom,
         modality: modality(&object),
         size: [layout.rows, layout.cols],
@@ -34,12 +35,13 @@ pub(super) fn decode(bytes: &[u8], options: &ScanOptions) -> Result<ScanImage> {
         slice: None,
         window,
         window_source,
+        value_range,
     };
     check_rle_frame(&object, &layout, frame)?;
     if let Some(image) = native_ybr_422(&object, &layout, frame)? {
         return Ok(ScanImage {
             image,
-            facts: facts(None, None),
+            facts: facts(None, None, None),
         });
     }
     // dicom-rs' messages may quote header text (an unknown photometric interpretation): only
@@ -63,12 +65,12 @@ pub(super) fn decode(bytes: &[u8], options: &ScanOptions) -> Result<ScanImage> {
         let invert = photometric == PhotometricInterpretation::Monochrome1;
         Ok(ScanImage {
             image: gray_image(&values, [layout.rows, layout.cols], display, invert)?,
-            facts: facts(window, Some(source)),
+            facts: facts(window, Some(source), value_range(&values)),
         })
     } else {
         Ok(ScanImage {
             image: color_image(&pixels, &photometric, [layout.rows, layout.cols])?,
-            facts: facts(None, None),
+            facts: facts(None, None, None),
         })
     }
 }

@@ -1,4 +1,4 @@
-//! Medical scans — DICOM files and NIfTI-1 volumes — turned into the 8-bit RGBA image that the
+//! Medical scans — DICOM files and NIfTI-1/2 volumes — turned into the 8-bit RGBA image that the
 //! rest of the preprocessing path takes, the way a viewer shows them: the modality LUT (rescale
 //! slope and intercept), then an intensity window, MONOCHROME1 inverted, one frame of a
 //! multi-frame file or one slice of a volume in radiological orientation.
@@ -12,7 +12,11 @@
 #[cfg(feature = "scan")]
 mod dicom;
 #[cfg(feature = "scan")]
+mod dicom_lengths;
+#[cfg(feature = "scan")]
 mod nifti;
+#[cfg(feature = "scan")]
+mod nifti_header;
 #[cfg(feature = "scan")]
 mod shared;
 mod window;
@@ -106,7 +110,7 @@ impl std::str::FromStr for Plane {
 pub enum ScanFormat {
     /// A DICOM Part 10 file.
     Dicom,
-    /// A NIfTI-1 file (`.nii`, or gzipped `.nii.gz`).
+    /// A NIfTI-1 or NIfTI-2 file (`.nii`, or gzipped `.nii.gz`).
     Nifti,
 }
 
@@ -136,6 +140,10 @@ pub struct ScanFacts {
     /// Where the window came from: `voi-lut`, `file`, `full`, `percentiles`, a preset or
     /// `manual`.
     pub window_source: Option<String>,
+    /// The smallest and largest finite value, after the modality LUT, of the frame (DICOM) or
+    /// the volume (NIfTI): the span a manual window is chosen in. `None` for colour images.
+    #[serde(default)]
+    pub value_range: Option<[f64; 2]>,
 }
 
 /// A scan shown as an image.
@@ -148,13 +156,13 @@ pub struct ScanImage {
 }
 
 /// Which scan format `bytes` are, by their magic numbers: `DICM` at byte 128 (or at 0, without
-/// the preamble), a NIfTI-1 header (`n+1`), or gzip (taken as `.nii.gz`). `None` for anything
-/// else.
+/// the preamble), a NIfTI-1 or NIfTI-2 header (`n+1`, `n+2`), or gzip (taken as `.nii.gz`).
+/// `None` for anything else.
 pub fn sniff(bytes: &[u8]) -> Option<ScanFormat> {
     let at = |offset: usize, magic: &[u8]| bytes.get(offset..offset + magic.len()) == Some(magic);
     if at(128, b"DICM") || at(0, b"DICM") {
         Some(ScanFormat::Dicom)
-    } else if at(344, b"n+1\0") || at(344, b"n+2\0") || at(4, b"n+2\0") || at(0, &[0x1f, 0x8b]) {
+    } else if at(344, b"n+1\0") || at(4, b"n+2\0") || at(0, &[0x1f, 0x8b]) {
         Some(ScanFormat::Nifti)
     } else {
         None

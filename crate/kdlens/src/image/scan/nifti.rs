@@ -1,36 +1,29 @@
-//! NIfTI-1 volumes (`.nii`, gzipped `.nii.gz`): one slice in one plane, oriented from the header's
-//! sform (else qform, else voxel sizes) so that it reads the radiological way.
+//! NIfTI-1 and NIfTI-2 volumes (`.nii`, gzipped `.nii.gz`): one slice in one plane, oriented
+//! from the header's sform (else qform, else voxel sizes) so that it reads the radiological way.
 
 use std::io::Read;
 
-use ::nifti::{InMemNiftiObject, NiftiHeader, NiftiObject, NiftiType};
+use ::nifti::{InMemNiftiVolume, NiftiHeader, NiftiType};
 
 use super::{
-    MAX_VALUES, Plane, ScanFacts, ScanFormat, ScanImage, ScanOptions,
-    shared::{check_size, chosen_ramp, gray_image, pick},
+    MAX_VALUES, Plane, ScanFacts, ScanFormat, ScanImage, ScanOptions, nifti_header,
+    shared::{check_size, chosen_ramp, gray_image, pick, value_range},
 };
 use crate::{Error, Result};
 
 /// Most values a sample for the percentile window takes from a volume.
 const WINDOW_SAMPLE: usize = 1 << 20;
 
-/// Decodes one slice of the NIfTI-1 file in `bytes` (gzipped or not).
+/// Decodes one slice of the NIfTI-1 or NIfTI-2 file in `bytes` (gzipped or not).
 pub(super) fn decode(bytes: &[u8], options: &ScanOptions) -> Result<ScanImage> {
     let data = gunzip_bounded(bytes)?;
-    if data.get(4..8) == Some(b"n+2\0") || data.get(0..4) == Some(&540i32.to_le_bytes()) {
-        return Err(Error::Decode(
-            "NIfTI-2 files are not supported (the nifti crate reads NIfTI-1); convert with \
-             nibabel or FSL to NIfTI-1"
-                .into(),
-        ));
-    }
-    let header = NiftiHeader::from_reader(&data[..])
-        .map_err(|e| Error::Decode(format!("not a readable NIfTI-1 header ({e})")))?;
+    let nifti_header::Header {
+        header,
+        data_offset,
+    } = nifti_header::read(&data)?;
     let dims = Dims::of(&header)?;
     let time = pick(options.frame, dims.volumes, "volume")?;
-    let object = InMemNiftiObject::from_reader(&data[..])
-        .map_err(|e| Error::Decode(format!("cannot read the NIfTI volume ({e})")))?;
-    let values = voxels(object, &header, dims.per_volume() * time, dims.per_volume())?;
+    let values = voxels(&data, &header, data_offset, &dims, time)?;
     let world = WorldAxes::of(&header);
     let plane = options.plane;
     let (normal, row_axis, col_axis) = match plane {
@@ -73,6 +66,7 @@ pub(super) fn decode(bytes: &[u8], options: &ScanOptions) -> Result<ScanImage> {
             slice: Some(slice),
             window: Some([ramp.low, ramp.high]),
             window_source: Some(source),
+            value_range: value_range(&values),
         },
     })
 }
@@ -149,19 +143,37 @@ impl Dims {
     }
 }
 
-/// The voxel values of volume `[first, first + len)`, after `scl_slope` / `scl_inter`.
+/// The voxel values of volume `time` (one 3-D volume of a 4-D file), after `scl_slope` /
+/// `scl_inter`; only that volume's bytes are read.
 fn voxels(
-    object: InMemNiftiObject,
+    data: &[u8],
     header: &NiftiHeader,
-    first: usize,
-    len: usize,
+    data_offset: usize,
+    dims: &Dims,
+    time: usize,
 ) -> Result<Vec<f32>> {
-    let volume = object.into_volume();
     let kind = header
         .data_type()
         .map_err(|_| Error::Decode("unknown NIfTI data type".into()))?;
+    let len = dims.per_volume();
+    // Sizes within MAX_VALUES (checked by `Dims::of`) times at most 32 bytes a value: no overflow.
+    let volume_bytes = len * kind.size_of();
+    let start = data_offset + time * volume_bytes;
+    let raw = data.get(start..start + volume_bytes).ok_or_else(|| {
+        Error::Decode("the file holds fewer voxels than its header claims".into())
+    })?;
+    let [x, y, z] = dims.size.map(|d| d as u16);
+    let volume = InMemNiftiVolume::from_raw_fields(
+        [3, x, y, z, 1, 1, 1, 1],
+        kind,
+        header.scl_slope,
+        header.scl_inter,
+        raw.to_vec(),
+        header.endianness,
+    )
+    .map_err(|e| Error::Decode(format!("cannot read the voxels ({e})")))?;
     let read = |e: ::nifti::NiftiError| Error::Decode(format!("cannot read the voxels ({e})"));
-    let all: Vec<f64> = match kind {
+    let values: Vec<f64> = match kind {
         NiftiType::Uint8 => widen(volume.into_nifti_typed_data::<u8>().map_err(read)?),
         NiftiType::Int8 => widen(volume.into_nifti_typed_data::<i8>().map_err(read)?),
         NiftiType::Int16 => widen(volume.into_nifti_typed_data::<i16>().map_err(read)?),
@@ -176,9 +188,6 @@ fn voxels(
             )));
         }
     };
-    let values = all.get(first..first + len).ok_or_else(|| {
-        Error::Decode("the file holds fewer voxels than its header claims".into())
-    })?;
     let (slope, intercept) = (header.scl_slope as f64, header.scl_inter as f64);
     let scaled = slope != 0.0 && slope.is_finite() && intercept.is_finite();
     Ok(values

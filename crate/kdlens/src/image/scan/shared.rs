@@ -70,6 +70,23 @@ pub(super) fn gray_image(
     RgbaImage::new(cols, rows, pixels)
 }
 
+/// The smallest and largest finite value of `values`; `None` when there is none.
+pub(super) fn value_range(values: &[f32]) -> Option<[f64; 2]> {
+    values
+        .iter()
+        .filter(|v| v.is_finite())
+        .fold(None, |range, &v| {
+            let v = f64::from(v);
+            Some(match range {
+                None => [v, v],
+                Some([low, high]) => [
+                    if v < low { v } else { low },
+                    if v > high { v } else { high },
+                ],
+            })
+        })
+}
+
 /// The ramp of a window choice (`Auto` as the 1–99 % percentiles; DICOM resolves its own `Auto`
 /// first), over the
 /// plane's `values`; with where it came from.
@@ -109,5 +126,15 @@ mod tests {
         assert!(check_size([MAX_SIDE + 1, 1], 1).is_err());
         assert!(check_size([10_000, 10_000], 10_000 * 10_000 * 10).is_err());
         assert!(decode_scan(b"plain text", &ScanOptions::default()).is_err());
+    }
+
+    #[test]
+    fn the_range_skips_values_that_are_not_finite() {
+        assert_eq!(
+            value_range(&[3.0, f32::NAN, -2.5, f32::INFINITY, 7.0]),
+            Some([-2.5, 7.0])
+        );
+        assert_eq!(value_range(&[f32::NAN]), None);
+        assert_eq!(value_range(&[]), None);
     }
 }
