@@ -156,12 +156,18 @@ fn voxels(
         .data_type()
         .map_err(|_| Error::Decode("unknown NIfTI data type".into()))?;
     let len = dims.per_volume();
-    // Sizes within MAX_VALUES (checked by `Dims::of`) times at most 32 bytes a value: no overflow.
-    let volume_bytes = len * kind.size_of();
-    let start = data_offset + time * volume_bytes;
-    let raw = data.get(start..start + volume_bytes).ok_or_else(|| {
-        Error::Decode("the file holds fewer voxels than its header claims".into())
-    })?;
+    // The offset comes from the header as it is: any size, so the sums are checked.
+    let volume_bytes = len.checked_mul(kind.size_of());
+    let start = volume_bytes
+        .and_then(|n| n.checked_mul(time))
+        .and_then(|n| n.checked_add(data_offset));
+    let end = start.zip(volume_bytes).and_then(|(s, n)| s.checked_add(n));
+    let raw = start
+        .zip(end)
+        .and_then(|(start, end)| data.get(start..end))
+        .ok_or_else(|| {
+            Error::Decode("the file holds fewer voxels than its header claims".into())
+        })?;
     let [x, y, z] = dims.size.map(|d| d as u16);
     let volume = InMemNiftiVolume::from_raw_fields(
         [3, x, y, z, 1, 1, 1, 1],
