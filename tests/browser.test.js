@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import {
   serve, launch, openPage, dropFile, explainDropped, testImage, png, rewriteBundle, nativeExplain,
-  artifactsDir, WWW,
+  assertSameReport, artifactsDir, WWW,
 } from './helpers.js';
 
 const MODEL = join(WWW, 'model', 'model.kdlens');
@@ -31,28 +31,6 @@ function checkResult(result, classes) {
 function normalised(values) {
   const top = values.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
   return values.map((v) => (top > 0 ? v / top : 0));
-}
-
-/**
- * Compares two reports field by field: the same keys everywhere, strings and booleans equal,
- * numbers within `tolerance` of each other relative to the largest magnitude of their array;
- * the fields in `free` (timings, backend) may differ in value but must exist in both.
- */
-function assertSameReport(a, b, path = 'report', free = new Set(['timings_ms', 'backend']), scale = 1) {
-  const key = path.split('.').pop();
-  if (free.has(key)) return;
-  if (Array.isArray(a)) {
-    assert.ok(Array.isArray(b) && a.length === b.length, `${path}: lengths ${a.length} and ${b?.length}`);
-    const top = a.every((v) => typeof v === 'number') ? a.reduce((m, v) => Math.max(m, Math.abs(v)), 0) : 1;
-    a.forEach((v, i) => assertSameReport(v, b[i], `${path}[${i}]`, free, top || 1));
-  } else if (a !== null && typeof a === 'object') {
-    assert.deepEqual(Object.keys(a).sort(), Object.keys(b).sort(), `${path}: keys`);
-    for (const k of Object.keys(a)) assertSameReport(a[k], b[k], `${path}.${k}`, free);
-  } else if (typeof a === 'number') {
-    assert.ok(Math.abs(a - b) <= 1e-3 * Math.max(scale, Math.abs(a)), `${path}: ${a} vs ${b}`);
-  } else {
-    assert.equal(a, b, path);
-  }
 }
 
 /** Whether every canvas matching `selector` has some visible (non-transparent) pixel. */

@@ -9,6 +9,7 @@ import { deflateSync } from 'node:zlib';
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -197,6 +198,28 @@ export async function nativeExplain(imagePath, modelPath, extraArgs = []) {
   execFileSync(kdlensBinary(), ['--run-dir', runDir, 'explain', imagePath, '--model', modelPath, ...extraArgs], { stdio: 'pipe' });
   const stem = imagePath.split('/').pop().replace(/\.[^.]+$/, '').replace(/[^A-Za-z0-9_-]/g, '_');
   return JSON.parse(await readFile(join(runDir, stem, 'explanation.json'), 'utf8'));
+}
+
+/**
+ * Compares two reports field by field: the same keys everywhere, strings and booleans equal,
+ * numbers within `tolerance` of each other relative to the largest magnitude of their array;
+ * the fields in `free` (timings, backend) may differ in value but must exist in both.
+ */
+export function assertSameReport(a, b, path = 'report', free = new Set(['timings_ms', 'backend']), scale = 1) {
+  const key = path.split('.').pop();
+  if (free.has(key)) return;
+  if (Array.isArray(a)) {
+    assert.ok(Array.isArray(b) && a.length === b.length, `${path}: lengths ${a.length} and ${b?.length}`);
+    const top = a.every((v) => typeof v === 'number') ? a.reduce((m, v) => Math.max(m, Math.abs(v)), 0) : 1;
+    a.forEach((v, i) => assertSameReport(v, b[i], `${path}[${i}]`, free, top || 1));
+  } else if (a !== null && typeof a === 'object') {
+    assert.deepEqual(Object.keys(a).sort(), Object.keys(b).sort(), `${path}: keys`);
+    for (const k of Object.keys(a)) assertSameReport(a[k], b[k], `${path}.${k}`, free);
+  } else if (typeof a === 'number') {
+    assert.ok(Math.abs(a - b) <= 1e-3 * Math.max(scale, Math.abs(a)), `${path}: ${a} vs ${b}`);
+  } else {
+    assert.equal(a, b, path);
+  }
 }
 
 export async function artifactsDir() {

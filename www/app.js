@@ -1,6 +1,7 @@
 // kdlens page: user interface only. All computation happens in worker.js (WebAssembly); this
-// file decodes images with the browser, sends RGBA pixels to the worker and draws what comes
-// back. Nothing here talks to the network after the page has loaded.
+// file decodes ordinary images with the browser (DICOM and NIfTI scans with the core's decoder,
+// in the worker), sends RGBA pixels to the worker and draws what comes back. Nothing here talks
+// to the network after the page has loaded.
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -8,13 +9,16 @@ const DISPLAY = 448;            // side of the image box, canvas pixels
 const THUMB = 128;              // side of a layer thumbnail
 const MAX_PIXELS = 50_000_000;  // larger images are refused with a message
 const MAX_SIDE = 16_384;
+const MAX_SCAN_BYTES = 512 * 1024 * 1024; // larger DICOM / NIfTI files are refused with a message
 
 const state = {
   worker: null,
   backend: null,
   modelBytes: null,
   model: null,
-  image: null,        // { rgba: Uint8ClampedArray, width, height, bitmap, name }
+  image: null,        // { rgba: Uint8ClampedArray, width, height, bitmap, name, scan? }
+                      // scan: { bytes, chosen, facts } — the file, the options the user changed
+                      // (over the model's recorded ones) and what the core read and showed
   generation: 0,      // bumps with every new image
   busy: false,
   pending: false,
@@ -23,6 +27,8 @@ const state = {
   nextId: 1,
   calls: new Map(),
   samples: [],
+  rescan: null,       // { explain, again } while a scan is re-decoded: the newest options win
+  windowDrag: null,   // a window/level drag on the image in progress
 };
 
 // ---------------------------------------------------------------- worker plumbing
@@ -130,6 +136,7 @@ function buildModelUi(info, origin) {
     ['parameters', m.weights.params.toLocaleString('en')],
     ['weights', `${m.weights.precision}, ${(info.bundleBytes / 1e6).toFixed(2)} MB, sha256 ${m.weights.sha256}`],
     ['test accuracy', m.metrics ? `${(100 * m.metrics.accuracy).toFixed(2)} % (macro F1 ${m.metrics.macro_avg.f1.toFixed(3)}, ${m.metrics.samples} images)` : 'not recorded'],
+    ['scans shown as', m.preprocessing.scan ? describeScanOptions(m.preprocessing.scan) : 'the defaults (no scan options recorded)'],
     ['training data', m.provenance.dataset || 'not recorded'],
     ['data fingerprint', m.provenance.dataset_sha256 || 'not recorded'],
     ['seed', m.provenance.seed ?? 'not recorded'],
@@ -176,9 +183,12 @@ function sniffSize(bytes) {
 
 async function decodeImage(blob, name) {
   if (blob.size === 0) throw new Error(`${name} is empty (0 bytes)`);
+  if (blob.size > MAX_SCAN_BYTES) {
+    throw new Error(`${name} is ${(blob.size / 1e6).toFixed(0)} MB; this page reads files up to ${MAX_SCAN_BYTES / 1e6} MB`);
+  }
   const bytes = new Uint8Array(await blob.arrayBuffer());
   const size = sniffSize(bytes);
-  if (!size) throw new Error(`${name} is not an image this page can read (PNG, JPEG, BMP, WebP, GIF)`);
+  if (!size) return decodeScan({ bytes, chosen: {} }, name);
   const [w, h] = size;
   if (w === 0 || h === 0) throw new Error(`${name} has no pixels (${w}×${h})`);
   if (w > MAX_SIDE || h > MAX_SIDE || w * h > MAX_PIXELS) {
@@ -197,6 +207,213 @@ async function decodeImage(blob, name) {
   return { rgba, width: bitmap.width, height: bitmap.height, bitmap, name };
 }
 
+// ---------------------------------------------------------------- scans (DICOM, NIfTI)
+/** The options a scan is decoded with: the user's choices over the model's recorded ones (the
+ * core fills what neither states, as `ScanOptions::or_defaults_from` does for the CLI). */
+function scanOptions(scan) {
+  return { ...(state.model?.manifest.preprocessing.scan || {}), ...scan.chosen };
+}
+
+function describeScanOptions(options) {
+  const parts = [`window ${options.window || 'auto'}`];
+  if (options.frame != null) parts.push(`frame ${options.frame}`);
+  if (options.plane) parts.push(`${options.plane} plane`);
+  if (options.slice != null) parts.push(`slice ${options.slice}`);
+  return parts.join(', ');
+}
+
+/**
+ * Decodes a DICOM or NIfTI file in the worker with the core's decoder (the core tells the format
+ * by its magic numbers): `scan` is `{ bytes, chosen }`. Errors name the file and the problem,
+ * never a header value (the core's messages quote none).
+ */
+async function decodeScan(scan, name) {
+  const copy = scan.bytes.slice();
+  let decoded;
+  try {
+    decoded = await call('scan', { bytes: copy.buffer, options: scanOptions(scan) }, [copy.buffer]);
+  } catch (error) {
+    if (/neither a DICOM nor a NIfTI/.test(error.message)) {
+      throw new Error(`${name} is not an image this page can read (PNG, JPEG, BMP, WebP, GIF, DICOM, NIfTI)`);
+    }
+    throw new Error(`${name} could not be read: ${error.message}`);
+  }
+  const rgba = new Uint8ClampedArray(decoded.rgba.buffer);
+  const bitmap = await createImageBitmap(new ImageData(rgba, decoded.width, decoded.height));
+  return { rgba, width: decoded.width, height: decoded.height, bitmap, name, scan: { ...scan, facts: decoded.facts } };
+}
+
+function formatValue(v) {
+  const magnitude = Math.abs(v);
+  return magnitude >= 100 || Number.isInteger(v) ? String(Math.round(v)) : v.toPrecision(3);
+}
+
+/** Centre and width (DICOM's linear window) of a `[black, white]` ramp. */
+function centerWidth([black, white]) {
+  return { center: (black + white) / 2 + 0.5, width: white - black + 1 };
+}
+
+/** The scan's facts, in words: what a viewer's corner text shows, minus everything identifying. */
+function describeScan(facts) {
+  const hu = facts.modality === 'CT' ? ' HU' : '';
+  const parts = [facts.format === 'dicom' ? 'DICOM' : 'NIfTI'];
+  if (facts.modality) parts.push(facts.modality);
+  parts.push(`${facts.size[1]} × ${facts.size[0]} pixels`);
+  if (facts.frames > 1) parts.push(`${facts.format === 'dicom' ? 'frame' : 'volume'} ${facts.frame + 1} of ${facts.frames}`);
+  if (facts.plane) parts.push(`${facts.plane} slice ${facts.slice + 1} of ${facts.slices}`);
+  if (facts.window) {
+    const { center, width } = centerWidth(facts.window);
+    parts.push(`window ${formatValue(center)} / ${formatValue(width)}${hu} (${facts.window_source})`);
+  } else if (facts.window_source) {
+    parts.push(`window from the file's ${facts.window_source === 'voi-lut' ? 'VOI LUT' : facts.window_source}`);
+  }
+  if (facts.value_range) parts.push(`values ${formatValue(facts.value_range[0])} to ${formatValue(facts.value_range[1])}${hu}`);
+  return parts.join(' · ');
+}
+
+/** Sets a slider's range and value — but not the value of the slider in use: a decode that
+ * finishes while keys are held would otherwise move the thumb back to an older choice. Its label
+ * shows frames and slices from 1. */
+function setSlider(id, min, max, value, step = 'any') {
+  const input = $(id);
+  input.min = String(min);
+  input.max = String(max);
+  input.step = String(step);
+  if (document.activeElement !== input) input.value = String(value);
+  const shown = Number(input.value);
+  $(`${id}-value`).textContent = step === 1 ? String(shown + 1) : formatValue(shown);
+}
+
+/** Shows the scan controls for the current image (hidden for ordinary images). */
+function showScanControls() {
+  const scan = state.image?.scan;
+  $('scan-controls').hidden = !scan;
+  document.body.dataset.scan = scan ? scan.facts.format : '';
+  if (!scan) return;
+  const { facts } = scan;
+  $('scan-facts').textContent = describeScan(facts);
+  const range = facts.value_range;
+  $('scan-window-controls').hidden = !range;
+  $('scan-drag-hint').hidden = !range;
+  if (range) {
+    const options = scanOptions(scan);
+    const select = $('scan-window');
+    const named = [...select.options].some((o) => o.value === (options.window || 'auto'));
+    select.value = named ? (options.window || 'auto') : 'manual';
+    const span = Math.max(range[1] - range[0], 1);
+    const { center, width } = centerWidth(facts.window || range);
+    setSlider('scan-center', range[0] - span / 2, range[1] + span / 2, center);
+    setSlider('scan-width', 1, 2 * span + 1, width);
+  }
+  $('scan-frame-label').hidden = facts.frames <= 1;
+  if (facts.frames > 1) setSlider('scan-frame', 0, facts.frames - 1, facts.frame, 1);
+  const volume = facts.plane != null;
+  $('scan-plane-label').hidden = !volume;
+  $('scan-slice-label').hidden = !volume;
+  if (volume) {
+    $('scan-plane').value = facts.plane;
+    setSlider('scan-slice', 0, facts.slices - 1, facts.slice, 1);
+  }
+}
+
+/**
+ * Re-decodes the current scan with the user's `change` to its options; draws it, and explains it
+ * again when `explain` (a slider still moving only redraws). Requests made while one is decoding
+ * are merged: the newest options win.
+ */
+async function rescan(change, explain) {
+  if (!state.image?.scan) return;
+  Object.assign(state.image.scan.chosen, change);
+  if (state.rescan) {
+    state.rescan.explain ||= explain;
+    state.rescan.again = true;
+    return;
+  }
+  state.rescan = { explain, again: false };
+  try {
+    do {
+      state.rescan.again = false;
+      const current = state.image;
+      // The same `chosen` object: changes made while this decodes are kept for the next round.
+      const image = await decodeScan({ bytes: current.scan.bytes, chosen: current.scan.chosen }, current.name);
+      if (state.image !== current) return; // another file was opened meanwhile
+      showImage(image);
+    } while (state.rescan.again);
+    if (state.rescan.explain) await explainCurrent();
+  } catch (error) {
+    showError(error.message);
+  } finally {
+    state.rescan = null;
+  }
+}
+
+/** The manual window the centre and width sliders show, as the core's `CENTER,WIDTH` text. */
+function sliderWindow() {
+  return `${Number($('scan-center').value).toPrecision(6)},${Math.max(1, Number($('scan-width').value)).toPrecision(6)}`;
+}
+
+function wireScanControls() {
+  $('scan-window').addEventListener('change', (e) => {
+    rescan({ window: e.target.value === 'manual' ? sliderWindow() : e.target.value }, true);
+  });
+  for (const id of ['scan-center', 'scan-width']) {
+    $(id).addEventListener('input', () => { $('scan-window').value = 'manual'; rescan({ window: sliderWindow() }, false); });
+    $(id).addEventListener('change', () => rescan({ window: sliderWindow() }, true));
+  }
+  for (const [id, key] of [['scan-frame', 'frame'], ['scan-slice', 'slice']]) {
+    $(id).addEventListener('input', (e) => rescan({ [key]: Number(e.target.value) }, false));
+    $(id).addEventListener('change', (e) => rescan({ [key]: Number(e.target.value) }, true));
+  }
+  // A new plane starts at its middle slice.
+  $('scan-plane').addEventListener('change', (e) => rescan({ plane: e.target.value, slice: null }, true));
+  wireWindowDrag();
+}
+
+/**
+ * Window/level by dragging on the image, as in a viewer: right widens the window, up raises its
+ * centre, across the image's width or height one span of the scan's values. A drag does not
+ * open the file picker; a click still does.
+ */
+function wireWindowDrag() {
+  const zone = $('drop-zone');
+  zone.addEventListener('pointerdown', (e) => {
+    const facts = state.image?.scan?.facts;
+    if (!facts?.value_range || e.button !== 0) return;
+    const start = centerWidth(facts.window || facts.value_range);
+    state.windowDrag = { x: e.clientX, y: e.clientY, start, moved: false, id: e.pointerId };
+  });
+  zone.addEventListener('pointermove', (e) => {
+    const drag = state.windowDrag;
+    if (!drag || e.pointerId !== drag.id) return;
+    const dx = e.clientX - drag.x, dy = e.clientY - drag.y;
+    if (!drag.moved && Math.hypot(dx, dy) < 4) return;
+    if (!drag.moved) zone.setPointerCapture(e.pointerId);
+    drag.moved = true;
+    const range = state.image.scan.facts.value_range;
+    const span = Math.max(range[1] - range[0], 1);
+    const box = zone.getBoundingClientRect();
+    $('scan-center').value = String(drag.start.center - (dy / box.height) * span);
+    $('scan-width').value = String(Math.max(1, drag.start.width + (dx / box.width) * span));
+    $('scan-window').value = 'manual';
+    rescan({ window: sliderWindow() }, false);
+  });
+  const end = (e) => {
+    const drag = state.windowDrag;
+    if (!drag || e.pointerId !== drag.id) return;
+    state.windowDrag = drag.moved ? { ...drag, finished: true } : null;
+    if (drag.moved) rescan({ window: sliderWindow() }, true);
+  };
+  zone.addEventListener('pointerup', end);
+  zone.addEventListener('pointercancel', end);
+}
+
+/** Whether a click on the image ends a window drag (and so must not open the file picker). */
+function endsWindowDrag() {
+  const finished = state.windowDrag?.finished;
+  if (finished) state.windowDrag = null;
+  return Boolean(finished);
+}
+
 function fit(width, height, box) {
   const scale = Math.min(box / width, box / height);
   const w = Math.max(1, Math.round(width * scale));
@@ -212,14 +429,20 @@ function drawImage(canvas, image, box) {
   return f;
 }
 
+/** Makes `image` the current one and draws it (its explanation is still to come). */
+function showImage(image) {
+  if (state.image && state.image.bitmap) state.image.bitmap.close();
+  state.image = image;
+  state.generation++;
+  drawImage($('image-canvas'), image, DISPLAY);
+  $('cam-canvas').getContext('2d').clearRect(0, 0, DISPLAY, DISPLAY);
+  showScanControls();
+}
+
 async function useImage(blob, name) {
   try {
     const image = await decodeImage(blob, name);
-    if (state.image && state.image.bitmap) state.image.bitmap.close();
-    state.image = image;
-    state.generation++;
-    drawImage($('image-canvas'), image, DISPLAY);
-    $('cam-canvas').getContext('2d').clearRect(0, 0, DISPLAY, DISPLAY);
+    showImage(image);
     await explainCurrent();
   } catch (error) {
     showError(error.message);
@@ -254,7 +477,7 @@ async function explainCurrent() {
     const rgba = image.rgba.slice();
     let result;
     try {
-      result = await call('explain', { rgba: rgba.buffer, width: image.width, height: image.height, name: image.name, request: currentRequest(), loseDevice: params.has('test-hooks') && window.kdlens.loseDeviceOnNextExplain }, [rgba.buffer]);
+      result = await call('explain', { rgba: rgba.buffer, width: image.width, height: image.height, name: image.name, scan: image.scan?.facts, request: currentRequest(), loseDevice: params.has('test-hooks') && window.kdlens.loseDeviceOnNextExplain }, [rgba.buffer]);
     } catch (error) {
       if (!isFatal(error) || state.backend.name !== 'webgpu') throw error;
       window.kdlens.loseDeviceOnNextExplain = false;
@@ -262,7 +485,7 @@ async function explainCurrent() {
       await startWorker('cpu', 'the WebGPU device was lost; switched to the CPU automatically');
       await call('load', { bytes: state.modelBytes.slice(0) });
       const again = image.rgba.slice();
-      result = await call('explain', { rgba: again.buffer, width: image.width, height: image.height, name: image.name, request: currentRequest() }, [again.buffer]);
+      result = await call('explain', { rgba: again.buffer, width: image.width, height: image.height, name: image.name, scan: image.scan?.facts, request: currentRequest() }, [again.buffer]);
     }
     if (params.has('test-hooks')) window.kdlens.loseDeviceOnNextExplain = false;
     if (generation === state.generation) {
@@ -473,7 +696,9 @@ async function useModelFile(file) {
     await loadModel(bytes, file.name);
     showStatus(`Model ${state.model.manifest.name} loaded from ${file.name}.`);
     setState('ready');
-    if (state.image) await explainCurrent();
+    // A scan is shown as the new model was trained to see scans, except what the user chose.
+    if (state.image?.scan) await rescan({}, true);
+    else if (state.image) await explainCurrent();
   } catch (error) {
     showError(`${file.name} was not loaded: ${error.message}. The previous model stays in use.`);
     setState(state.result ? 'done' : 'ready');
@@ -509,7 +734,8 @@ async function main() {
     lastImage: null,
     loseDeviceOnNextExplain: false,
   };
-  wireDropTarget($('drop-zone'), (file) => useImage(file, file.name), () => $('file-input').click());
+  wireDropTarget($('drop-zone'), (file) => useImage(file, file.name), () => { if (!endsWindowDrag()) $('file-input').click(); });
+  wireScanControls();
   $('file-input').addEventListener('change', (e) => { const f = e.target.files[0]; if (f) useImage(f, f.name); e.target.value = ''; });
   document.addEventListener('paste', (e) => {
     const item = [...e.clipboardData.items].find((i) => i.type.startsWith('image/'));

@@ -1,8 +1,8 @@
 // The page's compute thread: owns the WebAssembly module (kdlens core + burn) and runs one
-// request at a time. Messages in: {id, type: 'start'|'load'|'predict'|'explain'|'render', ...};
+// request at a time. Messages in: {id, type: 'start'|'load'|'scan'|'predict'|'explain'|'render', ...};
 // messages out: {id, ok: true, result} or {id, ok: false, error}. An explanation's result is the
 // core's report, the same JSON that `kdlens explain` writes, its maps' values as Float32Arrays.
-import init, { Explainer } from './pkg/kdlens_web.js';
+import init, { Explainer, decodeScan } from './pkg/kdlens_web.js';
 
 let explainer = null;
 let testHooks = { loseDeviceOnNextExplain: false, device: null };
@@ -38,12 +38,15 @@ async function handle(message) {
       return start(message);
     case 'load':
       return explainer.loadModel(new Uint8Array(message.bytes));
+    case 'scan':
+      // A DICOM or NIfTI file, decoded by the core: { width, height, facts, rgba }.
+      return decodeScan(new Uint8Array(message.bytes), message.options);
     case 'explain': {
       if (message.loseDevice && testHooks.device) {
         testHooks.device.destroy();
       }
       const started = performance.now();
-      const report = await explainer.explain(new Uint8Array(message.rgba), message.width, message.height, message.name, message.request);
+      const report = await explainer.explain(new Uint8Array(message.rgba), message.width, message.height, message.name, message.request, message.scan);
       report.timings_ms.worker = performance.now() - started;
       console.debug(`explain: preprocess ${report.timings_ms.preprocess.toFixed(1)} ms, core ${report.timings_ms.total.toFixed(1)} ms, call ${report.timings_ms.worker.toFixed(1)} ms`);
       return report;
@@ -57,9 +60,10 @@ async function handle(message) {
   }
 }
 
-// The buffers of a report's maps (`Float32Array`s, one buffer each): handed to the page rather
-// than copied.
+// The buffers of a report's maps (`Float32Array`s, one buffer each), or of a decoded scan's
+// pixels: handed to the page rather than copied.
 function mapBuffers(result) {
+  if (result && result.rgba instanceof Uint8Array) return [result.rgba.buffer];
   if (!result || !Array.isArray(result.feature_maps)) return [];
   return [...result.feature_maps, ...result.maps].map((m) => m.values.buffer);
 }

@@ -1,8 +1,9 @@
 //! No patient data in any output: DICOM files carrying made-up identifying values in the
 //! identifying attributes of the PS3.15 basic de-identification profile go through
-//! `train-teacher`, `evaluate` and `explain` (every method, faithfulness), one of them through a
-//! decoding error; every file those commands write, and everything they print, is searched for
-//! each value.
+//! `train-teacher`, `distill`, `evaluate`, `explain` (every method, faithfulness), `audit` and
+//! `export`, one of them through a decoding error; every file those commands write, and everything they print, is searched for
+//! each value. The page's browser test searches its exports for the same values, in files that
+//! `write_patient_files` writes.
 
 mod common;
 
@@ -88,6 +89,16 @@ fn identifying(n: usize) -> Vec<(Tag, VR, String)> {
     ]
 }
 
+/// The identifying values of `identifying(n)` that a search can find: all but the
+/// single-character codes (sex).
+fn searchable(n: usize) -> Vec<(Tag, String)> {
+    identifying(n)
+        .into_iter()
+        .filter(|(_, _, value)| value.len() >= 4)
+        .map(|(tag, _, value)| (tag, value))
+        .collect()
+}
+
 /// A 24×24 12-bit CT frame carrying `identifying(n)`; `bits` allocated (32 makes it unreadable).
 fn write_dicom(path: &Path, n: usize, bits: u16) {
     let mut object = InMemDicomObject::new_empty();
@@ -131,6 +142,25 @@ fn write_dicom(path: &Path, n: usize, bits: u16) {
         )
         .unwrap();
     file.write_to_file(path).unwrap();
+}
+
+/// Writes the identifying DICOM files of the page's patient-data test (`tests/browser.test.js`)
+/// into `$KDLENS_PATIENT_DIR`: `patient{n}.dcm` and `identifying.json`, the values to search
+/// for (`{ "patient1.dcm": ["Qwertyson1^Jane", …] }`). Run by `pkg-scripts/test.sh`.
+#[test]
+#[ignore = "writes the browser test's input files; pkg-scripts/test.sh runs it"]
+fn write_patient_files() {
+    let dir = PathBuf::from(std::env::var_os("KDLENS_PATIENT_DIR").expect("KDLENS_PATIENT_DIR"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut values = serde_json::Map::new();
+    for n in [1, 2] {
+        let name = format!("patient{n}.dcm");
+        write_dicom(&dir.join(&name), n, 16);
+        let values_of_n: Vec<String> = searchable(n).into_iter().map(|(_, v)| v).collect();
+        values.insert(name, values_of_n.into());
+    }
+    let json = serde_json::to_vec_pretty(&values).unwrap();
+    std::fs::write(dir.join("identifying.json"), json).unwrap();
 }
 
 /// Runs `kdlens` with `args`; returns its exit success and everything it printed.
@@ -246,6 +276,57 @@ fn no_identifying_value_reaches_any_output() {
         "--window",
         "brain",
     ]);
+    kdlens_ok(&[
+        "--run-dir",
+        &run("distill"),
+        "distill",
+        "--teacher",
+        &model,
+        "--data",
+        &data_arg,
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--replicas",
+        "1",
+    ]);
+    let student = files_under(&runs.join("distill"))
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == "kdlens"))
+        .expect("the distilled student")
+        .to_string_lossy()
+        .into_owned();
+    kdlens_ok(&[
+        "--run-dir",
+        &run("audit"),
+        "audit",
+        "--teacher",
+        &model,
+        "--student",
+        &student,
+        "--data",
+        &data_arg,
+        "--method",
+        "grad-cam",
+        "--images",
+        "2",
+        "--sanity-images",
+        "1",
+        "--faithfulness-steps",
+        "4",
+        "--ig-steps",
+        "4",
+    ]);
+    kdlens_ok(&[
+        "--run-dir",
+        &run("export"),
+        "export",
+        "--model",
+        &student,
+        "--out",
+        &run("export/out"),
+    ]);
     let (ok, text) = kdlens(&[
         "--run-dir",
         &run("explain-bad"),
@@ -295,11 +376,7 @@ fn no_identifying_value_reaches_any_output() {
     for (input, n) in files.iter().chain([&(unreadable.clone(), 0)]) {
         let input = std::fs::read(input).unwrap();
         let input_words = words(&input);
-        for (tag, _, value) in identifying(*n) {
-            // Single-character codes (sex) are not searchable; everything else is.
-            if value.len() < 4 {
-                continue;
-            }
+        for (tag, value) in searchable(*n) {
             let value = value.as_bytes();
             // The search finds the value where it is: in the input file.
             assert!(input_words.contains(value), "{tag} not found in its input");

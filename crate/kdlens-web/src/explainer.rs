@@ -12,7 +12,7 @@ use wasm_bindgen::prelude::*;
 
 /// Serialises to plain JavaScript objects and arrays (not `Map`s), so results can be posted
 /// between threads and turned into JSON.
-fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsError> {
+pub(crate) fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsError> {
     value
         .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
         .map_err(|e| JsError::new(&format!("cannot pass the result to JavaScript: {e}")))
@@ -220,7 +220,8 @@ impl Explainer {
     /// Explains RGBA pixels (`width × height × 4` bytes) of the image `name` as `request` (the
     /// core's `Request` as a plain object; missing fields take the core's defaults) asks, and
     /// returns the core's `Report` — the same JSON that `kdlens explain` writes, with each map's
-    /// `values` as a `Float32Array`.
+    /// `values` as a `Float32Array`. `scan` is the `facts` of `decodeScan` when the pixels come
+    /// from a DICOM or NIfTI file (`undefined` otherwise); the report records them.
     pub async fn explain(
         &mut self,
         rgba: Vec<u8>,
@@ -228,7 +229,9 @@ impl Explainer {
         height: usize,
         name: String,
         request: JsValue,
+        scan: JsValue,
     ) -> Result<JsValue, JsError> {
+        let scan = crate::scan::facts_from_js(scan)?;
         let request: Request = if request.is_undefined() || request.is_null() {
             Request::default()
         } else {
@@ -253,7 +256,7 @@ impl Explainer {
             name,
             width,
             height,
-            scan: None,
+            scan,
         });
         report.backend = Some(self.backend.name.to_string());
         report

@@ -1,7 +1,8 @@
 //! kdlens in the browser: wasm-bindgen glue over the kdlens core, nothing more.
 //!
 //! The page's Web Worker creates one [`Explainer`], loads a model bundle into it and asks for
-//! explanations of RGBA pixels. Every number comes from the core (`kdlens`): this crate only
+//! explanations of RGBA pixels; DICOM and NIfTI files become those pixels through the core's
+//! scan decoder (`decodeScan`). Every number comes from the core (`kdlens`): this crate only
 //! converts between JavaScript values and the core's types. It compiles to an empty library on
 //! native targets.
 
@@ -9,9 +10,13 @@
 
 #[cfg(target_arch = "wasm32")]
 mod explainer;
+#[cfg(target_arch = "wasm32")]
+mod scan;
 
 #[cfg(target_arch = "wasm32")]
 pub use explainer::Explainer;
+#[cfg(target_arch = "wasm32")]
+pub use scan::decode_scan_js;
 
 /// Runs once when the module is instantiated.
 ///

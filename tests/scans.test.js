@@ -1,0 +1,186 @@
+// DICOM and NIfTI in the page (CPU fallback): decoded in the worker by the core, the window, frame,
+// plane and slice changed through the page's controls (and a drag on the image), each explanation
+// compared with `kdlens explain` on the same file and options; and no patient data in anything
+// the page shows or saves. The scans come from pkg-scripts/fetch-test-scans.sh, the made-up
+// patient files from `patient_data.rs`'s `write_patient_files` (both run by pkg-scripts/test.sh).
+import { test, before, after, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile, mkdtemp, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import {
+  serve, launch, openPage, dropFile, explainDropped, nativeExplain, assertSameReport, ROOT, WWW,
+} from './helpers.js';
+
+const MODEL = join(WWW, 'model', 'model.kdlens');
+const SCANS = join(ROOT, 'tests', '.cache', 'scans');
+const PATIENTS = join(ROOT, 'tests', '.cache', 'patient');
+
+async function input(dir, name, how) {
+  const path = join(dir, name);
+  if (!existsSync(path)) throw new Error(`${path} is missing: run ${how} first`);
+  return { path, bytes: await readFile(path) };
+}
+
+const scan = (name) => input(SCANS, name, 'bash pkg-scripts/fetch-test-scans.sh');
+
+/**
+ * Runs `action` and waits until the page shows an explanation whose scan facts include
+ * `expected` (the newest of the explanations the action started); returns that report.
+ */
+async function explainedWith(page, action, expected, { timeout = 180_000 } = {}) {
+  await action();
+  await page.waitForFunction((expected) => {
+    const facts = window.kdlens.lastReport?.image?.scan;
+    const matches = facts && Object.entries(expected).every(([k, v]) => JSON.stringify(facts[k]) === JSON.stringify(v));
+    return (matches && document.body.dataset.state === 'done') || document.body.dataset.state === 'error';
+  }, expected, { timeout });
+  if ((await page.evaluate(() => document.body.dataset.state)) === 'error') throw new Error(await page.textContent('#status'));
+  return page.evaluate(() => window.kdlens.lastResult);
+}
+
+/** The page's report against `kdlens explain` on the same file with `args` (scan options). */
+async function assertSameAsCli(page, result, path, args) {
+  const layer = await page.inputValue('#layer');
+  const native = await nativeExplain(path, MODEL, ['--seed', '0', '--layer', layer, ...args]);
+  assertSameReport(result, native);
+}
+
+/** `CENTER,WIDTH` of a `[black, white]` window, as the CLI's `--window` takes it. */
+function windowText([black, white]) {
+  return `${(black + white) / 2 + 0.5},${white - black + 1}`;
+}
+
+describe('scans in the page (CPU)', () => {
+  let server, context, page, logs;
+  before(async () => {
+    server = await serve('/');
+    context = await launch({ webgpu: false });
+    ({ page, logs } = await openPage(context, server.url));
+  });
+  after(async () => {
+    if (process.env.KDLENS_TEST_LOGS) console.log(logs.join('\n'));
+    await context?.close();
+    await server?.close();
+  });
+
+  test('a DICOM CT: its stored window, a preset, the sliders and a drag on the image, each as the CLI explains it', async () => {
+    const { path, bytes } = await scan('CT_small.dcm');
+    const { result } = await explainDropped(page, bytes, 'CT_small.dcm');
+    assert.deepEqual(
+      { format: result.image.scan.format, modality: result.image.scan.modality, size: result.image.scan.size, source: result.image.scan.window_source },
+      { format: 'dicom', modality: 'CT', size: [128, 128], source: 'full' }, // CT_small states no window
+    );
+    assert.deepEqual(result.image.scan.value_range, [-896, 1167], 'pydicom: apply_modality_lut(...).min(), .max()');
+    assert.equal(await page.isVisible('#scan-controls'), true);
+    assert.match(await page.textContent('#scan-facts'), /DICOM · CT · 128 × 128 pixels · window .* HU \(full\)/);
+    assert.equal(await page.isVisible('#scan-slice-label'), false, 'no slice control for a single DICOM frame');
+    await assertSameAsCli(page, result, path, []);
+
+    const bone = await explainedWith(page, () => page.selectOption('#scan-window', 'bone'), { window_source: 'bone' });
+    assert.deepEqual(bone.image.scan.window, [-800, 1999], 'bone: centre 600, width 2800, as DICOM\'s linear window');
+    await assertSameAsCli(page, bone, path, ['--window', 'bone']);
+
+    // The keyboard on the width slider: End is the widest window.
+    await page.focus('#scan-width');
+    const widest = await explainedWith(page, () => page.keyboard.press('End'), { window_source: 'manual' });
+    const [black, white] = widest.image.scan.window;
+    assert.ok(white - black + 1 > 2 * (1167 + 896), `the widest window spans twice the values: ${widest.image.scan.window}`);
+    await assertSameAsCli(page, widest, path, [`--window=${windowText(widest.image.scan.window)}`]);
+
+    // A drag on the image sets the window and does not open the file picker.
+    let pickerOpened = false;
+    page.on('filechooser', () => { pickerOpened = true; });
+    await page.locator('#drop-zone').scrollIntoViewIfNeeded();
+    const box = await page.locator('#drop-zone').boundingBox();
+    const x = box.x + box.width / 2, y = box.y + box.height / 2;
+    const previous = widest.image.scan.window;
+    await page.mouse.move(x, y);
+    await page.mouse.down();
+    await page.mouse.move(x - box.width / 4, y - box.height / 8, { steps: 5 });
+    await page.mouse.up();
+    await page.waitForFunction((previous) => JSON.stringify(window.kdlens.lastReport.image.scan.window) !== JSON.stringify(previous) && document.body.dataset.state === 'done', previous, { timeout: 180_000 });
+    const dragged = await page.evaluate(() => window.kdlens.lastResult);
+    assert.equal(dragged.image.scan.window_source, 'manual');
+    const widthBefore = previous[1] - previous[0], widthAfter = dragged.image.scan.window[1] - dragged.image.scan.window[0];
+    const centreBefore = previous[0] + previous[1], centreAfter = dragged.image.scan.window[0] + dragged.image.scan.window[1];
+    assert.ok(widthAfter < widthBefore, `dragging left narrows the window: ${widthBefore} → ${widthAfter}`);
+    assert.ok(centreAfter > centreBefore, `dragging up raises its centre: ${previous} → ${dragged.image.scan.window}`);
+    assert.ok(!pickerOpened, 'a drag does not open the file picker');
+    await assertSameAsCli(page, dragged, path, [`--window=${windowText(dragged.image.scan.window)}`]);
+  });
+
+  test('a 4-D NIfTI volume: volume, plane and slice chosen in the page, as the CLI shows them', async () => {
+    const { path, bytes } = await scan('example4d.nii.gz');
+    const { result } = await explainDropped(page, bytes, 'example4d.nii.gz');
+    const facts = result.image.scan;
+    // nibabel: 128 × 96 × 24 voxels, 2 volumes; the middle axial slice of the second volume.
+    assert.deepEqual([facts.format, facts.plane, facts.slice, facts.slices, facts.frame, facts.frames, facts.window_source], ['nifti', 'axial', 12, 24, 1, 2, 'percentiles']);
+    assert.match(await page.textContent('#scan-facts'), /NIfTI · 128 × 96 pixels · volume 2 of 2 · axial slice 13 of 24/);
+    await assertSameAsCli(page, result, path, []);
+
+    const coronal = await explainedWith(page, () => page.selectOption('#scan-plane', 'coronal'), { plane: 'coronal', slice: 48 });
+    assert.deepEqual(coronal.image.scan.size, [24, 128]);
+    await page.focus('#scan-slice');
+    await page.keyboard.press('Home');
+    const third = await explainedWith(page, async () => {
+      for (let i = 0; i < 3; i++) await page.keyboard.press('ArrowRight');
+    }, { plane: 'coronal', slice: 3 });
+    await assertSameAsCli(page, third, path, ['--plane', 'coronal', '--slice', '3']);
+
+    await page.focus('#scan-frame');
+    const first = await explainedWith(page, () => page.keyboard.press('Home'), { frame: 0, slice: 3 });
+    await assertSameAsCli(page, first, path, ['--plane', 'coronal', '--slice', '3', '--frame', '0']);
+  });
+
+  test('unreadable and unsupported scans get a message that names the file and the problem', async () => {
+    const shown = await page.evaluate(() => window.kdlens.lastResult.probabilities);
+    const cases = [
+      [(await scan('MR_small_jp2klossless.dcm')).bytes, 'MR_small_jp2klossless.dcm', /JPEG 2000/],
+      [(await scan('anatomical.nii')).bytes.subarray(0, 1000), 'cut.nii', /cut\.nii could not be read: the file holds fewer voxels than its header claims/],
+      [(await scan('CT_small.dcm')).bytes.subarray(0, 2000), 'cut.dcm', /cut\.dcm could not be read/],
+    ];
+    for (const [bytes, name, message] of cases) {
+      await dropFile(page, '#drop-zone', bytes, name, 'application/dicom');
+      await page.waitForFunction((name) => document.querySelector('#status').classList.contains('error') && document.querySelector('#status').textContent.includes(name), name, { timeout: 60_000 });
+      const status = await page.textContent('#status');
+      assert.match(status, message, status);
+      assert.deepEqual(await page.evaluate(() => window.kdlens.lastResult.probabilities), shown, 'the previous result stays');
+    }
+  });
+
+  test('no patient data in what the page shows, logs or saves', async () => {
+    const values = JSON.parse(await readFile(join(PATIENTS, 'identifying.json'), 'utf8'));
+    // Real headers too: CT_small.dcm names its patient and institution.
+    values['CT_small.dcm'] = ['CompressedSamples^CT1', 'JFK', 'IMAGING', 'CENTER'];
+    const words = (text) => new Set(text.split(/[^A-Za-z0-9.^+_]+/).filter(Boolean));
+    const dir = await mkdtemp(join(tmpdir(), 'kdlens-patient-'));
+    for (const [name, searched] of Object.entries(values)) {
+      const { bytes } = name === 'CT_small.dcm'
+        ? await scan(name)
+        : await input(PATIENTS, name, 'the write_patient_files test of patient_data.rs');
+      const inputWords = words(bytes.toString('latin1'));
+      for (const value of searched) assert.ok(inputWords.has(value), `${value} is in ${name}`);
+      const { result } = await explainDropped(page, bytes, name);
+      assert.ok(result.image.scan, `${name} was read as a scan`);
+      const saved = [];
+      for (const button of ['#save-png', '#save-json']) {
+        const [download] = await Promise.all([page.waitForEvent('download'), page.click(button)]);
+        const bytes = await readFile(await download.path());
+        await writeFile(join(dir, download.suggestedFilename()), bytes);
+        saved.push(download.suggestedFilename(), bytes.toString('latin1'));
+      }
+      const shown = await page.evaluate(() => document.documentElement.outerHTML + document.body.innerText);
+      const everything = words([shown, logs.join('\n'), ...saved].join('\n'));
+      for (const value of searched) assert.ok(!everything.has(value), `${value} of ${name} reached the page or its exports`);
+    }
+    const stored = await page.evaluate(async () => ({
+      local: localStorage.length,
+      session: sessionStorage.length,
+      caches: (await caches.keys()).length,
+      databases: (await indexedDB.databases()).length,
+    }));
+    assert.deepEqual(stored, { local: 0, session: 0, caches: 0, databases: 0 });
+  });
+});
