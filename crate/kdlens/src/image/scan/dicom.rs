@@ -3,7 +3,7 @@
 
 use dicom_core::Tag;
 use dicom_dictionary_std::tags;
-use dicom_object::{DefaultDicomObject, InMemDicomObject, OpenFileOptions};
+use dicom_object::{DefaultDicomObject, InMemDicomObject, OpenFileOptions, mem::InMemElement};
 use dicom_pixeldata::{
     ConvertOptions, ModalityLutOption, PhotometricInterpretation, PixelDecoder, VoiLutOption,
 };
@@ -60,8 +60,8 @@ pub(super) fn decode(bytes: &[u8], options: &ScanOptions) -> Result<ScanImage> {
             )
             .map_err(|_| Error::Decode("cannot read the pixel values".into()))?;
         let stored = StoredBits::read(&object)?.values(&stored);
-        let values = modality_lut(&object, &stored)?;
-        let (display, window, source) = display_of(&object, options.window, &values)?;
+        let values = modality_lut(&object, frame, &stored)?;
+        let (display, window, source) = display_of(&object, frame, options.window, &values)?;
         let invert = photometric == PhotometricInterpretation::Monochrome1;
         Ok(ScanImage {
             image: gray_image(&values, [layout.rows, layout.cols], display, invert)?,
@@ -220,7 +220,7 @@ fn check_transfer_syntax(object: &DefaultDicomObject) -> Result<()> {
         Some(ts) if ts.can_decode_all() => Ok(()),
         Some(ts) => Err(Error::Decode(format!(
             "the transfer syntax {} ({uid}) is not supported: kdlens decodes uncompressed, \
-             deflated, RLE and JPEG baseline, extended and lossless DICOM",
+             deflated, RLE, JPEG baseline, extended and lossless, and JPEG 2000 DICOM",
             ts.name()
         ))),
         None => Err(Error::Decode(format!(
@@ -351,9 +351,18 @@ impl StoredBits {
 
 /// Stored values through the modality LUT: `value · slope + intercept` (Rescale Slope and
 /// Intercept; the identity without them).
-fn modality_lut(object: &DefaultDicomObject, stored: &[f32]) -> Result<Vec<f32>> {
-    let slope = optional_float(object, tags::RESCALE_SLOPE)?.unwrap_or(1.0);
-    let intercept = optional_float(object, tags::RESCALE_INTERCEPT)?.unwrap_or(0.0);
+fn modality_lut(object: &DefaultDicomObject, frame: usize, stored: &[f32]) -> Result<Vec<f32>> {
+    let rescale = |tag| {
+        let element = frame_element(
+            object,
+            frame,
+            tags::PIXEL_VALUE_TRANSFORMATION_SEQUENCE,
+            tag,
+        );
+        float_of(element, tag)
+    };
+    let slope = rescale(tags::RESCALE_SLOPE)?.unwrap_or(1.0);
+    let intercept = rescale(tags::RESCALE_INTERCEPT)?.unwrap_or(0.0);
     Ok(stored
         .iter()
         .map(|&v| (v as f64 * slope + intercept) as f32)
@@ -365,6 +374,7 @@ fn modality_lut(object: &DefaultDicomObject, stored: &[f32]) -> Result<Vec<f32>>
 #[allow(clippy::type_complexity)]
 fn display_of(
     object: &DefaultDicomObject,
+    frame: usize,
     choice: WindowChoice,
     values: &[f32],
 ) -> Result<(Box<dyn Fn(f64) -> f64>, Option<[f64; 2]>, String)> {
@@ -378,7 +388,7 @@ fn display_of(
             let display: Box<dyn Fn(f64) -> f64> = Box::new(move |v| lut.apply(v));
             return Ok((display, None, "voi-lut".into()));
         }
-        if let Some(window) = stored_window(object)? {
+        if let Some(window) = stored_window(object, frame)? {
             return Ok(linear((window.ramp(), "file".into())));
         }
         let ramp = chosen_ramp(WindowChoice::Full, values)
@@ -390,17 +400,19 @@ fn display_of(
     Ok(linear(ramp))
 }
 
-/// The first Window Center / Window Width pair of the file, if it states one.
-fn stored_window(object: &DefaultDicomObject) -> Result<Option<super::Window>> {
+/// The first Window Center / Window Width pair that the file states for `frame`, if any.
+fn stored_window(object: &DefaultDicomObject, frame: usize) -> Result<Option<super::Window>> {
     let first = |tag: Tag| -> Result<Option<f64>> {
-        Ok(match object.get(tag) {
-            Some(e) => e
-                .to_multi_float64()
-                .map_err(|_| bad_attribute("Window Center/Width"))?
-                .first()
-                .copied(),
-            None => None,
-        })
+        Ok(
+            match frame_element(object, frame, tags::FRAME_VOILUT_SEQUENCE, tag) {
+                Some(e) => e
+                    .to_multi_float64()
+                    .map_err(|_| bad_attribute("Window Center/Width"))?
+                    .first()
+                    .copied(),
+                None => None,
+            },
+        )
     };
     Ok(
         match (first(tags::WINDOW_CENTER)?, first(tags::WINDOW_WIDTH)?) {
@@ -491,7 +503,8 @@ fn color_image(
         return Err(Error::Decode(format!(
             "the photometric interpretation {} is not supported (MONOCHROME1, MONOCHROME2, \
              RGB, YBR_FULL and YBR_FULL_422 are)",
-            code(photometric.as_ref()).unwrap_or("(not a code)")
+            defined_term(photometric.as_ref(), &PHOTOMETRIC_TERMS)
+                .unwrap_or("(not a defined term)")
         )));
     }
     let mut out = Vec::with_capacity(rows * cols * 4);
@@ -507,24 +520,136 @@ fn color_image(
     RgbaImage::new(cols, rows, out)
 }
 
-/// The Modality attribute when it is a plausible code (upper-case letters and digits, at most 16),
-/// so that nothing else a header carries can travel out through it.
+/// The Modality attribute when it is one of the standard's terms.
 fn modality(object: &InMemDicomObject) -> Option<String> {
     let text = object.get(tags::MODALITY)?.to_str().ok()?;
-    code(&text).map(str::to_string)
+    defined_term(&text, &MODALITIES).map(str::to_string)
 }
 
-/// `text` trimmed when it is a plausible DICOM code string (upper-case letters, digits, `_`,
-/// at most 16), so that no other header text travels out through it.
-fn code(text: &str) -> Option<&str> {
-    let code = text.trim_matches([' ', '\0']);
-    let plausible = !code.is_empty()
-        && code.len() <= 16
-        && code
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
-    plausible.then_some(code)
+/// `text`, trimmed, when it is one of `terms`: only the standard's own words leave the decoder,
+/// so that no other text written in an attribute travels out through it.
+fn defined_term<'a>(text: &'a str, terms: &[&str]) -> Option<&'a str> {
+    let term = text.trim_matches([' ', '\0']);
+    terms.contains(&term).then_some(term)
 }
+
+/// The Photometric Interpretation attribute's defined terms (PS3.3 C.7.6.3.1.2).
+const PHOTOMETRIC_TERMS: [&str; 14] = [
+    "MONOCHROME1",
+    "MONOCHROME2",
+    "PALETTE COLOR",
+    "RGB",
+    "HSV",
+    "ARGB",
+    "CMYK",
+    "YBR_FULL",
+    "YBR_FULL_422",
+    "YBR_PARTIAL_422",
+    "YBR_PARTIAL_420",
+    "YBR_ICT",
+    "YBR_RCT",
+    "XYB",
+];
+
+/// The Modality attribute's defined terms (PS3.3 C.7.3.1.1.1, current and retired).
+const MODALITIES: [&str; 96] = [
+    "AR",
+    "AS",
+    "ASMT",
+    "AU",
+    "BDUS",
+    "BI",
+    "BMD",
+    "CD",
+    "CF",
+    "CFM",
+    "CP",
+    "CR",
+    "CS",
+    "CT",
+    "CTPROTOCOL",
+    "DD",
+    "DF",
+    "DG",
+    "DM",
+    "DMS",
+    "DOC",
+    "DS",
+    "DX",
+    "EC",
+    "ECG",
+    "EEG",
+    "EMG",
+    "EOG",
+    "EPS",
+    "ES",
+    "FA",
+    "FID",
+    "FS",
+    "GM",
+    "HC",
+    "HD",
+    "IO",
+    "IOL",
+    "IVOCT",
+    "IVUS",
+    "KER",
+    "KO",
+    "LEN",
+    "LP",
+    "LS",
+    "M3D",
+    "MA",
+    "MG",
+    "MR",
+    "MS",
+    "NM",
+    "OAM",
+    "OCT",
+    "OP",
+    "OPM",
+    "OPR",
+    "OPT",
+    "OPTBSV",
+    "OPTENF",
+    "OPV",
+    "OSS",
+    "OT",
+    "PA",
+    "PLAN",
+    "POS",
+    "PR",
+    "PT",
+    "PX",
+    "REG",
+    "RESP",
+    "RF",
+    "RG",
+    "RTDOSE",
+    "RTIMAGE",
+    "RTINTENT",
+    "RTPLAN",
+    "RTRAD",
+    "RTRECORD",
+    "RTSEGANN",
+    "RTSTRUCT",
+    "RWV",
+    "SEG",
+    "SM",
+    "SMR",
+    "SR",
+    "SRF",
+    "ST",
+    "STAIN",
+    "TEXTUREMAP",
+    "TG",
+    "US",
+    "VA",
+    "VF",
+    "XA",
+    "XAPROTOCOL",
+    "XC",
+];
 
 fn required_int(object: &DefaultDicomObject, tag: Tag, name: &str) -> Result<usize> {
     optional_int(object, tag)?
@@ -541,8 +666,35 @@ fn optional_int(object: &DefaultDicomObject, tag: Tag) -> Result<Option<usize>> 
     }
 }
 
-fn optional_float(object: &DefaultDicomObject, tag: Tag) -> Result<Option<f64>> {
-    match object.get(tag) {
+/// Attribute `tag` as it applies to `frame`: the file's own, else the one in functional group
+/// `group` of the frame's Per-Frame Functional Groups item, else of the Shared Functional Groups —
+/// where enhanced multi-frame files (Enhanced CT, MR, XA…) keep their rescale and window
+/// (PS3.3 C.7.6.16).
+fn frame_element(
+    object: &InMemDicomObject,
+    frame: usize,
+    group: Tag,
+    tag: Tag,
+) -> Option<&InMemElement> {
+    if let Some(element) = object.get(tag) {
+        return Some(element);
+    }
+    fn in_group(item: &InMemDicomObject, group: Tag, tag: Tag) -> Option<&InMemElement> {
+        item.get(group)?.items()?.first()?.get(tag)
+    }
+    let per_frame = object
+        .get(tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE)
+        .and_then(|e| e.items()?.get(frame))
+        .and_then(|item| in_group(item, group, tag));
+    per_frame.or_else(|| {
+        let shared = object.get(tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE)?;
+        in_group(shared.items()?.first()?, group, tag)
+    })
+}
+
+/// The finite number `element` holds, if there is one; an error naming `tag` otherwise.
+fn float_of(element: Option<&InMemElement>, tag: Tag) -> Result<Option<f64>> {
+    match element {
         None => Ok(None),
         Some(e) => e
             .to_float64()
@@ -587,7 +739,105 @@ fn printable(uid: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::packbits_len;
+    use dicom_core::{DataElement, PrimitiveValue, VR, value::DataSetSequence};
+    use dicom_dictionary_std::uids;
+    use dicom_object::FileMetaTableBuilder;
+
+    use super::*;
+
+    /// A 2-frame 2×2 enhanced-CT-like file: rescale (slope 2, intercept −100) in the shared
+    /// functional groups, a different window per frame in the per-frame ones.
+    fn enhanced() -> Vec<u8> {
+        let text = |tag, vr, value: &str| DataElement::new(tag, vr, PrimitiveValue::from(value));
+        let item = |elements: Vec<InMemElement>| InMemDicomObject::from_element_iter(elements);
+        let sequence = |tag, items: Vec<InMemDicomObject>| {
+            DataElement::new(tag, VR::SQ, DataSetSequence::from(items))
+        };
+        let rescale = item(vec![
+            text(tags::RESCALE_SLOPE, VR::DS, "2"),
+            text(tags::RESCALE_INTERCEPT, VR::DS, "-100"),
+        ]);
+        let window = |center: &str, width: &str| {
+            item(vec![sequence(
+                tags::FRAME_VOILUT_SEQUENCE,
+                vec![item(vec![
+                    text(tags::WINDOW_CENTER, VR::DS, center),
+                    text(tags::WINDOW_WIDTH, VR::DS, width),
+                ])],
+            )])
+        };
+        let shared = item(vec![sequence(
+            tags::PIXEL_VALUE_TRANSFORMATION_SEQUENCE,
+            vec![rescale],
+        )]);
+        let mut object = InMemDicomObject::new_empty();
+        for (tag, value) in [
+            (tags::ROWS, 2u16),
+            (tags::COLUMNS, 2),
+            (tags::SAMPLES_PER_PIXEL, 1),
+            (tags::BITS_ALLOCATED, 16),
+            (tags::BITS_STORED, 16),
+            (tags::HIGH_BIT, 15),
+            (tags::PIXEL_REPRESENTATION, 0),
+        ] {
+            object.put(DataElement::new(tag, VR::US, PrimitiveValue::from(value)));
+        }
+        object.put(text(tags::NUMBER_OF_FRAMES, VR::IS, "2"));
+        object.put(text(
+            tags::PHOTOMETRIC_INTERPRETATION,
+            VR::CS,
+            "MONOCHROME2",
+        ));
+        object.put(text(tags::MODALITY, VR::CS, "CT"));
+        object.put(sequence(
+            tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE,
+            vec![shared],
+        ));
+        object.put(sequence(
+            tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE,
+            vec![window("0", "100"), window("150", "50")],
+        ));
+        let pixels: Vec<u8> = [0u16, 10, 20, 30, 100, 110, 120, 130]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        object.put(DataElement::new(
+            tags::PIXEL_DATA,
+            VR::OW,
+            PrimitiveValue::from(pixels),
+        ));
+        let file = object
+            .with_meta(
+                FileMetaTableBuilder::new()
+                    .transfer_syntax(uids::EXPLICIT_VR_LITTLE_ENDIAN)
+                    .media_storage_sop_class_uid(uids::ENHANCED_CT_IMAGE_STORAGE)
+                    .media_storage_sop_instance_uid("2.25.7"),
+            )
+            .unwrap();
+        let mut bytes = Vec::new();
+        file.write_all(&mut bytes).unwrap();
+        bytes
+    }
+
+    #[test]
+    fn enhanced_files_take_rescale_and_window_from_their_functional_groups() {
+        let bytes = enhanced();
+        for (frame, range, window) in [
+            // Frame 0: values 2·[0, 30] − 100; window 0 / 100 → [−50, 49].
+            (0, [-100.0, -40.0], [-50.0, 49.0]),
+            // Frame 1: values 2·[100, 130] − 100; window 150 / 50 → [125, 174].
+            (1, [100.0, 160.0], [125.0, 174.0]),
+        ] {
+            let options = ScanOptions {
+                frame: Some(frame),
+                ..ScanOptions::default()
+            };
+            let facts = decode(&bytes, &options).unwrap().facts;
+            assert_eq!(facts.value_range, Some(range), "frame {frame}");
+            assert_eq!(facts.window, Some(window), "frame {frame}");
+            assert_eq!(facts.window_source.as_deref(), Some("file"));
+        }
+    }
 
     #[test]
     fn packbits_lengths_by_hand() {
