@@ -208,12 +208,6 @@ async function decodeImage(blob, name) {
 }
 
 // ---------------------------------------------------------------- scans (DICOM, NIfTI)
-/** The options a scan is decoded with: the user's choices over the model's recorded ones (the
- * core fills what neither states, as `ScanOptions::or_defaults_from` does for the CLI). */
-function scanOptions(scan) {
-  return { ...(state.model?.manifest.preprocessing.scan || {}), ...scan.chosen };
-}
-
 function describeScanOptions(options) {
   const parts = [`window ${options.window || 'auto'}`];
   if (options.frame != null) parts.push(`frame ${options.frame}`);
@@ -224,14 +218,16 @@ function describeScanOptions(options) {
 
 /**
  * Decodes a DICOM or NIfTI file in the worker with the core's decoder (the core tells the format
- * by its magic numbers): `scan` is `{ bytes, chosen }`. Errors name the file and the problem,
- * never a header value (the core's messages quote none).
+ * by its magic numbers): `scan` is `{ bytes, chosen }`, the user's choices, which the core puts
+ * over the model's recorded options as the CLI's flags are (`ScanOptions::or_defaults_from`).
+ * Errors name the file and the problem, never a header value (the core's messages quote none).
  */
 async function decodeScan(scan, name) {
   const copy = scan.bytes.slice();
   let decoded;
   try {
-    decoded = await call('scan', { bytes: copy.buffer, options: scanOptions(scan) }, [copy.buffer]);
+    const recorded = state.model?.manifest.preprocessing.scan;
+    decoded = await call('scan', { bytes: copy.buffer, chosen: scan.chosen, recorded }, [copy.buffer]);
   } catch (error) {
     if (/neither a DICOM nor a NIfTI/.test(error.message)) {
       throw new Error(`${name} is not an image this page can read (PNG, JPEG, BMP, WebP, GIF, DICOM, NIfTI)`);
@@ -240,7 +236,7 @@ async function decodeScan(scan, name) {
   }
   const rgba = new Uint8ClampedArray(decoded.rgba.buffer);
   const bitmap = await createImageBitmap(new ImageData(rgba, decoded.width, decoded.height));
-  return { rgba, width: decoded.width, height: decoded.height, bitmap, name, scan: { ...scan, facts: decoded.facts } };
+  return { rgba, width: decoded.width, height: decoded.height, bitmap, name, scan: { ...scan, facts: decoded.facts, options: decoded.options } };
 }
 
 function formatValue(v) {
@@ -281,7 +277,9 @@ function setSlider(id, min, max, value, step = 'any') {
   input.step = String(step);
   if (document.activeElement !== input) input.value = String(value);
   const shown = Number(input.value);
-  $(`${id}-value`).textContent = step === 1 ? String(shown + 1) : formatValue(shown);
+  const text = step === 1 ? `${shown + 1} of ${max + 1}` : formatValue(shown);
+  $(`${id}-value`).textContent = text;
+  input.setAttribute('aria-valuetext', text);
 }
 
 /** Shows the scan controls for the current image (hidden for ordinary images). */
@@ -296,14 +294,16 @@ function showScanControls() {
   $('scan-window-controls').hidden = !range;
   $('scan-drag-hint').hidden = !range;
   if (range) {
-    const options = scanOptions(scan);
     const select = $('scan-window');
-    const named = [...select.options].some((o) => o.value === (options.window || 'auto'));
-    select.value = named ? (options.window || 'auto') : 'manual';
+    // The named CT windows are in Hounsfield units: offered for CT only.
+    for (const option of select.options) option.disabled = option.dataset.ct === '' && facts.modality !== 'CT';
+    const named = [...select.options].some((o) => o.value === scan.options.window && !o.disabled);
+    select.value = named ? scan.options.window : 'manual';
+    // The sliders span the values and reach past them, and always include the window shown.
     const span = Math.max(range[1] - range[0], 1);
     const { center, width } = centerWidth(facts.window || range);
-    setSlider('scan-center', range[0] - span / 2, range[1] + span / 2, center);
-    setSlider('scan-width', 1, 2 * span + 1, width);
+    setSlider('scan-center', Math.min(range[0] - span / 2, center), Math.max(range[1] + span / 2, center), center);
+    setSlider('scan-width', 1, Math.max(2 * span + 1, width), width);
   }
   $('scan-frame-label').hidden = facts.frames <= 1;
   if (facts.frames > 1) setSlider('scan-frame', 0, facts.frames - 1, facts.frame, 1);
@@ -329,22 +329,26 @@ async function rescan(change, explain) {
     state.rescan.again = true;
     return;
   }
-  state.rescan = { explain, again: false };
+  const job = { explain, again: true };
+  state.rescan = job;
   try {
-    do {
-      state.rescan.again = false;
+    while (job.again) {
+      job.again = false;
       const current = state.image;
+      if (!current?.scan) break;
       // The same `chosen` object: changes made while this decodes are kept for the next round.
       const image = await decodeScan({ bytes: current.scan.bytes, chosen: current.scan.chosen }, current.name);
-      if (state.image !== current) return; // another file was opened meanwhile
-      showImage(image);
-    } while (state.rescan.again);
-    if (state.rescan.explain) await explainCurrent();
+      // Another file opened meanwhile explains itself; a change made to it is decoded next round.
+      if (state.image === current) showImage(image);
+    }
   } catch (error) {
     showError(error.message);
   } finally {
     state.rescan = null;
   }
+  // Outside the job: explaining takes a while, and changes made meanwhile start a new job
+  // (explainCurrent merges the explanations they ask for).
+  if (job.explain) await explainCurrent();
 }
 
 /** The manual window the centre and width sliders show, as the core's `CENTER,WIDTH` text. */
@@ -377,6 +381,7 @@ function wireScanControls() {
 function wireWindowDrag() {
   const zone = $('drop-zone');
   zone.addEventListener('pointerdown', (e) => {
+    state.windowDrag = null;
     const facts = state.image?.scan?.facts;
     if (!facts?.value_range || e.button !== 0) return;
     const start = centerWidth(facts.window || facts.value_range);
@@ -384,7 +389,8 @@ function wireWindowDrag() {
   });
   zone.addEventListener('pointermove', (e) => {
     const drag = state.windowDrag;
-    if (!drag || e.pointerId !== drag.id) return;
+    if (!drag || drag.finished || e.pointerId !== drag.id || !state.image?.scan) return;
+    if (!(e.buttons & 1)) { state.windowDrag = null; return; } // released outside the page
     const dx = e.clientX - drag.x, dy = e.clientY - drag.y;
     if (!drag.moved && Math.hypot(dx, dy) < 4) return;
     if (!drag.moved) zone.setPointerCapture(e.pointerId);
@@ -397,14 +403,14 @@ function wireWindowDrag() {
     $('scan-window').value = 'manual';
     rescan({ window: sliderWindow() }, false);
   });
-  const end = (e) => {
+  zone.addEventListener('pointerup', (e) => {
     const drag = state.windowDrag;
-    if (!drag || e.pointerId !== drag.id) return;
+    if (!drag || drag.finished || e.pointerId !== drag.id) return;
+    // A moved drag swallows the click that follows it; an unmoved one is a click.
     state.windowDrag = drag.moved ? { ...drag, finished: true } : null;
     if (drag.moved) rescan({ window: sliderWindow() }, true);
-  };
-  zone.addEventListener('pointerup', end);
-  zone.addEventListener('pointercancel', end);
+  });
+  zone.addEventListener('pointercancel', () => { state.windowDrag = null; });
 }
 
 /** Whether a click on the image ends a window drag (and so must not open the file picker). */

@@ -39,8 +39,8 @@ async function handle(message) {
     case 'load':
       return explainer.loadModel(new Uint8Array(message.bytes));
     case 'scan':
-      // A DICOM or NIfTI file, decoded by the core: { width, height, facts, rgba }.
-      return decodeScan(new Uint8Array(message.bytes), message.options);
+      // A DICOM or NIfTI file, decoded by the core: { width, height, facts, options, rgba }.
+      return decodeScan(new Uint8Array(message.bytes), message.chosen, message.recorded);
     case 'explain': {
       if (message.loseDevice && testHooks.device) {
         testHooks.device.destroy();

@@ -1,9 +1,9 @@
 //! No patient data in any output: DICOM files carrying made-up identifying values in the
 //! identifying attributes of the PS3.15 basic de-identification profile go through
 //! `train-teacher`, `distill`, `evaluate`, `explain` (every method, faithfulness), `audit` and
-//! `export`, one of them through a decoding error; every file those commands write, and everything they print, is searched for
-//! each value. The page's browser test searches its exports for the same values, in files that
-//! `write_patient_files` writes.
+//! `export`, one of them through a decoding error; every file those commands write, and
+//! everything they print, is searched for each value. The page's browser test searches its
+//! exports for the same values, in files that `write_patient_files` writes.
 
 mod common;
 
@@ -144,7 +144,7 @@ fn write_dicom(path: &Path, n: usize, bits: u16) {
     file.write_to_file(path).unwrap();
 }
 
-/// Writes the identifying DICOM files of the page's patient-data test (`tests/browser.test.js`)
+/// Writes the identifying DICOM files of the page's patient-data test (`tests/scans.test.js`)
 /// into `$KDLENS_PATIENT_DIR`: `patient{n}.dcm` and `identifying.json`, the values to search
 /// for (`{ "patient1.dcm": ["Qwertyson1^Jane", …] }`). Run by `pkg-scripts/test.sh`.
 #[test]

@@ -1,10 +1,13 @@
-//! A walk over a DICOM file's element headers that checks every stated length against the bytes
-//! that follow it, before dicom-rs reads the file: dicom-rs 0.10.1 allocates and zeroes each
-//! element's stated length before it reads the value, so a file of a few hundred bytes stating a
-//! 4 GiB element costs 4 GiB and a second (found by fuzzing). With this check every allocation is
-//! bounded by the size of the file (of the inflated data set, for deflated files).
+//! A walk over a DICOM file's element headers that checks every stated value length against the
+//! bytes that follow it, before dicom-rs reads the file: dicom-rs 0.10.1 allocates and zeroes each
+//! value's stated length before it reads the value, so a file of a few hundred bytes stating a
+//! 4 GiB element cost 4 GiB and a second (found by fuzzing). The walk reads forward only, skipping
+//! values without holding them, so a deflated data set is checked as it inflates, in constant
+//! memory. It follows the element structure as the standard lays it out; a file that dicom-rs
+//! reads otherwise (an undefined-length UN element in implicit VR) can still make dicom-rs size one
+//! buffer from four bytes of the file — at most 4 GiB, freed at once.
 
-use std::io::Read;
+use std::io::{self, Read};
 
 use dicom_core::{
     Tag, VR,
@@ -19,11 +22,19 @@ const MAX_INFLATED: u64 = 1 << 30;
 
 /// A stated length meaning "until a delimiter".
 const UNDEFINED: u32 = u32::MAX;
-/// The item tag, and the item and sequence delimiters (group `FFFE`).
+/// The item tag, and the sequence delimiter (group `FFFE`).
 const ITEM: u16 = 0xE000;
 const SEQUENCE_DELIMITER: u16 = 0xE0DD;
 /// The pixel data element, whose undefined-length value holds fragments, not elements.
 const PIXEL_DATA: Tag = Tag(0x7FE0, 0x0010);
+
+/// The transfer syntaxes whose data set is deflated (Deflated Explicit VR Little Endian, and the
+/// JPIP Referenced Deflate ones, which dicom-rs inflates too).
+const DEFLATED: [&str; 3] = [
+    "1.2.840.10008.1.2.1.99",
+    "1.2.840.10008.1.2.4.95",
+    "1.2.840.10008.1.2.4.205",
+];
 
 /// How a data set's element headers are written.
 #[derive(Clone, Copy, PartialEq, Debug)]
@@ -33,8 +44,8 @@ enum Encoding {
     ExplicitBig,
 }
 
-/// Checks the DICOM file in `bytes` (preamble and `DICM` included or not): every element, item
-/// and fragment states a length that fits in what follows it.
+/// Checks the DICOM file in `bytes` (preamble and `DICM` included or not): every element value
+/// and pixel-data fragment states a length that fits in what follows it.
 pub(super) fn check(bytes: &[u8]) -> Result<()> {
     let start = if bytes.get(128..132) == Some(b"DICM") {
         132
@@ -43,78 +54,26 @@ pub(super) fn check(bytes: &[u8]) -> Result<()> {
     } else {
         return Ok(()); // not Part 10: dicom-rs refuses it
     };
-    let body = &bytes[start..];
-    let (meta_end, transfer_syntax) = walk_meta(body)?;
-    let data_set = &body[meta_end..];
-    match transfer_syntax.as_str() {
-        "1.2.840.10008.1.2" => walk(data_set, Encoding::ImplicitLittle),
-        "1.2.840.10008.1.2.2" => walk(data_set, Encoding::ExplicitBig),
-        "1.2.840.10008.1.2.1.99" => walk(&inflate(data_set)?, Encoding::ExplicitLittle),
-        _ => walk(data_set, Encoding::ExplicitLittle),
-    }
-}
-
-/// The file meta group (explicit VR little endian, group 0002): where it ends and the transfer
-/// syntax UID it states (empty when absent).
-fn walk_meta(body: &[u8]) -> Result<(usize, String)> {
-    let mut reader = Reader::new(body, Encoding::ExplicitLittle);
-    let mut transfer_syntax = String::new();
-    while reader.peek_group() == Some(0x0002) {
-        let Some(header) = reader.header() else { break };
-        let value = reader.value(&header)?;
-        if header.tag == Tag(0x0002, 0x0010) {
-            transfer_syntax = String::from_utf8_lossy(value)
-                .trim_end_matches(['\0', ' '])
-                .to_string();
+    let mut meta = Walker::new(&bytes[start..], Encoding::ExplicitLittle);
+    let transfer_syntax = meta.meta_group()?;
+    let data_set = &bytes[start + meta.read as usize..];
+    if DEFLATED.contains(&transfer_syntax.as_str()) {
+        let inflated = flate2::read::DeflateDecoder::new(data_set).take(MAX_INFLATED + 1);
+        let mut walker = Walker::new(inflated, Encoding::ExplicitLittle);
+        walker.data_set()?;
+        if walker.read > MAX_INFLATED {
+            return Err(Error::Decode(format!(
+                "the deflated data set inflates to more than {MAX_INFLATED} bytes"
+            )));
         }
+        return Ok(());
     }
-    Ok((reader.pos, transfer_syntax))
-}
-
-/// A deflated data set, inflated up to [`MAX_INFLATED`] bytes.
-fn inflate(data_set: &[u8]) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    flate2::read::DeflateDecoder::new(data_set)
-        .take(MAX_INFLATED + 1)
-        .read_to_end(&mut out)
-        .map_err(|_| Error::Decode("the deflated data set is corrupt".into()))?;
-    if out.len() as u64 > MAX_INFLATED {
-        return Err(Error::Decode(format!(
-            "the deflated data set inflates to more than {MAX_INFLATED} bytes"
-        )));
-    }
-    Ok(out)
-}
-
-/// Walks every element of a data set, descending into sequences and items (their contents are
-/// elements too) and skipping values and pixel-data fragments after checking their lengths.
-fn walk(data_set: &[u8], encoding: Encoding) -> Result<()> {
-    let mut reader = Reader::new(data_set, encoding);
-    let mut in_fragments = false;
-    while let Some(header) = reader.header() {
-        if header.tag.group() == 0xFFFE {
-            match header.tag.element() {
-                ITEM if in_fragments => {
-                    reader.value(&header)?;
-                }
-                ITEM if header.length != UNDEFINED => reader.check_fits(&header)?,
-                SEQUENCE_DELIMITER => in_fragments = false,
-                _ => {}
-            }
-            continue;
-        }
-        if header.length == UNDEFINED {
-            // A sequence or pixel data of undefined length: its items follow.
-            in_fragments |= header.tag == PIXEL_DATA;
-            continue;
-        }
-        if header.is_sequence(encoding) {
-            reader.check_fits(&header)?;
-        } else {
-            reader.value(&header)?;
-        }
-    }
-    Ok(())
+    let encoding = match transfer_syntax.as_str() {
+        "1.2.840.10008.1.2" => Encoding::ImplicitLittle,
+        "1.2.840.10008.1.2.2" => Encoding::ExplicitBig,
+        _ => Encoding::ExplicitLittle,
+    };
+    Walker::new(data_set, encoding).data_set()
 }
 
 /// An element header: its tag, explicit VR (if any) and stated value length.
@@ -140,89 +99,159 @@ impl Header {
     }
 }
 
-/// A cursor over element headers in one encoding.
-struct Reader<'a> {
-    data: &'a [u8],
-    pos: usize,
+/// A forward-only cursor over element headers in one encoding.
+struct Walker<R> {
+    source: R,
     encoding: Encoding,
+    /// Bytes read so far.
+    read: u64,
 }
 
-impl<'a> Reader<'a> {
-    fn new(data: &'a [u8], encoding: Encoding) -> Self {
+impl<R: Read> Walker<R> {
+    fn new(source: R, encoding: Encoding) -> Self {
         Self {
-            data,
-            pos: 0,
+            source,
             encoding,
+            read: 0,
         }
     }
 
-    fn u16_at(&self, at: usize) -> Option<u16> {
-        let b: [u8; 2] = self.data.get(at..at + 2)?.try_into().ok()?;
-        Some(match self.encoding {
+    /// `N` bytes, or `None` at the end of the source (a header cut short is left to dicom-rs).
+    fn bytes<const N: usize>(&mut self) -> Result<Option<[u8; N]>> {
+        let mut out = [0u8; N];
+        let mut filled = 0;
+        while filled < N {
+            match self.source.read(&mut out[filled..]) {
+                Ok(0) => return Ok(None),
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Err(Error::Decode("the deflated data set is corrupt".into())),
+            }
+        }
+        self.read += N as u64;
+        Ok(Some(out))
+    }
+
+    fn u16(&self, b: [u8; 2]) -> u16 {
+        match self.encoding {
             Encoding::ExplicitBig => u16::from_be_bytes(b),
             _ => u16::from_le_bytes(b),
-        })
+        }
     }
 
-    fn u32_at(&self, at: usize) -> Option<u32> {
-        let b: [u8; 4] = self.data.get(at..at + 4)?.try_into().ok()?;
-        Some(match self.encoding {
+    fn u32(&self, b: [u8; 4]) -> u32 {
+        match self.encoding {
             Encoding::ExplicitBig => u32::from_be_bytes(b),
             _ => u32::from_le_bytes(b),
-        })
+        }
     }
 
-    /// The group of the next tag, if a whole tag follows.
-    fn peek_group(&self) -> Option<u16> {
-        self.u16_at(self.pos)
-    }
-
-    /// The next header, read past; `None` at the end (or before a header cut short, which
-    /// dicom-rs reports itself).
-    fn header(&mut self) -> Option<Header> {
-        let at = self.pos;
-        let tag = Tag(self.u16_at(at)?, self.u16_at(at + 2)?);
+    /// The next header, read past; `None` at the end.
+    fn header(&mut self) -> Result<Option<Header>> {
+        let Some(tag) = self.bytes::<4>()? else {
+            return Ok(None);
+        };
+        let tag = Tag(self.u16([tag[0], tag[1]]), self.u16([tag[2], tag[3]]));
         let explicit = self.encoding != Encoding::ImplicitLittle && tag.group() != 0xFFFE;
-        let (vr, length, size) = if !explicit {
-            (None, self.u32_at(at + 4)?, 8)
+        let header = if !explicit {
+            self.bytes::<4>()?.map(|l| (None, self.u32(l)))
         } else {
+            let Some(code) = self.bytes::<2>()? else {
+                return Ok(None);
+            };
             // An unknown VR is read as UN, as dicom-rs does.
-            let code: [u8; 2] = self.data.get(at + 4..at + 6)?.try_into().ok()?;
             let vr = VR::from_binary(code).unwrap_or(VR::UN);
             if long_length(vr) {
-                (Some(vr), self.u32_at(at + 8)?, 12)
+                self.bytes::<2>()?;
+                self.bytes::<4>()?.map(|l| (Some(vr), self.u32(l)))
             } else {
-                (Some(vr), u32::from(self.u16_at(at + 6)?), 8)
+                self.bytes::<2>()?
+                    .map(|l| (Some(vr), u32::from(self.u16(l))))
             }
         };
-        self.pos = at + size;
-        Some(Header { tag, vr, length })
+        Ok(header.map(|(vr, length)| Header { tag, vr, length }))
     }
 
-    /// Checks that the value of `header` fits in what is left.
-    fn check_fits(&self, header: &Header) -> Result<()> {
-        let left = self.data.len() - self.pos;
-        if header.length as usize > left {
+    /// Reads past the value of `header`, failing when fewer bytes follow than it states.
+    /// Returns the value when `keep` (a few bytes: the transfer syntax UID).
+    fn value(&mut self, header: &Header, keep: bool) -> Result<Vec<u8>> {
+        if header.length == UNDEFINED {
+            return Ok(Vec::new());
+        }
+        let length = u64::from(header.length);
+        let mut part = (&mut self.source).take(length);
+        let (got, kept) = if keep {
+            let mut value = Vec::new();
+            let got = part.read_to_end(&mut value);
+            (got.map(|n| n as u64), value)
+        } else {
+            (io::copy(&mut part, &mut io::sink()), Vec::new())
+        };
+        let got = got.map_err(|_| Error::Decode("the deflated data set is corrupt".into()))?;
+        self.read += got;
+        if got < length {
             return Err(Error::Decode(format!(
-                "element ({:04X},{:04X}) states {} bytes but only {left} follow: the file is \
-                 truncated or corrupt",
+                "element ({:04X},{:04X}) states {length} bytes but only {got} follow: the file \
+                 is truncated or corrupt",
                 header.tag.group(),
                 header.tag.element(),
-                header.length
             )));
         }
-        Ok(())
+        Ok(kept)
     }
 
-    /// The value of `header` (checked to fit), read past.
-    fn value(&mut self, header: &Header) -> Result<&'a [u8]> {
-        if header.length == UNDEFINED {
-            return Ok(&[]);
+    /// The file meta group (explicit VR little endian, group 0002, at the start of the source):
+    /// its transfer syntax UID (empty when absent). Stops after the group's last element, which
+    /// it finds by the first tag of another group, read past.
+    fn meta_group(&mut self) -> Result<String> {
+        let mut transfer_syntax = String::new();
+        loop {
+            let before = self.read;
+            let header = self.header()?;
+            let Some(header) = header.filter(|h| h.tag.group() == 0x0002) else {
+                // Give back what was read of the data set's first header.
+                self.read = before;
+                break;
+            };
+            let keep = header.tag == Tag(0x0002, 0x0010) && header.length <= 64;
+            let value = self.value(&header, keep)?;
+            if keep {
+                transfer_syntax = String::from_utf8_lossy(&value)
+                    .trim_end_matches(['\0', ' '])
+                    .to_string();
+            }
         }
-        self.check_fits(header)?;
-        let value = &self.data[self.pos..self.pos + header.length as usize];
-        self.pos += header.length as usize;
-        Ok(value)
+        Ok(transfer_syntax)
+    }
+
+    /// Walks every element of a data set, descending into sequences and items (their contents are
+    /// elements too) and reading past values and pixel-data fragments.
+    fn data_set(&mut self) -> Result<()> {
+        let mut in_fragments = false;
+        while let Some(header) = self.header()? {
+            if header.tag.group() == 0xFFFE {
+                match header.tag.element() {
+                    ITEM if in_fragments => {
+                        self.value(&header, false)?;
+                    }
+                    SEQUENCE_DELIMITER => in_fragments = false,
+                    // An item of a sequence, or a delimiter: its contents are elements.
+                    _ => {}
+                }
+                continue;
+            }
+            if header.length == UNDEFINED {
+                // A sequence or pixel data of undefined length: its items follow.
+                in_fragments |= header.tag == PIXEL_DATA;
+                continue;
+            }
+            // dicom-rs reads a sequence's contents element by element, never allocating its
+            // stated length: descend without checking it.
+            if !header.is_sequence(self.encoding) {
+                self.value(&header, false)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -319,7 +348,7 @@ mod tests {
             ("1.2.840.10008.1.2.2", Encoding::ExplicitBig),
         ] {
             let err = check(&file(uid, &overlong(encoding, 0xFFFF_FFF0)))
-                .unwrap_err()
+                .expect_err(uid)
                 .to_string();
             assert!(
                 err.contains("(0009,1010) states 4294967280 bytes but only 0 follow"),
@@ -370,6 +399,19 @@ mod tests {
             err.to_string().contains("(FFFE,E000) states 5000 bytes"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_sequence_stating_more_than_follows_is_left_to_dicom_rs() {
+        // dicom-rs reads a sequence's contents element by element and stops at the end of the
+        // file: a trailing sequence or item that states too much is not an allocation.
+        let inner = element(0x0008, 0x0100, b"SH", b"CODE");
+        let mut item = [0xFFFEu16.to_le_bytes(), ITEM.to_le_bytes()].concat();
+        item.extend_from_slice(&5000u32.to_le_bytes());
+        item.extend_from_slice(&inner);
+        let mut sequence = element(0xFFFA, 0xFFFA, b"SQ", &item);
+        sequence[8..12].copy_from_slice(&9000u32.to_le_bytes());
+        assert!(check(&file("1.2.840.10008.1.2.1", &sequence)).is_ok());
     }
 
     #[test]

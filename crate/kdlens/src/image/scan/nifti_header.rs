@@ -119,8 +119,16 @@ fn nifti2(data: &[u8], endianness: Endianness) -> Result<Header> {
         .get(..NIFTI2_LEN)
         .ok_or_else(|| Error::Decode("the NIfTI-2 header is cut short".into()))?;
     let f = Fields { bytes, endianness };
-    let mut dim = [0u16; 8];
-    for (i, d) in dim.iter_mut().enumerate() {
+    // dim[0] is the rank; the sizes past it are unused (readers ignore them).
+    let rank = f.i64(16);
+    if !(1..=7).contains(&rank) {
+        return Err(Error::Decode(format!(
+            "a NIfTI-2 image of rank {rank} (1 to 7 are defined)"
+        )));
+    }
+    let mut dim = [1u16; 8];
+    dim[0] = rank as u16;
+    for (i, d) in dim.iter_mut().enumerate().skip(1).take(rank as usize) {
         let value = f.i64(16 + 8 * i);
         *d = u16::try_from(value).map_err(|_| {
             Error::Decode(format!(
@@ -209,6 +217,10 @@ mod tests {
         big[24..32].copy_from_slice(&70_000i64.to_le_bytes());
         let err = read(&big).err().unwrap().to_string();
         assert!(err.contains("dimension 1 is 70000"), "{err}");
+        // Sizes past the rank are unused, whatever they hold.
+        let mut unused = nifti2_bytes();
+        unused[16 + 8 * 6..16 + 8 * 7].copy_from_slice(&(-5i64).to_le_bytes());
+        assert_eq!(read(&unused).unwrap().header.dim, [3, 4, 3, 2, 1, 1, 1, 1]);
         let err = read(&nifti2_bytes()[..300]).err().unwrap().to_string();
         assert!(err.contains("cut short"), "{err}");
     }
