@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgMatches, Args, CommandFactory, Parser, Subcommand, ValueEnum, parser::ValueSource};
 use kdlens::{
     explain::{
         Baseline, CamScore, Colormap, DEFAULT_OPACITY, FaithfulnessPlan, IntegratedGradientsPlan,
@@ -29,6 +29,55 @@ pub struct Cli {
     pub global: GlobalArgs,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Refuses settings that a training command would ignore: with `--config FILE` or `--resume DIR`
+/// every setting comes from the run's `config.toml`, so a flag such as `--seed 1` given beside
+/// it would silently lose to the file's value. `--run-dir` (where the outputs go) is allowed
+/// with `--config`; a resumed run stays in its folder.
+/// `matches` are the command line's; only `train-teacher` and `distill` are checked.
+pub fn refuse_settings_beside_config(matches: &ArgMatches) -> Result<(), String> {
+    let Some((command, args)) = matches.subcommand() else {
+        return Ok(());
+    };
+    if !matches!(command, "train-teacher" | "distill") {
+        return Ok(());
+    }
+    let source = ["config", "resume"]
+        .into_iter()
+        .find(|id| args.value_source(id) == Some(ValueSource::CommandLine));
+    let Some(source) = source else {
+        return Ok(());
+    };
+    let definition = Cli::command();
+    let own = definition
+        .find_subcommand(command)
+        .into_iter()
+        .flat_map(|sub| sub.get_arguments());
+    let ignored: Vec<String> = own
+        .chain(definition.get_arguments())
+        .filter(|arg| {
+            let id = arg.get_id().as_str();
+            id != source
+                && !(source == "config" && id == "run_dir")
+                && args.value_source(id) == Some(ValueSource::CommandLine)
+        })
+        .filter_map(|arg| arg.get_long().map(|long| format!("--{long}")))
+        .collect();
+    if ignored.is_empty() {
+        return Ok(());
+    }
+    let from = if source == "config" {
+        "repeats the run its file describes"
+    } else {
+        "continues the run with the settings it started with"
+    };
+    Err(format!(
+        "{} cannot be combined with --{source}: `kdlens {command} --{source}` {from} \
+         (its config.toml); to change a setting, edit a copy of that config.toml and pass it \
+         with --config",
+        ignored.join(", ")
+    ))
 }
 
 /// Options every command accepts.
@@ -190,10 +239,12 @@ pub struct TrainArgs {
     /// Largest random rotation in degrees (0 disables).
     #[arg(long)]
     pub rotation: Option<f32>,
-    /// Repeat a run from its `config.toml` (other settings of this command are then ignored).
+    /// Repeat a run from its `config.toml` (no other setting may be given with it, except
+    /// `--run-dir`).
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Continue an interrupted run from its folder's newest checkpoint.
+    /// Continue an interrupted run from its folder's newest checkpoint, with the settings it
+    /// started with (no other setting may be given with it).
     #[arg(long)]
     pub resume: Option<PathBuf>,
 }
@@ -421,9 +472,11 @@ pub struct DemoArgs {
     /// A couple of minutes instead of about fifteen (for CI).
     #[arg(long)]
     pub quick: bool,
-    /// Where to put the student bundle for the page.
-    #[arg(long, default_value = "www/model")]
-    pub web_model_dir: PathBuf,
+    /// Where to put the student bundle and sample images for the page (default: `web/` in the
+    /// run folder). `--web-model-dir www/model` makes them the page's default model, replacing
+    /// the committed one.
+    #[arg(long)]
+    pub web_model_dir: Option<PathBuf>,
     /// Fashion-MNIST directory (default: Debian's).
     #[arg(long, default_value = "fashion-mnist")]
     pub data: String,
