@@ -225,7 +225,11 @@ pub fn run_demo(args: &DemoArgs, global: &GlobalArgs, run: &RunDir, device: &Dev
     run.write_json("bench.json", &bench)?;
 
     // 5. explanations of a few test images, and page samples
-    let samples_dir = args.web_model_dir.join("samples");
+    let web_model_dir = args
+        .web_model_dir
+        .clone()
+        .unwrap_or_else(|| run.join("web"));
+    let samples_dir = web_model_dir.join("samples");
     std::fs::create_dir_all(&samples_dir)
         .with_context(|| format!("cannot create {}", samples_dir.display()))?;
     let request = Request {
@@ -276,7 +280,7 @@ pub fn run_demo(args: &DemoArgs, global: &GlobalArgs, run: &RunDir, device: &Dev
     }
 
     crate::fsutil::write_atomic(
-        &args.web_model_dir.join("samples.json"),
+        &web_model_dir.join("samples.json"),
         &serde_json::to_vec_pretty(&sample_names)?,
     )?;
 
@@ -319,7 +323,7 @@ pub fn run_demo(args: &DemoArgs, global: &GlobalArgs, run: &RunDir, device: &Dev
     // 7. export for the page
     let export_summary = export(
         &students[0].1,
-        &args.web_model_dir,
+        &web_model_dir,
         WeightPrecision::Int8,
         Some("Fashion-MNIST five-layer student (KD α=0.7, T=10) — demonstration"),
         Some(&run.join("export")),
@@ -347,15 +351,22 @@ pub fn run_demo(args: &DemoArgs, global: &GlobalArgs, run: &RunDir, device: &Dev
     );
     run.write_text("summary.md", &summary)?;
     println!("{summary}");
+    let page_default = web_model_dir.ends_with("www/model");
     println!(
         "Everything is in {}:\n  teacher/, student-kd/, student-labels-only/  training runs (config, log, metrics, curves, checkpoints)\n  \
          comparison.md, bench.md, explain/, audit/  accuracy, efficiency, explanations, their audit\n\
          The page's model is {} ({:.2} MB) with sample images in {}.\n\
-         Open the page: bash pkg-scripts/build-web.sh && bash pkg-scripts/serve.sh, then http://127.0.0.1:8000/",
+         Open the page: bash pkg-scripts/build-web.sh && bash pkg-scripts/serve.sh, then http://127.0.0.1:8000/{}",
         run.path().display(),
         export_summary.bundle.display(),
         export_summary.bundle_bytes as f64 / 1e6,
         samples_dir.display(),
+        if page_default {
+            ""
+        } else {
+            " and drop the model file on it\n\
+             (or run the demo with --web-model-dir www/model to make it the page's default model)"
+        },
     );
     Ok(())
 }
