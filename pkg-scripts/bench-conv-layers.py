@@ -22,6 +22,9 @@ LAYERS = [
     ("densenet stem 7×7/2", (3, 64), 224, 7, 2, False),
     ("densenet 1×1 block1", (256, 128), 56, 1, 1, False),
     ("densenet 3×3 block1", (128, 32), 56, 3, 1, False),
+    ("densenet 3×3 block2", (128, 32), 28, 3, 1, False),
+    ("densenet 3×3 block3", (128, 32), 14, 3, 1, False),
+    ("densenet 3×3 block4", (128, 32), 7, 3, 1, False),
     ("densenet 1×1 block4", (1024, 128), 7, 1, 1, False),
 ]
 

@@ -59,7 +59,7 @@ const fn layer(name: &'static str, channels: [usize; 2], side: usize, kernel: us
 }
 
 /// The student's five layers at 224² and DenseNet-121's kinds of convolution.
-const LAYERS: [Layer; 9] = [
+const LAYERS: [Layer; 12] = [
     layer("student conv1", [3, 32], 224, 3),
     layer("student conv2", [32, 64], 112, 3),
     layer("student conv3", [64, 128], 56, 3),
@@ -77,6 +77,18 @@ const LAYERS: [Layer; 9] = [
     Layer {
         bias: false,
         ..layer("densenet 3×3 block1", [128, 32], 56, 3)
+    },
+    Layer {
+        bias: false,
+        ..layer("densenet 3×3 block2", [128, 32], 28, 3)
+    },
+    Layer {
+        bias: false,
+        ..layer("densenet 3×3 block3", [128, 32], 14, 3)
+    },
+    Layer {
+        bias: false,
+        ..layer("densenet 3×3 block4", [128, 32], 7, 3)
     },
     Layer {
         bias: false,

@@ -43,6 +43,10 @@ fn cases() -> Vec<Case> {
             ..case(2, [16, 8], [8, 9], 3, 1)
         }, // DenseNet's 3×3, no bias
         Case {
+            bias: false,
+            ..case(2, [64, 20], [15, 14], 3, 1)
+        }, // DenseNet's 3×3 at 14² and more: shifted products
+        Case {
             stride: 2,
             bias: false,
             ..case(2, [3, 8], [21, 20], 7, 3)

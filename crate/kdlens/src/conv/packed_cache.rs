@@ -1,5 +1,5 @@
-//! Winograd-transformed weights kept between calls, so that a model's layers transform their
-//! weights once, not on every forward pass.
+//! Packed weights (Winograd-transformed, or regrouped by tap) kept between calls, so that a
+//! model's layers pack their weights once, not on every forward pass.
 //!
 //! An entry holds a strong reference to the weights' storage: while it does, that storage cannot
 //! change (burn's `flex` tensors copy shared storage before writing to it), so an entry whose
@@ -24,7 +24,7 @@ struct Entry {
 
 static CACHE: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
 
-/// The packed weights of `weight` (contiguous `f32` `[c_out, c_in, 3, 3]`) for layer `g`, from
+/// The packed weights of `weight` (contiguous `f32` `[c_out, c_in, kh, kw]`) for layer `g`, from
 /// the cache or packed now; `None` where the layer does not use packed weights.
 pub(super) fn packed_weights(
     weight: &FlexTensor,
@@ -34,20 +34,14 @@ pub(super) fn packed_weights(
     let storage = weight.data_arc();
     let offset = weight.layout().start_offset();
     let key = |e: &Entry| Arc::ptr_eq(&e.storage, &storage) && e.offset == offset;
-    let weights_only = |g: &Geometry| Geometry {
-        batch: 0,
-        in_size: [0, 0],
-        ..*g
-    };
+    // The kernel, hence the packing, depends on the input size, not on the batch.
+    let per_layer = |g: &Geometry| Geometry { batch: 0, ..*g };
     let mut cache = CACHE
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     // Ours, the caller's `storage` and `weight`: anything beyond the cache's own reference.
     cache.retain(|e| key(e) || Arc::strong_count(&e.storage) > 1);
-    if let Some(e) = cache
-        .iter()
-        .find(|e| key(e) && e.geometry == weights_only(g))
-    {
+    if let Some(e) = cache.iter().find(|e| key(e) && e.geometry == per_layer(g)) {
         return Some(e.packed.clone());
     }
     let packed = Arc::new(PackedWeights::new(w, g)?);
@@ -57,7 +51,7 @@ pub(super) fn packed_weights(
     cache.push(Entry {
         storage,
         offset,
-        geometry: weights_only(g),
+        geometry: per_layer(g),
         packed: packed.clone(),
     });
     Some(packed)

@@ -1,6 +1,7 @@
 //! kdlens' CPU convolution kernels on contiguous `f32` tensors in `[batch, channels, height,
-//! width]` layout: forward (Winograd F(2×2, 3×3) for 3×3 stride-1 layers, a matrix product over
-//! an im2col layout otherwise), input gradient (the forward kernel run on the output gradient
+//! width]` layout: forward (shifted products over the padded input for stride-1 layers with few
+//! output channels, Winograd F(2×2, 3×3) for other 3×3 stride-1 layers, a matrix product over an
+//! im2col layout otherwise), input gradient (the forward kernel run on the output gradient
 //! with flipped, transposed weights) and weight gradient (one matrix product per image).
 
 mod im2col;
@@ -9,6 +10,7 @@ mod parallel;
 
 pub(crate) use parallel::for_each_chunk;
 mod scratch;
+mod shifted;
 mod winograd;
 
 /// The shape of one 2-D convolution with one group.
@@ -173,22 +175,54 @@ pub fn forward(x: &[f32], w: &[f32], epilogue: Epilogue<'_>, g: &Geometry) -> Ve
     }
 }
 
-/// Weights transformed once for a layer whose forward pass runs Winograd's algorithm (for
-/// layers that are run many times with the same weights).
+/// The kernel that computes a forward pass of geometry `g`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kernel {
+    /// Shifted products over the padded input ([`shifted`]): stride-1 layers with few output
+    /// channels.
+    Shifted,
+    /// Winograd F(2×2, 3×3) ([`winograd`]): 3×3 stride-1 layers.
+    Winograd,
+    /// One product over an im2col layout ([`im2col`]): everything else.
+    Im2col,
+}
+
+impl Kernel {
+    fn for_geometry(g: &Geometry) -> Self {
+        if shifted::applies(g) {
+            Self::Shifted
+        } else if winograd::applies(g) {
+            Self::Winograd
+        } else {
+            Self::Im2col
+        }
+    }
+}
+
+/// Weights laid out once for a layer's kernel (for layers that are run many times with the same
+/// weights): Winograd-transformed, or regrouped by kernel tap.
 #[derive(Debug)]
 pub struct PackedWeights {
+    kernel: Kernel,
     geometry_key: [usize; 2],
-    transformed: Vec<f32>,
+    values: Vec<f32>,
 }
 
 impl PackedWeights {
-    /// The transformed weights of a layer of geometry `g`; `None` when its forward pass does not
-    /// use them (then [`forward`] is as fast).
+    /// The packed weights of a layer of geometry `g`; `None` when its forward pass does not use
+    /// them (then [`forward`] is as fast).
     pub fn new(w: &[f32], g: &Geometry) -> Option<Self> {
         assert_eq!(w.len(), g.weight_len(), "conv: weight length");
-        winograd::applies(g).then(|| Self {
+        let kernel = Kernel::for_geometry(g);
+        let values = match kernel {
+            Kernel::Shifted => shifted::group_by_tap(w, g),
+            Kernel::Winograd => winograd::transform_weights(w, g.c_out, g.c_in),
+            Kernel::Im2col => return None,
+        };
+        Some(Self {
+            kernel,
             geometry_key: [g.c_out, g.c_in],
-            transformed: winograd::transform_weights(w, g.c_out, g.c_in),
+            values,
         })
     }
 }
@@ -200,9 +234,10 @@ pub fn forward_packed(
     epilogue: Epilogue<'_>,
     g: &Geometry,
 ) -> Vec<f32> {
-    assert!(
-        winograd::applies(g),
-        "conv: packed weights for a non-Winograd layer"
+    assert_eq!(
+        packed.kernel,
+        Kernel::for_geometry(g),
+        "conv: weights packed for another kernel"
     );
     assert_eq!(
         packed.geometry_key,
@@ -214,7 +249,11 @@ pub fn forward_packed(
     if let Some(bias) = epilogue.bias {
         assert_eq!(bias.len(), g.c_out, "conv: bias length");
     }
-    winograd::forward(x, &packed.transformed, epilogue, g, &mut out);
+    match packed.kernel {
+        Kernel::Shifted => shifted::forward(x, &packed.values, epilogue, g, &mut out),
+        Kernel::Winograd => winograd::forward(x, &packed.values, epilogue, g, &mut out),
+        Kernel::Im2col => unreachable!("im2col weights are never packed"),
+    }
     out
 }
 

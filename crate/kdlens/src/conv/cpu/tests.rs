@@ -198,3 +198,51 @@ fn general_layers_match_the_definition() {
         check(g, bias);
     }
 }
+
+#[test]
+fn shifted_layers_match_the_definition() {
+    // DenseNet's 3×3 shape, channel counts off the SIMD widths, grid rows not a multiple of the
+    // pieces, batch > 1, padding 0, 1, 2 and uneven, a 5×5 kernel.
+    let mut uneven = geometry(1, [64, 24], [16, 16], 3, 1);
+    uneven.pad_begin = [0, 1];
+    uneven.pad_end = [2, 0];
+    for (g, bias) in [
+        (geometry(2, [128, 32], [28, 28], 3, 1), false),
+        (geometry(1, [64, 17], [15, 17], 3, 1), true),
+        (geometry(3, [65, 63], [17, 16], 3, 0), true),
+        (geometry(1, [70, 40], [14, 13], 3, 2), false),
+        (geometry(2, [64, 16], [14, 14], 5, 2), true),
+        (uneven, true),
+    ] {
+        assert_eq!(Kernel::for_geometry(&g), Kernel::Shifted, "{g:?}");
+        check(g, bias);
+    }
+    // Its weights, packed once, give the same outputs as packed on the fly.
+    let g = geometry(1, [64, 32], [14, 14], 3, 1);
+    let (x, w) = (values(g.input_len(), 5), values(g.weight_len(), 6));
+    let packed = PackedWeights::new(&w, &g).expect("the shifted kernel packs its weights");
+    assert_eq!(
+        forward_packed(&x, &packed, Epilogue::default(), &g),
+        forward(&x, &w, Epilogue::default(), &g)
+    );
+}
+
+#[test]
+fn each_layer_of_the_models_gets_its_measured_kernel() {
+    let dense_3x3 = |side| geometry(1, [128, 32], [side, side], 3, 1);
+    assert_eq!(Kernel::for_geometry(&dense_3x3(56)), Kernel::Shifted);
+    assert_eq!(Kernel::for_geometry(&dense_3x3(14)), Kernel::Shifted);
+    assert_eq!(Kernel::for_geometry(&dense_3x3(7)), Kernel::Im2col);
+    let student = |c: [usize; 2], side| geometry(1, c, [side, side], 3, 1);
+    assert_eq!(Kernel::for_geometry(&student([3, 32], 224)), Kernel::Im2col);
+    assert_eq!(
+        Kernel::for_geometry(&student([32, 64], 112)),
+        Kernel::Winograd
+    );
+    assert_eq!(
+        Kernel::for_geometry(&student([256, 512], 14)),
+        Kernel::Winograd
+    );
+    let pointwise = geometry(1, [256, 32], [56, 56], 1, 0);
+    assert_eq!(Kernel::for_geometry(&pointwise), Kernel::Im2col);
+}

@@ -21,8 +21,9 @@ const MIN_CHUNK_TILES: usize = 32;
 /// Whether `g` is a convolution this kernel computes: 3×3, stride 1, no dilation, padding of at
 /// most 2, and work enough for the 16 products to outweigh the transforms. The transforms cost
 /// `c_in + c_out` per tile against `c_in · c_out` for the products, so layers with few output
-/// channels gain only on large images (DenseNet's 128 → 32 layers: faster here at 56² and 28²,
-/// slower than one im2col product at 14² and 7²).
+/// channels gain only on large images (DenseNet's 128 → 32 layers: faster than one im2col
+/// product at 56² and 28², slower at 14² and 7²; the shifted kernel, chosen before this one,
+/// takes those layers from 14² up).
 pub(super) fn applies(g: &Geometry) -> bool {
     g.kernel == [3, 3]
         && g.stride == [1, 1]
