@@ -249,6 +249,33 @@ describe('privacy, robustness and models (CPU)', () => {
     await explainDropped(page, testImage(64, 7), 'still-works.png');
   });
 
+  test('a model trained with ImageNet statistics: the page normalises its input as the CLI does', async () => {
+    const original = await readFile(MODEL);
+    const dir = await mkdtemp(join(tmpdir(), 'kdlens-imagenet-'));
+    const bundle = join(dir, 'imagenet.kdlens');
+    // What `kdlens train-teacher --normalize imagenet` records (crate/kdlens-cli/tests/normalization.rs).
+    await writeFile(bundle, rewriteBundle(original, (m) => {
+      m.name = 'imagenet statistics';
+      m.preprocessing.mean = [0.485, 0.456, 0.406];
+      m.preprocessing.std = [0.229, 0.224, 0.225];
+    }));
+    const path = join(dir, 'photo.png');
+    const bytes = testImage(72, 11);
+    await writeFile(path, bytes);
+    const { result: unit } = await explainDropped(page, bytes, 'photo.png');
+    await dropFile(page, '#model-drop', await readFile(bundle), 'imagenet.kdlens', 'application/octet-stream');
+    await page.waitForFunction(() => document.querySelector('#model-badge').textContent.includes('imagenet statistics'), null, { timeout: 60_000 });
+    try {
+      const { result } = await explainDropped(page, bytes, 'photo.png');
+      assert.notDeepEqual(result.probabilities, unit.probabilities, 'the statistics change what the model sees');
+      const layer = await page.inputValue('#layer');
+      assertSameReport(result, await nativeExplain(path, bundle, ['--seed', '0', '--layer', layer]));
+    } finally {
+      await dropFile(page, '#model-drop', original, 'model.kdlens', 'application/octet-stream');
+      await page.waitForFunction(() => !document.querySelector('#model-badge').textContent.includes('imagenet statistics'), null, { timeout: 60_000 });
+    }
+  });
+
   test('the content security policy blocks a fetch to another origin', async () => {
     const outcome = await page.evaluate(async () => {
       try {

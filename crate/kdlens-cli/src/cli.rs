@@ -259,6 +259,30 @@ pub struct TrainTeacherArgs {
     /// its classifier is replaced when the class count differs.
     #[arg(long)]
     pub init: Option<PathBuf>,
+    /// Input normalisation after scaling pixels to [0, 1]: `unit` (none, the paper's) or
+    /// `imagenet` (torchvision's ImageNet mean and standard deviation). Default: `imagenet` with
+    /// `--init`, `unit` otherwise. Recorded in the model, so every consumer (evaluate, explain,
+    /// distill, export, the page) applies it.
+    #[arg(long, value_enum)]
+    pub normalize: Option<NormalizeArg>,
+}
+
+/// Input normalisation choice (the core's [`Normalization`](kdlens::image::Normalization)).
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NormalizeArg {
+    /// None: pixel values / 255.
+    Unit,
+    /// ImageNet's channel mean and standard deviation.
+    Imagenet,
+}
+
+impl From<NormalizeArg> for kdlens::image::Normalization {
+    fn from(arg: NormalizeArg) -> Self {
+        match arg {
+            NormalizeArg::Unit => Self::Unit,
+            NormalizeArg::Imagenet => Self::Imagenet,
+        }
+    }
 }
 
 /// Student architecture choice.

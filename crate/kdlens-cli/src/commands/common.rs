@@ -6,7 +6,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use kdlens::{
     bundle::{Manifest, Provenance},
     explain::{Target, argmax, softmax},
-    image::{ColorMode, Preprocessing, scan::ScanOptions},
+    image::{ColorMode, Normalization, Preprocessing, scan::ScanOptions},
     metrics::{ClassificationReport, ConfusionMatrix, expected_calibration_error},
     model::Classifier,
 };
@@ -35,6 +35,9 @@ pub struct DataConfig {
     /// How scans become images (recorded in the trained model).
     #[serde(default)]
     pub scan: ScanOptions,
+    /// Input normalisation after scaling to `[0, 1]` (recorded in the trained model).
+    #[serde(default)]
+    pub normalize: Normalization,
 }
 
 impl DataConfig {
@@ -58,13 +61,15 @@ impl DataConfig {
             grayscale: args.grayscale,
             skip_bad_images: args.skip_bad_images,
             scan: args.scan.over(ScanOptions::default()),
+            normalize: Normalization::Unit,
         })
     }
 
-    /// The input pipeline these settings describe (pixels / 255, no mean/std shift — the
-    /// paper's).
+    /// The input pipeline these settings describe: pixels / 255, then `normalize`'s mean and
+    /// standard deviation.
     pub fn preprocessing(&self) -> Preprocessing {
-        let mut pre = Preprocessing::unit_range([self.image_size, self.image_size]);
+        let mut pre = Preprocessing::unit_range([self.image_size, self.image_size])
+            .normalized(self.normalize);
         if self.grayscale {
             pre.color = ColorMode::Grayscale;
         }

@@ -8,7 +8,7 @@ use kdlens::{
     bundle::WeightPrecision,
     distill::DistillConfig,
     explain::{Colormap, DEFAULT_OPACITY, FaithfulnessPlan, Method, Request, ShapPlan},
-    image::Decoded,
+    image::{Decoded, Normalization},
     model::Architecture,
 };
 
@@ -91,6 +91,8 @@ pub fn run_demo(args: &DemoArgs, global: &GlobalArgs, run: &RunDir, device: &Dev
         grayscale: true,
         skip_bad_images: false,
         scan: Default::default(),
+        // The paper's [0, 1] inputs: the demo's teacher starts from scratch.
+        normalize: Normalization::Unit,
     };
     // Clothes are upright: horizontal flips only.
     let augmentation = Augmentation {

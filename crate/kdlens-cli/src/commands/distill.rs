@@ -125,13 +125,15 @@ pub fn distill(
         "the student is trained on the teacher's inputs: use --image-size {} (the teacher's)",
         teacher_size[0]
     );
-    config.data.grayscale =
-        teacher.manifest().preprocessing.color == kdlens::image::ColorMode::Grayscale;
+    let taught = &teacher.manifest().preprocessing;
+    config.data.grayscale = taught.color == kdlens::image::ColorMode::Grayscale;
+    // The student is fed the teacher's inputs, normalised as the teacher's were (it inherits
+    // the teacher's preprocessing); recorded here so that the run's config says so.
+    if let Some(normalize) = kdlens::image::Normalization::from_mean_std(taught.mean, taught.std) {
+        config.data.normalize = normalize;
+    }
     // The student sees scans as the teacher did, except where a flag chose otherwise.
-    config.data.scan = config
-        .data
-        .scan
-        .or_defaults_from(teacher.manifest().preprocessing.scan_options());
+    config.data.scan = config.data.scan.or_defaults_from(taught.scan_options());
     run.write_config(&config)?;
     let data = prepare(&config.data, run)?;
     distill_on(&config, &data, &teacher, run, device, resume)

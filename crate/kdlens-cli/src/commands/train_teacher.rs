@@ -4,8 +4,11 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use burn::tensor::Device;
-use kdlens::model::{
-    Architecture, Classifier, DenseNet, DenseNetConfig, ModelSpec, load_torchvision_densenet,
+use kdlens::{
+    image::Normalization,
+    model::{
+        Architecture, Classifier, DenseNet, DenseNetConfig, ModelSpec, load_torchvision_densenet,
+    },
 };
 use serde::{Deserialize, Serialize};
 
@@ -41,9 +44,16 @@ pub fn resolve(args: &TrainTeacherArgs, global: &GlobalArgs) -> Result<TeacherCo
     if let Some(path) = &args.train.config {
         return read_config(path);
     }
+    let mut data = DataConfig::from_args(&args.data, global.seed, 224)?;
+    // ImageNet weights expect ImageNet's statistics; a teacher from scratch the paper's [0, 1].
+    data.normalize = match (args.normalize, &args.init) {
+        (Some(choice), _) => choice.into(),
+        (None, Some(_)) => Normalization::Imagenet,
+        (None, None) => Normalization::Unit,
+    };
     Ok(TeacherConfig {
         device: global.device,
-        data: DataConfig::from_args(&args.data, global.seed, 224)?,
+        data,
         train: training_config(&args.train, TrainConfig::paper(global.seed), global.device),
         init: args.init.clone(),
     })

@@ -15,5 +15,5 @@ pub mod scan;
 pub use blur::gaussian_blur;
 #[cfg(feature = "decode")]
 pub use decode::{Decoded, decode_bytes, decode_bytes_with, decode_file, decode_file_with};
-pub use preprocess::{ColorMode, Preprocessing, RgbaImage};
+pub use preprocess::{ColorMode, Normalization, Preprocessing, RgbaImage};
 pub use resize::resize_plane;

@@ -103,6 +103,35 @@ pub enum ColorMode {
     Grayscale,
 }
 
+/// How pixel values scaled to `[0, 1]` are shifted and scaled per channel before the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Normalization {
+    /// None: the `[0, 1]` values as they are (the paper's preprocessing).
+    #[default]
+    Unit,
+    /// ImageNet's channel statistics, as torchvision's ImageNet models expect:
+    /// mean (0.485, 0.456, 0.406), standard deviation (0.229, 0.224, 0.225).
+    Imagenet,
+}
+
+impl Normalization {
+    /// `(mean, std)` per RGB channel, of values in `[0, 1]`.
+    pub fn mean_std(self) -> ([f32; 3], [f32; 3]) {
+        match self {
+            Self::Unit => ([0.0; 3], [1.0; 3]),
+            Self::Imagenet => ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
+        }
+    }
+
+    /// The normalisation whose statistics are exactly `mean` and `std`, if any.
+    pub fn from_mean_std(mean: [f32; 3], std: [f32; 3]) -> Option<Self> {
+        [Self::Unit, Self::Imagenet]
+            .into_iter()
+            .find(|n| n.mean_std() == (mean, std))
+    }
+}
+
 /// The preprocessing a model was trained with; stored in its bundle so every consumer repeats it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Preprocessing {
@@ -131,6 +160,12 @@ impl Preprocessing {
             std: [1.0; 3],
             scan: None,
         }
+    }
+
+    /// The same with `normalization`'s mean and standard deviation.
+    pub fn normalized(self, normalization: Normalization) -> Self {
+        let (mean, std) = normalization.mean_std();
+        Self { mean, std, ..self }
     }
 
     /// The scan options to decode with: the recorded ones, else the defaults.
@@ -264,6 +299,26 @@ mod tests {
         assert!(chw[..24].iter().all(|&v| close(v, 1.0)));
         assert!(chw[24..48].iter().all(|&v| close(v, 0.2)));
         assert!(chw[48..].iter().all(|&v| close(v, 0.2)));
+    }
+
+    #[test]
+    fn imagenet_normalisation_uses_torchvisions_statistics() {
+        let pre = Preprocessing::unit_range([1, 1]).normalized(Normalization::Imagenet);
+        // (255/255 − 0.485)/0.229, (0/255 − 0.456)/0.224, (102/255 − 0.406)/0.225 by hand.
+        let chw = pre.to_chw(&solid(1, 1, [255, 0, 102, 255])).unwrap();
+        let want = [2.248_908_3, -2.035_714_3, -0.026_666_67];
+        for (got, want) in chw.iter().zip(want) {
+            assert!((got - want).abs() < 1e-5, "{chw:?}");
+        }
+        assert_eq!(
+            Normalization::from_mean_std(pre.mean, pre.std),
+            Some(Normalization::Imagenet)
+        );
+        assert_eq!(
+            Normalization::from_mean_std([0.0; 3], [1.0; 3]),
+            Some(Normalization::Unit)
+        );
+        assert_eq!(Normalization::from_mean_std([0.5; 3], [0.5; 3]), None);
     }
 
     #[test]

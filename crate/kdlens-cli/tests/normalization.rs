@@ -1,0 +1,116 @@
+//! `--normalize`: the statistics a teacher is trained with are recorded in its model and its run
+//! config, and the student distilled from it inherits them (the page's test,
+//! `tests/browser.test.js`, checks that the page applies recorded statistics as the CLI does).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{run, text};
+use kdlens::{bundle::Bundle, image::Normalization};
+
+/// `root/<class>/img{i}.png`, 3 classes of 6 small images each.
+fn class_tree(root: &Path) {
+    for (c, class) in ["a", "b", "c"].iter().enumerate() {
+        let dir = root.join(class);
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..6u32 {
+            let image = image::RgbImage::from_fn(40, 36, |x, y| {
+                image::Rgb([(c as u32 * 90 + i * 5) as u8, (x * 5) as u8, (y * 7) as u8])
+            });
+            image.save(dir.join(format!("img{i}.png"))).unwrap();
+        }
+    }
+}
+
+/// Every model file under `dir`.
+fn models_under(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(models_under(&path));
+        } else if path.extension().is_some_and(|e| e == "kdlens") {
+            found.push(path);
+        }
+    }
+    found
+}
+
+/// The normalisation recorded in the model file at `path`.
+fn recorded(path: &Path) -> Option<Normalization> {
+    let bundle = Bundle::from_bytes(&std::fs::read(path).unwrap()).unwrap();
+    let pre = &bundle.manifest().preprocessing;
+    Normalization::from_mean_std(pre.mean, pre.std)
+}
+
+fn train(data: &Path, run_dir: &Path, extra: &[&str]) {
+    let mut args = vec![
+        "--run-dir",
+        run_dir.to_str().unwrap(),
+        "train-teacher",
+        "--data",
+        data.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--image-size",
+        "32",
+        "--replicas",
+        "1",
+    ];
+    args.extend_from_slice(extra);
+    let out = run(&args);
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+#[test]
+fn imagenet_statistics_are_recorded_and_inherited_by_the_student() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    class_tree(&data);
+
+    let teacher_run = dir.path().join("teacher");
+    train(&data, &teacher_run, &["--normalize", "imagenet"]);
+    let config = std::fs::read_to_string(teacher_run.join("config.toml")).unwrap();
+    assert!(config.contains("normalize = \"imagenet\""), "{config}");
+    let teachers = models_under(&teacher_run);
+    assert!(!teachers.is_empty());
+    for model in &teachers {
+        assert_eq!(recorded(model), Some(Normalization::Imagenet), "{model:?}");
+    }
+
+    let student_run = dir.path().join("student");
+    let teacher = teacher_run.join("teacher.kdlens");
+    let out = run(&[
+        "--run-dir",
+        student_run.to_str().unwrap(),
+        "distill",
+        "--teacher",
+        teacher.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--replicas",
+        "1",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let config = std::fs::read_to_string(student_run.join("config.toml")).unwrap();
+    assert!(config.contains("normalize = \"imagenet\""), "{config}");
+    let students = models_under(&student_run);
+    assert!(!students.is_empty());
+    for model in &students {
+        assert_eq!(recorded(model), Some(Normalization::Imagenet), "{model:?}");
+    }
+
+    // Without --normalize (and without --init) a teacher keeps the paper's [0, 1] inputs.
+    let plain_run = dir.path().join("plain");
+    train(&data, &plain_run, &[]);
+    for model in models_under(&plain_run) {
+        assert_eq!(recorded(&model), Some(Normalization::Unit), "{model:?}");
+    }
+}
