@@ -64,10 +64,16 @@ fn grid(args: &DistillArgs) -> Result<Vec<DistillConfig>> {
             }
         }
     }
-    let mut grid = Vec::new();
+    let mut grid: Vec<DistillConfig> = Vec::new();
     for &alpha in &alphas {
         for &temperature in &temperatures {
-            grid.push(DistillConfig::new(alpha, temperature)?);
+            let point = DistillConfig::new(alpha, temperature)?;
+            // With α = 1 the temperature plays no part: one label-only student, not one per
+            // temperature (they shared a folder, and the second stopped the sweep); a value
+            // given twice is trained once.
+            if !grid.iter().any(|p| point_name(p) == point_name(&point)) {
+                grid.push(point);
+            }
         }
     }
     Ok(grid)
