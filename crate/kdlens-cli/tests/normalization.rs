@@ -6,35 +6,15 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{run, text};
+use common::{class_tree, files_under, run, text};
 use kdlens::{bundle::Bundle, image::Normalization};
-
-/// `root/<class>/img{i}.png`, 3 classes of 6 small images each.
-fn class_tree(root: &Path) {
-    for (c, class) in ["a", "b", "c"].iter().enumerate() {
-        let dir = root.join(class);
-        std::fs::create_dir_all(&dir).unwrap();
-        for i in 0..6u32 {
-            let image = image::RgbImage::from_fn(40, 36, |x, y| {
-                image::Rgb([(c as u32 * 90 + i * 5) as u8, (x * 5) as u8, (y * 7) as u8])
-            });
-            image.save(dir.join(format!("img{i}.png"))).unwrap();
-        }
-    }
-}
 
 /// Every model file under `dir`.
 fn models_under(dir: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            found.extend(models_under(&path));
-        } else if path.extension().is_some_and(|e| e == "kdlens") {
-            found.push(path);
-        }
-    }
-    found
+    files_under(dir)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "kdlens"))
+        .collect()
 }
 
 /// The normalisation recorded in the model file at `path`.
@@ -69,7 +49,7 @@ fn train(data: &Path, run_dir: &Path, extra: &[&str]) {
 fn imagenet_statistics_are_recorded_and_inherited_by_the_student() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    class_tree(&data);
+    class_tree(&data, &["a", "b", "c"], 6);
 
     let teacher_run = dir.path().join("teacher");
     train(&data, &teacher_run, &["--normalize", "imagenet"]);

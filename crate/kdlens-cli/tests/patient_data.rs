@@ -12,6 +12,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use common::files_under;
 use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
 use dicom_dictionary_std::{tags, uids};
 use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
@@ -170,19 +171,6 @@ fn kdlens(args: &[&str]) -> (bool, String) {
 }
 
 /// Every file under `dir`, recursively.
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(files_under(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
-}
-
 /// The words of a file or text: maximal runs of letters, digits and `.^+_`, the characters of the
 /// made-up values (so that a made-up date or weight is not "found" among the digits of a float
 /// in a JSON report, and a file is read once however many values are looked for).

@@ -4,25 +4,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{json, kdlens, run, text};
-
-fn png(path: &Path, value: u8) {
-    let image = image::RgbImage::from_fn(40, 36, |x, y| {
-        image::Rgb([value, (x * 5) as u8, (y * 7) as u8])
-    });
-    image.save(path).unwrap();
-}
-
-/// `root/<class>/img{i}.png` for each class.
-fn class_tree(root: &Path, classes: &[&str], per_class: usize) {
-    for (c, class) in classes.iter().enumerate() {
-        let dir = root.join(class);
-        std::fs::create_dir_all(&dir).unwrap();
-        for i in 0..per_class {
-            png(&dir.join(format!("img{i}.png")), (c * 80 + i * 3) as u8);
-        }
-    }
-}
+use common::{class_tree, json, kdlens, run, text};
 
 #[test]
 fn an_empty_class_folder_is_named_in_the_error() {

@@ -6,24 +6,7 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::{json, run, text};
-
-/// `root/<class>/img{i}.png`, 3 classes of 10 small images each.
-fn class_tree(root: &Path) {
-    for (c, class) in ["a", "b", "c"].iter().enumerate() {
-        let dir = root.join(class);
-        std::fs::create_dir_all(&dir).unwrap();
-        for i in 0..10u32 {
-            let image = image::RgbImage::from_fn(36, 36, |x, y| {
-                let v = ((x * (c as u32 + 1) + y * i) % 200) as u8;
-                image::Rgb([v, (c as u8) * 100, (x * 7) as u8])
-            });
-            image.save(dir.join(format!("img{i}.png"))).unwrap();
-        }
-    }
-}
+use common::{class_tree, json, run, text};
 
 /// What the rules say happens to a run with this validation-loss history: the learning rate of
 /// each epoch, the epoch after which training stops (if before `epochs`), and the best epoch.
@@ -72,7 +55,7 @@ fn replay(val_losses: &[f64], lr: f64, patience: usize, early_stop: usize) -> Re
 fn plateau_drops_early_stop_and_the_best_epoch_follow_the_rules() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    class_tree(&data);
+    class_tree(&data, &["a", "b", "c"], 10);
     let run_dir = dir.path().join("run");
     let (epochs, patience, early_stop, lr) = (25, 1, 3, 0.003);
     let out = run(&[
@@ -142,7 +125,7 @@ fn plateau_drops_early_stop_and_the_best_epoch_follow_the_rules() {
 fn a_sweep_trains_each_point_once_tabulates_them_and_keeps_the_best_by_validation() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    class_tree(&data);
+    class_tree(&data, &["a", "b", "c"], 10);
     let teacher_run = dir.path().join("teacher");
     let common = ["--batch-size", "4", "--replicas", "1", "--epochs", "2"];
     let mut args = vec![

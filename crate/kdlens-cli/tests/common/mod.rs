@@ -1,7 +1,10 @@
 //! Helpers shared by the end-to-end tests of the `kdlens` binary.
 #![allow(dead_code)]
 
-use std::{path::Path, process::Command, process::Output};
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+};
 
 /// The `kdlens` binary under test, on the CPU backend.
 pub fn kdlens() -> Command {
@@ -30,4 +33,37 @@ pub fn json(path: &Path) -> serde_json::Value {
         &std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
     )
     .unwrap()
+}
+
+/// A 40×36 PNG whose red channel is `value` and whose green and blue are gradients.
+pub fn png(path: &Path, value: u8) {
+    let image = image::RgbImage::from_fn(40, 36, |x, y| {
+        image::Rgb([value, (x * 5) as u8, (y * 7) as u8])
+    });
+    image.save(path).unwrap();
+}
+
+/// `root/<class>/img{i}.png` for each class: class `c` image `i` has red `80·c + 3·i`.
+pub fn class_tree(root: &Path, classes: &[&str], per_class: usize) {
+    for (c, class) in classes.iter().enumerate() {
+        let dir = root.join(class);
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..per_class {
+            png(&dir.join(format!("img{i}.png")), (c * 80 + i * 3) as u8);
+        }
+    }
+}
+
+/// Every file under `dir`, recursively.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
 }
