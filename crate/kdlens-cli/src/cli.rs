@@ -128,7 +128,8 @@ pub enum Command {
     /// prediction, feature maps, Grad-CAM and SHAP.
     Bench(BenchArgs),
     /// Everything on Fashion-MNIST in one command: teacher, distilled student, label-only
-    /// baseline, evaluation, efficiency table, explanations, export to `www/model/`.
+    /// baseline, evaluation, efficiency table, explanations, export for the page (into the run
+    /// folder's `web/`).
     Demo(DemoArgs),
 }
 

@@ -43,7 +43,7 @@ fn main() -> ExitCode {
 /// faults its output's pages in again, one per 4 KiB, on both threads at once. Measured with
 /// `kdlens bench --synthetic 224` (5 interleaved runs each, 2 threads): the student's Grad-CAM
 /// took 21.5–28.6 ms with glibc's defaults and 17.1–19.8 ms with these settings, the page faults
-/// of the whole bench fell from 596,000 to 285,000. The process keeps its peak memory until it
+/// of the whole bench fell from 596,000 to 116,000. The process keeps its peak memory until it
 /// exits, which is what a command that runs one model many times wants. Other platforms'
 /// allocators (and the page's) keep freed memory already.
 fn keep_freed_memory() {

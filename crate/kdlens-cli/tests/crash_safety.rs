@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{json, kdlens, text};
+use common::{files_under, json, kdlens, text};
 
 /// A seeded teacher run on Fashion-MNIST, long enough to be interrupted several times.
 fn teacher_args(run: &Path) -> Vec<String> {
@@ -167,20 +167,6 @@ fn a_run_killed_at_random_points_resumes_to_the_same_result() {
     );
 }
 
-/// Every file under `dir`.
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
-}
-
 /// Trains under a file-size limit of `kib` KiB, with SIGXFSZ ignored so that a write past it
 /// fails with EFBIG: to the program, a disk that is full.
 fn train_with_file_size_limit(run: &Path, kib: u64) -> std::process::Output {
@@ -226,7 +212,7 @@ fn a_disk_that_fills_during_training_stops_with_a_clear_error_and_no_torn_files(
         "{message}"
     );
     assert!(message.contains("File too large"), "{message}");
-    let torn: Vec<_> = walk(&run)
+    let torn: Vec<_> = files_under(&run)
         .into_iter()
         .filter(|p| p.to_string_lossy().contains(".tmp-"))
         .collect();

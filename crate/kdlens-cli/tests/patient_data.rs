@@ -170,7 +170,6 @@ fn kdlens(args: &[&str]) -> (bool, String) {
     (out.status.success(), common::text(&out))
 }
 
-/// Every file under `dir`, recursively.
 /// The words of a file or text: maximal runs of letters, digits and `.^+_`, the characters of the
 /// made-up values (so that a made-up date or weight is not "found" among the digits of a float
 /// in a JSON report, and a file is read once however many values are looked for).

@@ -310,6 +310,11 @@ fn quick_demo_runs_end_to_end_and_its_student_beats_chance() {
         assert!(run_dir.join(file).exists(), "{file}");
     }
     assert!(web.join("model.kdlens").exists() && web.join("samples.json").exists());
+    // The old default, `www/model` under the working directory (the crate's, in this test).
+    assert!(
+        !Path::new("www/model").exists(),
+        "the demo wrote into www/model"
+    );
     let samples: Vec<String> = serde_json::from_value(json(&web.join("samples.json"))).unwrap();
     assert_eq!(samples.len(), 4);
 

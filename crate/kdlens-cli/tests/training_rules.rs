@@ -17,7 +17,13 @@ struct Replay {
     drops: usize,
 }
 
-fn replay(val_losses: &[f64], lr: f64, patience: usize, early_stop: usize) -> Replay {
+fn replay(
+    val_losses: &[f64],
+    lr: f64,
+    patience: usize,
+    early_stop: usize,
+    epochs: usize,
+) -> Replay {
     let (mut lr, mut best, mut best_epoch) = (lr, f64::INFINITY, 0);
     let (mut wait, mut since_best, mut drops) = (0, 0, 0);
     let mut lrs = Vec::new();
@@ -34,7 +40,8 @@ fn replay(val_losses: &[f64], lr: f64, patience: usize, early_stop: usize) -> Re
                 drops += 1;
             }
         }
-        if since_best >= early_stop {
+        // The run checks at the start of the next epoch: after the last one there is none.
+        if since_best >= early_stop && i + 1 < epochs {
             return Replay {
                 lrs,
                 stopped_after: Some(i + 1),
@@ -88,7 +95,7 @@ fn plateau_drops_early_stop_and_the_best_epoch_follow_the_rules() {
     let history = history.as_array().unwrap();
     let field =
         |name: &str| -> Vec<f64> { history.iter().map(|r| r[name].as_f64().unwrap()).collect() };
-    let expected = replay(&field("val_loss"), lr, patience, early_stop);
+    let expected = replay(&field("val_loss"), lr, patience, early_stop, epochs);
     let ran = history.len();
     assert_eq!(
         expected.stopped_after.unwrap_or(epochs),

@@ -64,19 +64,27 @@ fn grid(args: &DistillArgs) -> Result<Vec<DistillConfig>> {
             }
         }
     }
-    let mut grid: Vec<DistillConfig> = Vec::new();
+    let mut grid = Vec::new();
     for &alpha in &alphas {
         for &temperature in &temperatures {
-            let point = DistillConfig::new(alpha, temperature)?;
-            // With α = 1 the temperature plays no part: one label-only student, not one per
-            // temperature (they shared a folder, and the second stopped the sweep); a value
-            // given twice is trained once.
-            if !grid.iter().any(|p| point_name(p) == point_name(&point)) {
-                grid.push(point);
-            }
+            grid.push(DistillConfig::new(alpha, temperature)?);
         }
     }
-    Ok(grid)
+    Ok(distinct_points(&grid))
+}
+
+/// The grid with each student once: with α = 1 the temperature plays no part, so there is one
+/// label-only student, not one per temperature (they shared a folder, and the second stopped
+/// the sweep); a value given twice is trained once. Applied to grids from flags and to grids
+/// read from older runs' config files alike.
+fn distinct_points(grid: &[DistillConfig]) -> Vec<DistillConfig> {
+    let mut distinct: Vec<DistillConfig> = Vec::new();
+    for point in grid {
+        if !distinct.iter().any(|p| point_name(p) == point_name(point)) {
+            distinct.push(*point);
+        }
+    }
+    distinct
 }
 
 /// Resolves flags (or `--config`, or the resumed run's config) into a configuration.
@@ -168,9 +176,10 @@ pub fn distill_on(
         preprocessing.input_size,
     )?;
     let mut results: Vec<Evaluated> = Vec::new();
-    for point in &config.grid {
+    let grid = distinct_points(&config.grid);
+    for point in &grid {
         let name = point_name(point);
-        let point_run = if config.grid.len() == 1 {
+        let point_run = if grid.len() == 1 {
             None
         } else {
             Some(RunDir::open(Some(&run.join(&name)), "distill")?)
@@ -279,4 +288,24 @@ pub fn distill_on(
         return Ok((run.join("student.kdlens"), results));
     }
     Ok((chosen, results))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A grid as older runs' config files hold it: α = 1 at two temperatures, a point twice.
+    #[test]
+    fn each_student_of_a_stored_grid_is_trained_once() {
+        let point = |a, t| DistillConfig::new(a, t).unwrap();
+        let stored = [
+            point(0.5, 5.0),
+            point(0.5, 10.0),
+            point(1.0, 5.0),
+            point(1.0, 10.0),
+            point(0.5, 5.0),
+        ];
+        let names: Vec<String> = distinct_points(&stored).iter().map(point_name).collect();
+        assert_eq!(names, ["alpha0.5-t5", "alpha0.5-t10", "labels-only"]);
+    }
 }

@@ -120,7 +120,7 @@ impl Transform {
         self.flip_x as usize + 2 * self.flip_y as usize
     }
 
-    /// The transformed copy of a `[3, h, w]` image (values in any range). Output pixel `p`
+    /// The transformed copy of a `[channels, h, w]` image (values in any range). Output pixel `p`
     /// samples the input bilinearly at `A⁻¹(p)`; outside the image is 0 (constant fill).
     pub fn apply(&self, chw: &[f32], size: [usize; 2]) -> Vec<f32> {
         if *self == Self::identity() {
@@ -147,7 +147,7 @@ impl Transform {
                 let (x0, y0) = (u.floor() as usize, v.floor() as usize);
                 let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
                 let (fx, fy) = (u - x0 as f32, v - y0 as f32);
-                for c in 0..3 {
+                for c in 0..chw.len() / plane {
                     let p = &chw[c * plane..(c + 1) * plane];
                     let top = p[y0 * w + x0] * (1.0 - fx) + p[y0 * w + x1] * fx;
                     let bottom = p[y1 * w + x0] * (1.0 - fx) + p[y1 * w + x1] * fx;

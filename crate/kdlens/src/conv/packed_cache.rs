@@ -39,8 +39,20 @@ pub(super) fn packed_weights(
     let mut cache = CACHE
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    // Ours, the caller's `storage` and `weight`: anything beyond the cache's own reference.
-    cache.retain(|e| key(e) || Arc::strong_count(&e.storage) > 1);
+    // Entries whose storage only the cache still holds (one reference per entry: a layer run
+    // at several input sizes has several) are released.
+    let cache_refs = |storage: &Arc<burn::tensor::Bytes>, cache: &[Entry]| {
+        cache
+            .iter()
+            .filter(|e| Arc::ptr_eq(&e.storage, storage))
+            .count()
+    };
+    let released: Vec<bool> = cache
+        .iter()
+        .map(|e| !key(e) && Arc::strong_count(&e.storage) <= cache_refs(&e.storage, &cache))
+        .collect();
+    let mut released = released.into_iter();
+    cache.retain(|_| !released.next().unwrap_or(false));
     if let Some(e) = cache.iter().find(|e| key(e) && e.geometry == per_layer(g)) {
         return Some(e.packed.clone());
     }

@@ -204,7 +204,8 @@ impl Kernel {
 #[derive(Debug)]
 pub struct PackedWeights {
     kernel: Kernel,
-    geometry_key: [usize; 2],
+    /// `[c_out, c_in, kh, kw]` of the weights.
+    geometry_key: [usize; 4],
     values: Vec<f32>,
 }
 
@@ -221,7 +222,7 @@ impl PackedWeights {
         };
         Some(Self {
             kernel,
-            geometry_key: [g.c_out, g.c_in],
+            geometry_key: [g.c_out, g.c_in, g.kernel[0], g.kernel[1]],
             values,
         })
     }
@@ -241,8 +242,8 @@ pub fn forward_packed(
     );
     assert_eq!(
         packed.geometry_key,
-        [g.c_out, g.c_in],
-        "conv: packed for other channels"
+        [g.c_out, g.c_in, g.kernel[0], g.kernel[1]],
+        "conv: packed for other weights"
     );
     assert_eq!(x.len(), g.input_len(), "conv: input length");
     let mut out = vec![0.0; g.output_len()];

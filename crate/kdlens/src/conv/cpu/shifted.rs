@@ -15,13 +15,15 @@ use super::{
     scratch::with_buffer,
 };
 
-/// Whether `g` is a convolution this kernel computes, and the fastest of kdlens' kernels for it:
-/// stride 1, no dilation, a kernel larger than 1×1, many input channels, few output channels
-/// (16 to 63: too few to pay for Winograd's transforms, enough to fill the microkernel's rows)
-/// and at least 14² outputs. Measured with the `conv_paths` example on DenseNet's 3×3 layers
-/// (128 → 32 channels, 2 threads), shifted / Winograd or im2col: 56² 1.66–1.72 / 1.61–2.23 ms,
-/// 28² 0.56 / 0.58–0.89 ms, 14² 0.24 / 0.27–0.31 ms, 7² 0.16–0.20 / 0.11–0.12 ms (im2col); on
-/// the students' layers (64 or more output channels) Winograd was 1.5–3× faster.
+/// Whether `g` is a convolution this kernel computes: stride 1, no dilation, a kernel larger than
+/// 1×1, many input channels, few output channels (16 to 63: too few to pay for Winograd's
+/// transforms, enough to fill the microkernel's rows) and at least 14² outputs. Measured with
+/// the `conv_paths` example on DenseNet's 3×3 layers (128 → 32 channels, 2 threads), shifted
+/// against the kernel those layers had before: 56² 1.66–1.72 against 1.61–2.23 ms (Winograd),
+/// 28² 0.56 against 0.58–0.89 ms (Winograd), 14² 0.24 against 0.27–0.31 ms (im2col), 7²
+/// 0.16–0.20 against 0.11–0.12 ms (im2col, kept); on the students' layers (64 or more output
+/// channels) Winograd was 1.5–3× faster. Other kernel sizes and the input gradients that fall
+/// under this rule (e.g. the student's conv2, 64 → 32 at 112²) were not measured separately.
 pub(super) fn applies(g: &Geometry) -> bool {
     g.stride == [1, 1]
         && g.dilation == [1, 1]
