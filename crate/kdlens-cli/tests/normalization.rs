@@ -6,7 +6,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{class_tree, files_under, run, text};
+use common::{class_tree, files_under, train_small};
 use kdlens::{bundle::Bundle, image::Normalization};
 
 /// Every model file under `dir`.
@@ -24,27 +24,6 @@ fn recorded(path: &Path) -> Option<Normalization> {
     Normalization::from_mean_std(pre.mean, pre.std)
 }
 
-fn train(data: &Path, run_dir: &Path, extra: &[&str]) {
-    let mut args = vec![
-        "--run-dir",
-        run_dir.to_str().unwrap(),
-        "train-teacher",
-        "--data",
-        data.to_str().unwrap(),
-        "--epochs",
-        "1",
-        "--batch-size",
-        "4",
-        "--image-size",
-        "32",
-        "--replicas",
-        "1",
-    ];
-    args.extend_from_slice(extra);
-    let out = run(&args);
-    assert!(out.status.success(), "{}", text(&out));
-}
-
 #[test]
 fn imagenet_statistics_are_recorded_and_inherited_by_the_student() {
     let dir = tempfile::tempdir().unwrap();
@@ -52,7 +31,12 @@ fn imagenet_statistics_are_recorded_and_inherited_by_the_student() {
     class_tree(&data, &["a", "b", "c"], 6);
 
     let teacher_run = dir.path().join("teacher");
-    train(&data, &teacher_run, &["--normalize", "imagenet"]);
+    train_small(
+        "train-teacher",
+        &data,
+        &teacher_run,
+        &["--epochs", "1", "--normalize", "imagenet"],
+    );
     let config = std::fs::read_to_string(teacher_run.join("config.toml")).unwrap();
     assert!(config.contains("normalize = \"imagenet\""), "{config}");
     let teachers = models_under(&teacher_run);
@@ -63,22 +47,13 @@ fn imagenet_statistics_are_recorded_and_inherited_by_the_student() {
 
     let student_run = dir.path().join("student");
     let teacher = teacher_run.join("teacher.kdlens");
-    let out = run(&[
-        "--run-dir",
-        student_run.to_str().unwrap(),
+    let teacher = teacher.to_str().unwrap();
+    train_small(
         "distill",
-        "--teacher",
-        teacher.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "--epochs",
-        "1",
-        "--batch-size",
-        "4",
-        "--replicas",
-        "1",
-    ]);
-    assert!(out.status.success(), "{}", text(&out));
+        &data,
+        &student_run,
+        &["--epochs", "1", "--teacher", teacher],
+    );
     let config = std::fs::read_to_string(student_run.join("config.toml")).unwrap();
     assert!(config.contains("normalize = \"imagenet\""), "{config}");
     let students = models_under(&student_run);
@@ -89,7 +64,7 @@ fn imagenet_statistics_are_recorded_and_inherited_by_the_student() {
 
     // Without --normalize (and without --init) a teacher keeps the paper's [0, 1] inputs.
     let plain_run = dir.path().join("plain");
-    train(&data, &plain_run, &[]);
+    train_small("train-teacher", &data, &plain_run, &["--epochs", "1"]);
     for model in models_under(&plain_run) {
         assert_eq!(recorded(&model), Some(Normalization::Unit), "{model:?}");
     }

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{class_tree, json, run, text};
+use common::{class_tree, json, train_small};
 
 /// What the rules say happens to a run with this validation-loss history: the learning rate of
 /// each epoch, the epoch after which training stops (if before `epochs`), and the best epoch.
@@ -65,31 +65,14 @@ fn plateau_drops_early_stop_and_the_best_epoch_follow_the_rules() {
     class_tree(&data, &["a", "b", "c"], 10);
     let run_dir = dir.path().join("run");
     let (epochs, patience, early_stop, lr) = (25, 1, 3, 0.003);
-    let out = run(&[
-        "--seed",
-        "7",
-        "--run-dir",
-        run_dir.to_str().unwrap(),
-        "train-teacher",
-        "--data",
-        data.to_str().unwrap(),
-        "--image-size",
-        "32",
-        "--epochs",
-        &epochs.to_string(),
-        "--batch-size",
-        "4",
-        "--lr",
-        &lr.to_string(),
-        "--patience",
-        &patience.to_string(),
-        "--early-stop",
-        &early_stop.to_string(),
-        "--replicas",
-        "1",
-        "--no-augment",
-    ]);
-    assert!(out.status.success(), "{}", text(&out));
+    let (epochs_arg, lr_arg) = (epochs.to_string(), lr.to_string());
+    let (patience_arg, early_stop_arg) = (patience.to_string(), early_stop.to_string());
+    #[rustfmt::skip]
+    let rules = [
+        "--seed", "7", "--epochs", &epochs_arg, "--lr", &lr_arg, "--patience", &patience_arg,
+        "--early-stop", &early_stop_arg, "--no-augment",
+    ];
+    train_small("train-teacher", &data, &run_dir, &rules);
 
     let history = json(&run_dir.join("metrics.json"));
     let history = history.as_array().unwrap();
@@ -134,40 +117,18 @@ fn a_sweep_trains_each_point_once_tabulates_them_and_keeps_the_best_by_validatio
     let data = dir.path().join("data");
     class_tree(&data, &["a", "b", "c"], 10);
     let teacher_run = dir.path().join("teacher");
-    let common = ["--batch-size", "4", "--replicas", "1", "--epochs", "2"];
-    let mut args = vec![
-        "--run-dir",
-        teacher_run.to_str().unwrap(),
-        "train-teacher",
-        "--data",
-        data.to_str().unwrap(),
-        "--image-size",
-        "32",
-    ];
-    args.extend(common);
-    let out = run(&args);
-    assert!(out.status.success(), "{}", text(&out));
+    train_small("train-teacher", &data, &teacher_run, &["--epochs", "2"]);
 
     // α = 1 ignores the temperature: 2 × 2 values give 3 students, not 4 (the second label-only
     // point used to collide with the first and stop the sweep).
     let sweep_run = dir.path().join("sweep");
     let teacher = teacher_run.join("teacher.kdlens");
-    let mut args = vec![
-        "--run-dir",
-        sweep_run.to_str().unwrap(),
-        "distill",
-        "--teacher",
-        teacher.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "--sweep",
-        "alpha=0.5,1",
-        "--sweep",
-        "temperature=2,4",
+    #[rustfmt::skip]
+    let sweep = [
+        "--epochs", "2", "--teacher", teacher.to_str().unwrap(),
+        "--sweep", "alpha=0.5,1", "--sweep", "temperature=2,4",
     ];
-    args.extend(common);
-    let out = run(&args);
-    assert!(out.status.success(), "{}", text(&out));
+    train_small("distill", &data, &sweep_run, &sweep);
 
     let points = json(&sweep_run.join("sweep.json"));
     let points = points.as_array().unwrap();

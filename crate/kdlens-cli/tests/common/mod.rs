@@ -67,3 +67,24 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// Runs a small training command (`train-teacher` or `distill`) on `data` into `run_dir` at
+/// 32², batch 4, one replica, with `extra` flags (epochs, `--teacher`, …); it must succeed.
+pub fn train_small(command: &str, data: &Path, run_dir: &Path, extra: &[&str]) {
+    let mut args = vec![
+        "--run-dir",
+        run_dir.to_str().unwrap(),
+        command,
+        "--data",
+        data.to_str().unwrap(),
+        "--image-size",
+        "32",
+        "--batch-size",
+        "4",
+        "--replicas",
+        "1",
+    ];
+    args.extend_from_slice(extra);
+    let out = run(&args);
+    assert!(out.status.success(), "{command}: {}", text(&out));
+}
