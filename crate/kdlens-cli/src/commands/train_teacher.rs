@@ -20,7 +20,7 @@ use super::{
 use crate::{
     cli::{DeviceArg, GlobalArgs, TrainTeacherArgs},
     run::{RunDir, read_config},
-    train::{FitRequest, Objective, TrainConfig, fit},
+    train::{FitRequest, InitialWeights, Objective, TrainConfig, fit},
 };
 
 /// Everything that defines a teacher run (its `config.toml`).
@@ -83,8 +83,10 @@ pub fn train_teacher_on(
     let size = [config.data.image_size; 2];
     let classes = data.splits.classes.len();
     let spec = ModelSpec::new(Architecture::densenet121(), classes, size)?;
-    let initial = match &config.init {
-        Some(path) => {
+    // Read only for a fresh start: a resumed run continues from its checkpoint, even when the
+    // file it started from has since moved.
+    let initial = config.init.as_ref().map(|path| -> InitialWeights {
+        Box::new(move || {
             let fresh = DenseNet::new(&DenseNetConfig::densenet121(), classes, size, device);
             let (model, head) = load_torchvision_densenet(fresh, path)
                 .with_context(|| format!("cannot start from {}", path.display()))?;
@@ -97,10 +99,9 @@ pub fn train_teacher_on(
                     " (classifier re-initialised for this class count)"
                 }
             ));
-            Some(Classifier::DenseNet(model))
-        }
-        None => None,
-    };
+            Ok(Classifier::DenseNet(model))
+        })
+    });
     let manifest = manifest_for(
         "DenseNet-121 teacher".into(),
         spec.clone(),
