@@ -10,7 +10,10 @@ use burn::{
     module::Module,
     tensor::{Device, Tensor, TensorData},
 };
-use common::grad_cam;
+use common::{
+    formula, grad_cam,
+    torch_file::{self, write_state_dict},
+};
 use kdlens::{
     block_on,
     explain::{
@@ -265,6 +268,117 @@ fn legacy_torchvision_checkpoint_keys_load_to_the_same_model() {
         &Reference::load(),
         "densenet_small_legacy.pth",
     );
+}
+
+/// torchvision's DenseNet-121 (1000 classes) with the shared formula's weights, written as a
+/// `.pth` in torchvision's layout, in a fresh folder that is removed afterwards.
+struct Densenet121Checkpoint {
+    dir: PathBuf,
+    path: PathBuf,
+}
+
+impl Densenet121Checkpoint {
+    fn write() -> Self {
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("kdlens-dn121-{}-{call}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("densenet121.pth");
+        write_state_dict(&path, &formula::densenet121_state_dict(1000)).unwrap();
+        Self { dir, path }
+    }
+
+    /// The checkpoint loaded into a DenseNet-121 of `classes` outputs at 224², with whether its
+    /// classifier came from the file.
+    fn load(&self, classes: usize, device: &Device) -> (Classifier, bool) {
+        let model = DenseNet::new(&DenseNetConfig::densenet121(), classes, [224, 224], device);
+        let (model, head) = load_torchvision_densenet(model, &self.path).unwrap();
+        (Classifier::DenseNet(model).valid(), head)
+    }
+}
+
+impl Drop for Densenet121Checkpoint {
+    fn drop(&mut self) {
+        std::fs::remove_dir_all(&self.dir).ok();
+    }
+}
+
+fn formula_input(device: &Device) -> Tensor<4> {
+    let torch_file::Values::F32(values) = formula::values("input", &[1, 3, 224, 224]) else {
+        unreachable!("the input is float")
+    };
+    Tensor::from_data(TensorData::new(values, [1, 3, 224, 224]), device)
+}
+
+/// Full-size DenseNet-121 at 224² against torchvision (fixture from
+/// `pkg-scripts/make-densenet121-fixture.py`, same formula weights and input): logits, the nine
+/// stage means and Grad-CAM at `norm5` for the top class and another, within 1e-4 of each
+/// reference's largest magnitude.
+#[test]
+fn full_densenet121_at_224_matches_torchvision_on_flex() {
+    let device = Device::flex();
+    let checkpoint = Densenet121Checkpoint::write();
+    let (model, head_loaded) = checkpoint.load(1000, &device);
+    assert!(head_loaded, "the 1000-class head matches the checkpoint");
+    let reference = Reference::open("densenet121.safetensors");
+    let input = formula_input(&device);
+    let maps = block_on(feature_maps(&model, input.clone())).unwrap();
+    assert_close_relative(
+        "DenseNet-121 logits",
+        &maps.logits,
+        &reference.values("logits"),
+        TOLERANCE,
+    );
+    assert_eq!(maps.maps.len(), 9);
+    for (k, map) in maps.maps.iter().enumerate() {
+        assert_close_relative(
+            &format!("DenseNet-121 stage {k} ({}) channel mean", map.layer),
+            &map.values,
+            &reference.values(&format!("mean_{k}")),
+            TOLERANCE,
+        );
+    }
+    for class in [110usize, 7] {
+        let cam = block_on(grad_cam(
+            &model,
+            input.clone(),
+            Some("features.norm5"),
+            Target::Class(class),
+            CamScore::Logit,
+        ))
+        .unwrap();
+        assert_close_relative(
+            &format!("DenseNet-121 Grad-CAM class {class}"),
+            &cam.raw.values,
+            &reference.values(&format!("cam_{class}")),
+            TOLERANCE,
+        );
+        assert_close_relative(
+            &format!("DenseNet-121 Grad-CAM weights class {class}"),
+            cam.weights.as_ref().unwrap(),
+            &reference.values(&format!("camw_{class}")),
+            TOLERANCE,
+        );
+    }
+}
+
+/// The same checkpoint into a 4-class DenseNet-121 (what `train-teacher --init` does for a
+/// 4-class task): the 1000-class head is left out, and every stage is exactly the 1000-class
+/// model's.
+#[test]
+fn an_imagenet_checkpoint_starts_a_four_class_densenet121() {
+    let device = Device::flex();
+    let checkpoint = Densenet121Checkpoint::write();
+    let (imagenet, _) = checkpoint.load(1000, &device);
+    let (four, head_loaded) = checkpoint.load(4, &device);
+    assert!(!head_loaded, "a 1000-class head cannot serve 4 classes");
+    let input = formula_input(&device);
+    let expected = block_on(feature_maps(&imagenet, input.clone())).unwrap();
+    let got = block_on(feature_maps(&four, input)).unwrap();
+    assert_eq!(got.logits.len(), 4);
+    for (a, b) in got.maps.iter().zip(&expected.maps) {
+        assert_eq!(a.values, b.values, "stage {}", a.layer);
+    }
 }
 
 #[test]

@@ -1,6 +1,9 @@
 //! Helpers shared by the core's integration tests.
 #![allow(dead_code)]
 
+pub mod formula;
+pub mod torch_file;
+
 use burn::tensor::Tensor;
 use kdlens::{
     explain::{Cam, CamScore, Method, Target, class_activation_maps},
