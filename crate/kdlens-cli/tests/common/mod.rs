@@ -1,6 +1,12 @@
 //! Helpers shared by the end-to-end tests of the `kdlens` binary.
 #![allow(dead_code)]
 
+// The core's torchvision-checkpoint writer and parity formula, shared rather than copied.
+#[path = "../../../kdlens/tests/common/formula.rs"]
+pub mod formula;
+#[path = "../../../kdlens/tests/common/torch_file.rs"]
+pub mod torch_file;
+
 use std::{
     path::{Path, PathBuf},
     process::{Command, Output},
