@@ -522,7 +522,12 @@ mod tests {
         );
         let lr = 1e-3;
         let stepped = adam().step(lr, layer, grads);
-        let after = stepped.weight.val().into_data().to_vec::<f32>().unwrap();
+        let after = stepped
+            .weight
+            .val()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
         let expected = [
             1.0 - lr * 1e-6 / (1e-6 + 1e-8),
             2.0 + lr * 0.5 / (0.5 + 1e-8),
