@@ -161,19 +161,20 @@ pub(super) fn replica_step(
 
 #[cfg(test)]
 mod tests {
-    use burn::tensor::{Device, Distribution, Tensor};
-    use kdlens::model::{Architecture, Classifier, ModelSpec};
+    use burn::{
+        module::Module,
+        tensor::{Device, Distribution, Tensor},
+    };
+    use kdlens::model::{
+        Architecture, Classifier, DenseNet, DenseNetConfig, LayeredClassifier, ModelSpec,
+    };
 
     use super::replica_step;
 
     /// Two replicas on a batch give the gradient of the whole batch: the share-weighted sum of
-    /// the gradients of its two halves.
-    #[test]
-    fn replica_gradients_sum_to_the_whole_batch_gradient() {
-        let _stream = crate::train::DEVICE_RANDOM_STREAM
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        let device = Device::flex();
+    /// the gradients of its two halves (each replica normalises its own slice, as data-parallel
+    /// training without synchronised batch norm does).
+    fn check_replica_gradients(device: &Device) {
         let autodiff = device.clone().autodiff();
         autodiff.seed(3);
         let model = ModelSpec::new(Architecture::FiveLayer, 3, [32, 32])
@@ -186,7 +187,7 @@ mod tests {
         let id = student.classifier.weight.id;
         let n = 6;
         let values: Vec<f32> =
-            Tensor::<4>::random([n, 3, 32, 32], Distribution::Uniform(0.0, 1.0), &device)
+            Tensor::<4>::random([n, 3, 32, 32], Distribution::Uniform(0.0, 1.0), device)
                 .into_data()
                 .try_into_vec_as::<f32>()
                 .unwrap();
@@ -222,7 +223,6 @@ mod tests {
             "two replicas are deterministic"
         );
         autodiff.seed(9);
-        autodiff.seed(9);
         let half = values.len() / 2;
         let first = gradient(1, &values[..half], &labels[..3]);
         let second = gradient(1, &values[half..], &labels[3..]);
@@ -233,5 +233,116 @@ mod tests {
             .fold(0.0f32, f32::max);
         assert!(worst < 1e-6, "max difference {worst}");
         assert!(both.iter().any(|v| *v != 0.0));
+    }
+
+    #[test]
+    fn replica_gradients_sum_to_the_whole_batch_gradient_on_flex() {
+        let _stream = crate::train::DEVICE_RANDOM_STREAM
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        check_replica_gradients(&Device::flex());
+    }
+
+    /// The `wgpu` adapter (Mesa's lavapipe in CI, where a missing one fails the test);
+    /// elsewhere `None` after saying why the test skips.
+    fn wgpu_or_skip(test: &str) -> Option<Device> {
+        // One adapter per process: tests share it.
+        static ADAPTER: std::sync::OnceLock<Result<Device, String>> = std::sync::OnceLock::new();
+        let adapter =
+            ADAPTER.get_or_init(|| Device::wgpu_options().init().map_err(|e| e.to_string()));
+        match adapter.clone() {
+            Ok(device) => Some(device),
+            Err(e) if std::env::var_os("CI").is_none() => {
+                eprintln!("SKIPPED {test} on wgpu: no adapter ({e})");
+                None
+            }
+            Err(e) => panic!("CI needs a Vulkan adapter (Mesa's lavapipe): {e}"),
+        }
+    }
+
+    #[test]
+    fn replica_gradients_sum_to_the_whole_batch_gradient_on_wgpu() {
+        if let Some(device) = wgpu_or_skip("replicas") {
+            check_replica_gradients(&device);
+        }
+    }
+
+    /// A training step's loss and gradients on `wgpu` equal those on `flex` for the same weights
+    /// and batch: a small DenseNet (no dropout, batch norm in training mode), gradients of its
+    /// first convolution (the end of the whole backward pass) and of its classifier, within
+    /// 1e-4 of their largest magnitude.
+    #[test]
+    fn a_training_step_on_wgpu_matches_flex() {
+        let Some(gpu) = wgpu_or_skip("training step") else {
+            return;
+        };
+        let cpu = Device::flex();
+        let config = DenseNetConfig {
+            growth_rate: 8,
+            block_config: [2, 2, 2, 2],
+            num_init_features: 16,
+            bn_size: 2,
+        };
+        let model = {
+            let _stream = crate::train::DEVICE_RANDOM_STREAM
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let autodiff = cpu.clone().autodiff();
+            autodiff.seed(11);
+            let model = Classifier::DenseNet(DenseNet::new(&config, 3, [32, 32], &autodiff));
+            // Materialise the lazily initialised weights on the CPU before copying them.
+            model.forward(Tensor::zeros([1, 3, 32, 32], &autodiff));
+            model
+        };
+        let n = 6;
+        let values: Vec<f32> = (0..n * 3 * 32 * 32)
+            .map(|i| ((i * 37) % 101) as f32 / 101.0)
+            .collect();
+        let labels = [0usize, 1, 2, 2, 1, 0];
+        let step = |device: &Device| {
+            let model = model.clone().fork(&device.clone().autodiff());
+            let Classifier::DenseNet(net) = &model else {
+                unreachable!()
+            };
+            let (conv0, head) = (net.features.conv0.weight.id, net.classifier.weight.id);
+            let (mut grads, loss, _) = replica_step(
+                &model,
+                std::slice::from_ref(device),
+                &values,
+                &labels,
+                None,
+                None,
+                [32, 32],
+            )
+            .unwrap();
+            let conv0 = grads.remove::<4>(conv0).unwrap().0.into_data();
+            let head = grads.remove::<2>(head).unwrap().0.into_data();
+            (
+                loss,
+                conv0.try_into_vec_as::<f32>().unwrap(),
+                head.try_into_vec_as::<f32>().unwrap(),
+            )
+        };
+        let (gpu_loss, gpu_conv0, gpu_head) = step(&gpu);
+        let (cpu_loss, cpu_conv0, cpu_head) = step(&cpu);
+        assert!(
+            (gpu_loss - cpu_loss).abs() <= 1e-5 * cpu_loss.abs(),
+            "loss {gpu_loss} on wgpu, {cpu_loss} on flex"
+        );
+        for (what, g, c) in [
+            ("conv0", gpu_conv0, cpu_conv0),
+            ("classifier", gpu_head, cpu_head),
+        ] {
+            let scale = c.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            let worst = g
+                .iter()
+                .zip(&c)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            assert!(
+                scale > 0.0 && worst <= 1e-4 * scale,
+                "{what}: {worst} against {scale}"
+            );
+        }
     }
 }
