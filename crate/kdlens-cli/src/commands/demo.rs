@@ -1,6 +1,9 @@
 //! `kdlens demo`: the whole method on real data in one command.
 
-use std::time::Instant;
+use std::{
+    path::{Path, PathBuf},
+    time::Instant,
+};
 
 use anyhow::{Context, Result};
 use burn::tensor::Device;
@@ -9,23 +12,23 @@ use kdlens::{
     distill::DistillConfig,
     explain::{Colormap, DEFAULT_OPACITY, FaithfulnessPlan, Method, Request, ShapPlan},
     image::{Decoded, Normalization},
-    model::Architecture,
+    model::{Architecture, ModelSpec},
 };
 
 use super::{
     audit::run_audit,
     bench::{BenchSettings, Contender, bench_table, measure},
-    common::{DataConfig, prepare},
+    common::{DataConfig, PreparedData, prepare},
     distill::{DistillRunConfig, distill_on},
-    evaluate::comparison_table,
+    evaluate::{Evaluated, comparison_table},
     explain::{Drawing, backend_name, background, explain_image},
-    export::export,
+    export::{ExportSummary, export},
     train_teacher::{TeacherConfig, train_teacher_on},
 };
 use crate::{
     cli::{AuditArgs, DataArgs, DemoArgs, GlobalArgs},
     data::{DataSource, SplitOptions, augment::Augmentation},
-    model_io,
+    model_io::{self, LoadedModel},
     report::write_png,
     run::RunDir,
     train::TrainConfig,
@@ -74,285 +77,41 @@ impl DemoPlan {
     }
 }
 
-/// `kdlens demo`.
+/// `kdlens demo`: data, teacher, students, comparison, efficiency, explanations, audit, the
+/// page's model, summary — each phase a method of [`Demo`].
 pub fn run_demo(args: &DemoArgs, global: &GlobalArgs, run: &RunDir, device: &Device) -> Result<()> {
     let started = Instant::now();
     let plan = DemoPlan::new(args.quick);
-    let data_config = DataConfig {
-        source: DataSource::parse(&args.data)?,
-        split: SplitOptions {
-            val_fraction: 0.2,
-            test_fraction: 0.2,
-            limit_per_class: Some(plan.train_per_class),
-            test_limit_per_class: Some(plan.test_per_class),
-            seed: global.seed,
-        },
-        image_size: plan.image_size,
-        grayscale: true,
-        skip_bad_images: false,
-        scan: Default::default(),
-        // The paper's [0, 1] inputs: the demo's teacher starts from scratch.
-        normalize: Normalization::Unit,
-    };
-    // Clothes are upright: horizontal flips only.
-    let augmentation = Augmentation {
-        horizontal_flip: true,
-        ..Augmentation::none()
-    };
-    let train = |epochs: usize| TrainConfig {
-        epochs,
-        batch_size: 64,
-        lr: 1e-3,
-        patience: 3,
-        lr_factor: 0.1,
-        early_stop: None,
-        augmentation: augmentation.clone(),
-        seed: global.seed,
-        replicas: crate::train::default_replicas(global.device),
-    };
+    let data_config = plan.data_config(&args.data, global.seed)?;
     run.log(format!(
         "kdlens demo{} — outputs in {}",
         if args.quick { " (quick)" } else { "" },
         run.path().display()
     ));
     let data = prepare(&data_config, run)?;
-
-    // 1. teacher
-    let teacher_run = RunDir::open(Some(&run.join("teacher")), "teacher")?;
-    let teacher_config = TeacherConfig {
-        device: global.device,
-        data: data_config.clone(),
-        train: train(plan.teacher_epochs),
-        init: None,
-    };
-    teacher_run.write_config(&teacher_config)?;
-    let teacher_path = train_teacher_on(&teacher_config, &data, &teacher_run, device, false)?;
-    let teacher = model_io::load(&teacher_path, device)?;
-
-    // 2. students: distilled and label-only baseline
-    let mut students = Vec::new();
-    for (folder, point) in [
-        ("student-kd", DistillConfig::new(0.7, 10.0)?),
-        ("student-labels-only", DistillConfig::new(1.0, 1.0)?),
-    ] {
-        let student_run = RunDir::open(Some(&run.join(folder)), "distill")?;
-        let config = DistillRunConfig {
-            device: global.device,
-            data: data_config.clone(),
-            train: train(plan.student_epochs),
-            teacher: teacher_path.clone(),
-            student: Architecture::FiveLayer,
-            grid: vec![point],
-        };
-        student_run.write_config(&config)?;
-        let (path, mut results) =
-            distill_on(&config, &data, &teacher, &student_run, device, false)?;
-        students.push((folder, path, results.remove(0)));
-    }
-
-    // 3. comparison
-    let teacher_eval = super::common::evaluate(
-        &teacher.model,
-        &data.test,
-        &teacher.manifest().preprocessing,
+    let demo = Demo {
+        args,
+        global,
+        run,
         device,
-        data.splits.classes.len(),
-    )?;
-    let teacher_cost = teacher.manifest().spec.cost();
-    let student_cost = Architecture::FiveLayer;
-    let student_cost = kdlens::model::ModelSpec::new(
-        student_cost,
-        data.splits.classes.len(),
-        [plan.image_size; 2],
-    )?
-    .cost();
-    let rows = vec![
-        (
-            "teacher DenseNet-121".to_string(),
-            teacher_cost.params(),
-            teacher_cost.flops(),
-            &teacher_eval,
-        ),
-        (
-            "student KD α=0.7 T=10".to_string(),
-            student_cost.params(),
-            student_cost.flops(),
-            &students[0].2.evaluation,
-        ),
-        (
-            "student labels only (α=1)".to_string(),
-            student_cost.params(),
-            student_cost.flops(),
-            &students[1].2.evaluation,
-        ),
-    ];
-    let comparison = comparison_table(&rows, &data.splits.classes);
-    run.write_text("comparison.md", &comparison)?;
-
-    // 4. efficiency table
-    let kd_student = model_io::load(&students[0].1, device)?;
-    let sample_input = {
-        let image = data.splits.test[0]
-            .image
-            .load(&data_config.scan)
-            .map_err(|e| anyhow::anyhow!(e))?;
-        teacher.manifest().preprocessing.to_tensor(&image, device)?
+        plan,
+        data_config,
+        data,
     };
-    let contenders = vec![
-        Contender {
-            name: "teacher".into(),
-            model: teacher.model.clone(),
-            spec: teacher.manifest().spec.clone(),
-            input: sample_input.clone(),
-        },
-        Contender {
-            name: "student".into(),
-            model: kd_student.model.clone(),
-            spec: kd_student.manifest().spec.clone(),
-            input: sample_input,
-        },
-    ];
-    let bench = measure(
-        &contenders,
-        &BenchSettings {
-            runs: plan.bench_runs,
-            warmup: 2,
-            shap_samples: Some(plan.shap_samples),
-        },
-        device,
-        |op| run.log(format!("bench: {op}")),
-    )?;
-    let bench_md = bench_table(&bench);
-    run.write_text("bench.md", &bench_md)?;
-    run.write_json("bench.json", &bench)?;
-
-    // 5. explanations of a few test images, and page samples
+    let (teacher_path, teacher) = demo.train_teacher()?;
+    let students = demo.train_students(&teacher_path, &teacher)?;
+    let comparison = demo.compare(&teacher, &students)?;
+    let kd_student = model_io::load(&students[0].path, device)?;
+    let bench_md = demo.measure_efficiency(&teacher, &kd_student)?;
     let web_model_dir = args
         .web_model_dir
         .clone()
         .unwrap_or_else(|| run.join("web"));
-    let samples_dir = web_model_dir.join("samples");
-    std::fs::create_dir_all(&samples_dir)
-        .with_context(|| format!("cannot create {}", samples_dir.display()))?;
-    let request = Request {
-        methods: Method::ALL.to_vec(),
-        shap: ShapPlan {
-            samples: plan.shap_samples,
-            seed: global.seed,
-            ..ShapPlan::default()
-        },
-        faithfulness: Some(FaithfulnessPlan::default()),
-        ..Request::default()
-    };
-    let drawing = Drawing {
-        colormap: Colormap::default(),
-        opacity: DEFAULT_OPACITY,
-    };
-    let mut sample_names = Vec::new();
-    for class in [0usize, 5, 7, 8] {
-        let Some(sample) = data.splits.test.iter().find(|s| s.label == class) else {
-            continue;
-        };
-        let image = sample
-            .image
-            .load(&data_config.scan)
-            .map_err(|e| anyhow::anyhow!(e))?;
-        let name = data.splits.classes[class]
-            .to_lowercase()
-            .replace(['/', ' '], "-");
-        let png = samples_dir.join(format!("{name}.png"));
-        write_png(&png, &image)?;
-        sample_names.push(format!("{name}.png"));
-        let decoded = Decoded { image, scan: None };
-        for (label, model) in [("student", &kd_student), ("teacher", &teacher)] {
-            let out = run.join(format!("explain/{name}/{label}"));
-            let background = background(model, None, 2, &data_config.scan, device)?;
-            explain_image(
-                model,
-                &decoded,
-                &png,
-                &request,
-                Some(&background),
-                drawing,
-                &backend_name(global.device),
-                device,
-                &out,
-            )?;
-        }
-    }
-
-    crate::fsutil::write_atomic(
-        &web_model_dir.join("samples.json"),
-        &serde_json::to_vec_pretty(&sample_names)?,
-    )?;
-
-    // 6. audit: faithfulness, teacher–student agreement, sanity checks
-    let audit_run = RunDir::open(Some(&run.join("audit")), "audit")?;
-    run_audit(
-        &AuditArgs {
-            data: DataArgs {
-                data: Some(args.data.clone()),
-                val_fraction: data_config.split.val_fraction,
-                test_fraction: data_config.split.test_fraction,
-                limit_per_class: data_config.split.limit_per_class,
-                test_limit_per_class: data_config.split.test_limit_per_class,
-                image_size: Some(plan.image_size),
-                grayscale: data_config.grayscale,
-                skip_bad_images: data_config.skip_bad_images,
-                scan: Default::default(),
-            },
-            teacher: teacher_path.clone(),
-            students: students.iter().map(|s| s.1.clone()).collect(),
-            methods: Method::ALL
-                .into_iter()
-                .filter(|m| *m != Method::Shap)
-                .collect(),
-            cam_min_side: 4,
-            images: plan.audit_images,
-            sanity_images: plan.sanity_images,
-            faithfulness_steps: FaithfulnessPlan::default().steps,
-            ig_steps: kdlens::explain::IntegratedGradientsPlan::default().steps,
-            shap_samples: plan.shap_samples,
-            ood: None,
-        },
-        global,
-        &audit_run,
-        device,
-    )?;
-    let audit_md = std::fs::read_to_string(audit_run.join("audit.md"))
-        .with_context(|| format!("cannot read {}", audit_run.join("audit.md").display()))?;
-
-    // 7. export for the page
-    let export_summary = export(
-        &students[0].1,
-        &web_model_dir,
-        WeightPrecision::Int8,
-        Some("Fashion-MNIST five-layer student (KD α=0.7, T=10) — demonstration"),
-        Some(&run.join("export")),
-        device,
-    )?;
-    run.write_json("export.json", &export_summary)?;
-
+    let samples_dir = demo.explain_samples(&teacher, &kd_student, &web_model_dir)?;
+    let audit_md = demo.audit(&teacher_path, &students)?;
+    let export_summary = demo.export_page_model(&students[0].path, &web_model_dir)?;
     let minutes = started.elapsed().as_secs_f64() / 60.0;
-    let summary = format!(
-        "# kdlens demo\n\nData: {} — {} classes, {} train / {} validation / {} test images at {}×{} (grayscale).\n\
-         Wall time: {minutes:.1} min on {}.\n\n## Accuracy\n\n{comparison}\n## Efficiency\n\n{bench_md}\n{}\n",
-        data.splits.origin,
-        data.splits.classes.len(),
-        data.train.len(),
-        data.val.len(),
-        data.test.len(),
-        plan.image_size,
-        plan.image_size,
-        crate::device::describe(global.device),
-        audit_md.replacen(
-            "# kdlens audit",
-            "## Explanations: faithfulness, agreement, sanity",
-            1
-        ),
-    );
-    run.write_text("summary.md", &summary)?;
-    println!("{summary}");
+    demo.summarise(minutes, &comparison, &bench_md, &audit_md)?;
     let page_default = web_model_dir.ends_with("www/model");
     println!(
         "Everything is in {}:\n  teacher/, student-kd/, student-labels-only/  training runs (config, log, metrics, curves, checkpoints)\n  \
@@ -371,4 +130,338 @@ pub fn run_demo(args: &DemoArgs, global: &GlobalArgs, run: &RunDir, device: &Dev
         },
     );
     Ok(())
+}
+
+/// A trained student of the demo.
+struct Student {
+    /// Its name in the comparison table.
+    title: &'static str,
+    /// Its model file.
+    path: PathBuf,
+    /// Its test-set results.
+    result: Evaluated,
+}
+
+/// What every phase of the demo shares.
+struct Demo<'a> {
+    args: &'a DemoArgs,
+    global: &'a GlobalArgs,
+    run: &'a RunDir,
+    device: &'a Device,
+    plan: DemoPlan,
+    data_config: DataConfig,
+    data: PreparedData,
+}
+
+impl DemoPlan {
+    /// The demo's data: `source`, split 60/20/20 with the plan's per-class limits, grayscale
+    /// at the plan's size, the paper's [0, 1] inputs (the teacher starts from scratch).
+    fn data_config(&self, source: &str, seed: u64) -> Result<DataConfig> {
+        Ok(DataConfig {
+            source: DataSource::parse(source)?,
+            split: SplitOptions {
+                val_fraction: 0.2,
+                test_fraction: 0.2,
+                limit_per_class: Some(self.train_per_class),
+                test_limit_per_class: Some(self.test_per_class),
+                seed,
+            },
+            image_size: self.image_size,
+            grayscale: true,
+            skip_bad_images: false,
+            scan: Default::default(),
+            normalize: Normalization::Unit,
+        })
+    }
+
+    /// Training settings of every demo network: Adam 1e-3, batch 64, ×0.1 after 3 stale
+    /// epochs, horizontal flips only (clothes are upright).
+    fn training(epochs: usize, global: &GlobalArgs) -> TrainConfig {
+        TrainConfig {
+            epochs,
+            batch_size: 64,
+            lr: 1e-3,
+            patience: 3,
+            lr_factor: 0.1,
+            early_stop: None,
+            augmentation: Augmentation {
+                horizontal_flip: true,
+                ..Augmentation::none()
+            },
+            seed: global.seed,
+            replicas: crate::train::default_replicas(global.device),
+        }
+    }
+}
+
+impl Demo<'_> {
+    /// Phase 1: the DenseNet-121 teacher, in `teacher/`; its model file and the model.
+    fn train_teacher(&self) -> Result<(PathBuf, LoadedModel)> {
+        let teacher_run = RunDir::open(Some(&self.run.join("teacher")), "teacher")?;
+        let config = TeacherConfig {
+            device: self.global.device,
+            data: self.data_config.clone(),
+            train: DemoPlan::training(self.plan.teacher_epochs, self.global),
+            init: None,
+        };
+        teacher_run.write_config(&config)?;
+        let path = train_teacher_on(&config, &self.data, &teacher_run, self.device, false)?;
+        let teacher = model_io::load(&path, self.device)?;
+        Ok((path, teacher))
+    }
+
+    /// Phase 2: the five-layer students, distilled (α 0.7, T 10) and label-only (α 1), each in
+    /// its own folder, in that order.
+    fn train_students(&self, teacher_path: &Path, teacher: &LoadedModel) -> Result<Vec<Student>> {
+        let mut students = Vec::new();
+        for (folder, title, point) in [
+            (
+                "student-kd",
+                "student KD α=0.7 T=10",
+                DistillConfig::new(0.7, 10.0)?,
+            ),
+            (
+                "student-labels-only",
+                "student labels only (α=1)",
+                DistillConfig::new(1.0, 1.0)?,
+            ),
+        ] {
+            let student_run = RunDir::open(Some(&self.run.join(folder)), "distill")?;
+            let config = DistillRunConfig {
+                device: self.global.device,
+                data: self.data_config.clone(),
+                train: DemoPlan::training(self.plan.student_epochs, self.global),
+                teacher: teacher_path.to_path_buf(),
+                student: Architecture::FiveLayer,
+                grid: vec![point],
+            };
+            student_run.write_config(&config)?;
+            let (path, mut results) = distill_on(
+                &config,
+                &self.data,
+                teacher,
+                &student_run,
+                self.device,
+                false,
+            )?;
+            students.push(Student {
+                title,
+                path,
+                result: results.remove(0),
+            });
+        }
+        Ok(students)
+    }
+
+    /// Phase 3: the teacher and the students on the test set (`comparison.md`).
+    fn compare(&self, teacher: &LoadedModel, students: &[Student]) -> Result<String> {
+        let classes = self.data.splits.classes.len();
+        let teacher_eval = super::common::evaluate(
+            &teacher.model,
+            &self.data.test,
+            &teacher.manifest().preprocessing,
+            self.device,
+            classes,
+        )?;
+        let teacher_cost = teacher.manifest().spec.cost();
+        let student_cost =
+            ModelSpec::new(Architecture::FiveLayer, classes, [self.plan.image_size; 2])?.cost();
+        let mut rows = vec![(
+            "teacher DenseNet-121".to_string(),
+            teacher_cost.params(),
+            teacher_cost.flops(),
+            &teacher_eval,
+        )];
+        for student in students {
+            rows.push((
+                student.title.to_string(),
+                student_cost.params(),
+                student_cost.flops(),
+                &student.result.evaluation,
+            ));
+        }
+        let comparison = comparison_table(&rows, &self.data.splits.classes);
+        self.run.write_text("comparison.md", &comparison)?;
+        Ok(comparison)
+    }
+
+    /// Phase 4: time and memory of the teacher and the distilled student on one test image
+    /// (`bench.md`, `bench.json`).
+    fn measure_efficiency(&self, teacher: &LoadedModel, student: &LoadedModel) -> Result<String> {
+        let image = self.data.splits.test[0]
+            .image
+            .load(&self.data_config.scan)
+            .map_err(|e| anyhow::anyhow!(e))?;
+        let input = teacher
+            .manifest()
+            .preprocessing
+            .to_tensor(&image, self.device)?;
+        let contender = |name: &str, model: &LoadedModel| Contender {
+            name: name.into(),
+            model: model.model.clone(),
+            spec: model.manifest().spec.clone(),
+            input: input.clone(),
+        };
+        let bench = measure(
+            &[contender("teacher", teacher), contender("student", student)],
+            &BenchSettings {
+                runs: self.plan.bench_runs,
+                warmup: 2,
+                shap_samples: Some(self.plan.shap_samples),
+            },
+            self.device,
+            |op| self.run.log(format!("bench: {op}")),
+        )?;
+        let bench_md = bench_table(&bench);
+        self.run.write_text("bench.md", &bench_md)?;
+        self.run.write_json("bench.json", &bench)?;
+        Ok(bench_md)
+    }
+
+    /// Phase 5: every method's explanation of one test image of four classes, by the student
+    /// and the teacher (`explain/`), and those images as the page's samples (`samples/` and
+    /// `samples.json` under `web_model_dir`). Returns the samples folder.
+    fn explain_samples(
+        &self,
+        teacher: &LoadedModel,
+        student: &LoadedModel,
+        web_model_dir: &Path,
+    ) -> Result<PathBuf> {
+        let samples_dir = web_model_dir.join("samples");
+        std::fs::create_dir_all(&samples_dir)
+            .with_context(|| format!("cannot create {}", samples_dir.display()))?;
+        let request = Request {
+            methods: Method::ALL.to_vec(),
+            shap: ShapPlan {
+                samples: self.plan.shap_samples,
+                seed: self.global.seed,
+                ..ShapPlan::default()
+            },
+            faithfulness: Some(FaithfulnessPlan::default()),
+            ..Request::default()
+        };
+        let drawing = Drawing {
+            colormap: Colormap::default(),
+            opacity: DEFAULT_OPACITY,
+        };
+        let scan = &self.data_config.scan;
+        let mut sample_names = Vec::new();
+        for class in [0usize, 5, 7, 8] {
+            let Some(sample) = self.data.splits.test.iter().find(|s| s.label == class) else {
+                continue;
+            };
+            let image = sample.image.load(scan).map_err(|e| anyhow::anyhow!(e))?;
+            let name = self.data.splits.classes[class]
+                .to_lowercase()
+                .replace(['/', ' '], "-");
+            let png = samples_dir.join(format!("{name}.png"));
+            write_png(&png, &image)?;
+            sample_names.push(format!("{name}.png"));
+            let decoded = Decoded { image, scan: None };
+            for (label, model) in [("student", student), ("teacher", teacher)] {
+                let background = background(model, None, 2, scan, self.device)?;
+                explain_image(
+                    model,
+                    &decoded,
+                    &png,
+                    &request,
+                    Some(&background),
+                    drawing,
+                    &backend_name(self.global.device),
+                    self.device,
+                    &self.run.join(format!("explain/{name}/{label}")),
+                )?;
+            }
+        }
+        crate::fsutil::write_atomic(
+            &web_model_dir.join("samples.json"),
+            &serde_json::to_vec_pretty(&sample_names)?,
+        )?;
+        Ok(samples_dir)
+    }
+
+    /// Phase 6: the explanations' audit — faithfulness, teacher–student agreement, sanity
+    /// checks — in `audit/`; returns its report.
+    fn audit(&self, teacher_path: &Path, students: &[Student]) -> Result<String> {
+        let audit_run = RunDir::open(Some(&self.run.join("audit")), "audit")?;
+        let split = &self.data_config.split;
+        run_audit(
+            &AuditArgs {
+                data: DataArgs {
+                    data: Some(self.args.data.clone()),
+                    val_fraction: split.val_fraction,
+                    test_fraction: split.test_fraction,
+                    limit_per_class: split.limit_per_class,
+                    test_limit_per_class: split.test_limit_per_class,
+                    image_size: Some(self.plan.image_size),
+                    grayscale: self.data_config.grayscale,
+                    skip_bad_images: self.data_config.skip_bad_images,
+                    scan: Default::default(),
+                },
+                teacher: teacher_path.to_path_buf(),
+                students: students.iter().map(|s| s.path.clone()).collect(),
+                methods: Method::ALL
+                    .into_iter()
+                    .filter(|m| *m != Method::Shap)
+                    .collect(),
+                cam_min_side: 4,
+                images: self.plan.audit_images,
+                sanity_images: self.plan.sanity_images,
+                faithfulness_steps: FaithfulnessPlan::default().steps,
+                ig_steps: kdlens::explain::IntegratedGradientsPlan::default().steps,
+                shap_samples: self.plan.shap_samples,
+                ood: None,
+            },
+            self.global,
+            &audit_run,
+            self.device,
+        )?;
+        let path = audit_run.join("audit.md");
+        std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))
+    }
+
+    /// Phase 7: the distilled student as the page's model (int8) in `web_model_dir`, with a
+    /// safetensors copy in `export/` (`export.json`).
+    fn export_page_model(&self, student: &Path, web_model_dir: &Path) -> Result<ExportSummary> {
+        let summary = export(
+            student,
+            web_model_dir,
+            WeightPrecision::Int8,
+            Some("Fashion-MNIST five-layer student (KD α=0.7, T=10) — demonstration"),
+            Some(&self.run.join("export")),
+            self.device,
+        )?;
+        self.run.write_json("export.json", &summary)?;
+        Ok(summary)
+    }
+
+    /// Phase 8: `summary.md` (data, wall time, the three reports), also printed.
+    fn summarise(
+        &self,
+        minutes: f64,
+        comparison: &str,
+        bench_md: &str,
+        audit_md: &str,
+    ) -> Result<()> {
+        let data = &self.data;
+        let size = self.plan.image_size;
+        let summary = format!(
+            "# kdlens demo\n\nData: {} — {} classes, {} train / {} validation / {} test images at {size}×{size} (grayscale).\n\
+             Wall time: {minutes:.1} min on {}.\n\n## Accuracy\n\n{comparison}\n## Efficiency\n\n{bench_md}\n{}\n",
+            data.splits.origin,
+            data.splits.classes.len(),
+            data.train.len(),
+            data.val.len(),
+            data.test.len(),
+            crate::device::describe(self.global.device),
+            audit_md.replacen(
+                "# kdlens audit",
+                "## Explanations: faithfulness, agreement, sanity",
+                1
+            ),
+        );
+        self.run.write_text("summary.md", &summary)?;
+        println!("{summary}");
+        Ok(())
+    }
 }
