@@ -27,13 +27,7 @@ fn curve(run: &Path) -> Vec<[f64; 3]> {
         .collect()
 }
 
-fn train(
-    device: &str,
-    replicas: &str,
-    data: &Path,
-    init: &Path,
-    run: &Path,
-) -> std::process::Output {
+fn train(device: &str, data: &Path, init: &Path, run: &Path) -> std::process::Output {
     kdlens()
         .env("BURN_DEVICE", device)
         .args([
@@ -51,14 +45,7 @@ fn train(
             "--image-size",
             "32",
         ])
-        .args([
-            "--batch-size",
-            "12",
-            "--epochs",
-            "3",
-            "--replicas",
-            replicas,
-        ])
+        .args(["--batch-size", "12", "--epochs", "3", "--replicas", "1"])
         .args(["--init", init.to_str().unwrap()])
         .output()
         .expect("kdlens runs")
@@ -73,8 +60,7 @@ fn a_teacher_trained_on_wgpu_follows_the_same_curve_as_on_flex() {
     torch_file::write_state_dict(&init, &formula::densenet121_state_dict(3)).unwrap();
 
     let gpu_run = dir.path().join("wgpu");
-    let started = std::time::Instant::now();
-    let out = train("wgpu", "1", &data, &init, &gpu_run);
+    let out = train("wgpu", &data, &init, &gpu_run);
     if !out.status.success() && text(&out).contains("no usable GPU adapter") {
         assert!(
             std::env::var_os("CI").is_none(),
@@ -85,15 +71,19 @@ fn a_teacher_trained_on_wgpu_follows_the_same_curve_as_on_flex() {
         return;
     }
     assert!(out.status.success(), "wgpu: {}", text(&out));
-    eprintln!("wgpu training: {:.1} s", started.elapsed().as_secs_f64());
 
     let cpu_run = dir.path().join("flex");
-    let out = train("flex", "1", &data, &init, &cpu_run);
+    let out = train("flex", &data, &init, &cpu_run);
     assert!(out.status.success(), "flex: {}", text(&out));
 
     let (gpu, cpu) = (curve(&gpu_run), curve(&cpu_run));
     eprintln!("(training loss, validation loss, accuracy) per epoch\nwgpu {gpu:?}\nflex {cpu:?}");
     assert_eq!((gpu.len(), cpu.len()), (3, 3));
+    // The curve must move far more than the tolerance, or a backend that did not train would pass.
+    assert!(
+        cpu[2][0] < 0.8 * cpu[0][0],
+        "training barely moved: {cpu:?}"
+    );
     let untrained = (gpu[0][0] - cpu[0][0]).abs() / cpu[0][0];
     assert!(
         untrained <= 1e-5,

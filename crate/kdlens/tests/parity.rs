@@ -271,21 +271,18 @@ fn legacy_torchvision_checkpoint_keys_load_to_the_same_model() {
 }
 
 /// torchvision's DenseNet-121 (1000 classes) with the shared formula's weights, written as a
-/// `.pth` in torchvision's layout, in a fresh folder that is removed afterwards.
+/// `.pth` in torchvision's layout, in a temporary folder.
 struct Densenet121Checkpoint {
-    dir: PathBuf,
+    _dir: tempfile::TempDir,
     path: PathBuf,
 }
 
 impl Densenet121Checkpoint {
     fn write() -> Self {
-        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("kdlens-dn121-{}-{call}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("densenet121.pth");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("densenet121.pth");
         write_state_dict(&path, &formula::densenet121_state_dict(1000)).unwrap();
-        Self { dir, path }
+        Self { _dir: dir, path }
     }
 
     /// The checkpoint loaded into a DenseNet-121 of `classes` outputs at 224², with whether its
@@ -294,12 +291,6 @@ impl Densenet121Checkpoint {
         let model = DenseNet::new(&DenseNetConfig::densenet121(), classes, [224, 224], device);
         let (model, head) = load_torchvision_densenet(model, &self.path).unwrap();
         (Classifier::DenseNet(model).valid(), head)
-    }
-}
-
-impl Drop for Densenet121Checkpoint {
-    fn drop(&mut self) {
-        std::fs::remove_dir_all(&self.dir).ok();
     }
 }
 

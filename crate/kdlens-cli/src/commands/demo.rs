@@ -75,6 +75,45 @@ impl DemoPlan {
             }
         }
     }
+
+    /// The demo's data: `source`, split 60/20/20 with the plan's per-class limits, grayscale
+    /// at the plan's size, the paper's [0, 1] inputs (the teacher starts from scratch).
+    fn data_config(&self, source: &str, seed: u64) -> Result<DataConfig> {
+        Ok(DataConfig {
+            source: DataSource::parse(source)?,
+            split: SplitOptions {
+                val_fraction: 0.2,
+                test_fraction: 0.2,
+                limit_per_class: Some(self.train_per_class),
+                test_limit_per_class: Some(self.test_per_class),
+                seed,
+            },
+            image_size: self.image_size,
+            grayscale: true,
+            skip_bad_images: false,
+            scan: Default::default(),
+            normalize: Normalization::Unit,
+        })
+    }
+
+    /// Training settings of every demo network: Adam 1e-3, batch 64, ×0.1 after 3 stale
+    /// epochs, horizontal flips only (clothes are upright).
+    fn training(epochs: usize, global: &GlobalArgs) -> TrainConfig {
+        TrainConfig {
+            epochs,
+            batch_size: 64,
+            lr: 1e-3,
+            patience: 3,
+            lr_factor: 0.1,
+            early_stop: None,
+            augmentation: Augmentation {
+                horizontal_flip: true,
+                ..Augmentation::none()
+            },
+            seed: global.seed,
+            replicas: crate::train::default_replicas(global.device),
+        }
+    }
 }
 
 /// `kdlens demo`: data, teacher, students, comparison, efficiency, explanations, audit, the
@@ -151,47 +190,6 @@ struct Demo<'a> {
     plan: DemoPlan,
     data_config: DataConfig,
     data: PreparedData,
-}
-
-impl DemoPlan {
-    /// The demo's data: `source`, split 60/20/20 with the plan's per-class limits, grayscale
-    /// at the plan's size, the paper's [0, 1] inputs (the teacher starts from scratch).
-    fn data_config(&self, source: &str, seed: u64) -> Result<DataConfig> {
-        Ok(DataConfig {
-            source: DataSource::parse(source)?,
-            split: SplitOptions {
-                val_fraction: 0.2,
-                test_fraction: 0.2,
-                limit_per_class: Some(self.train_per_class),
-                test_limit_per_class: Some(self.test_per_class),
-                seed,
-            },
-            image_size: self.image_size,
-            grayscale: true,
-            skip_bad_images: false,
-            scan: Default::default(),
-            normalize: Normalization::Unit,
-        })
-    }
-
-    /// Training settings of every demo network: Adam 1e-3, batch 64, ×0.1 after 3 stale
-    /// epochs, horizontal flips only (clothes are upright).
-    fn training(epochs: usize, global: &GlobalArgs) -> TrainConfig {
-        TrainConfig {
-            epochs,
-            batch_size: 64,
-            lr: 1e-3,
-            patience: 3,
-            lr_factor: 0.1,
-            early_stop: None,
-            augmentation: Augmentation {
-                horizontal_flip: true,
-                ..Augmentation::none()
-            },
-            seed: global.seed,
-            replicas: crate::train::default_replicas(global.device),
-        }
-    }
 }
 
 impl Demo<'_> {

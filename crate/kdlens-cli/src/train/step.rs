@@ -263,6 +263,9 @@ mod tests {
     #[test]
     fn replica_gradients_sum_to_the_whole_batch_gradient_on_wgpu() {
         if let Some(device) = wgpu_or_skip("replicas") {
+            let _stream = crate::train::DEVICE_RANDOM_STREAM
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             check_replica_gradients(&device);
         }
     }

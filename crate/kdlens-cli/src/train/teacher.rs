@@ -139,7 +139,8 @@ mod tests {
     }
 
     /// Under flips-only augmentation the cached rows are exactly what the teacher gives for the
-    /// augmented batch; under continuous augmentation the teacher runs on the batch itself.
+    /// augmented batch. Nothing is cached under continuous augmentation, and a transform that
+    /// is more than a flip is never served from the flip cache.
     #[test]
     fn cached_teacher_logits_equal_the_teacher_on_the_augmented_batch() {
         let _stream = crate::train::DEVICE_RANDOM_STREAM
@@ -154,58 +155,59 @@ mod tests {
             .valid();
         let preprocessing = Preprocessing::unit_range(size);
         let train = cache(size, &preprocessing);
+        let indices = [4usize, 0, 2, 3];
+        let logits_under = |augmentation: &Augmentation| {
+            TeacherLogits::compute(
+                &teacher,
+                &train,
+                &train,
+                Some(augmentation),
+                &preprocessing,
+                &device,
+                3,
+            )
+            .unwrap()
+        };
+
         let flips = Augmentation {
             horizontal_flip: true,
             vertical_flip: true,
             ..Augmentation::none()
         };
-        let continuous = Augmentation::default();
-        let indices = [4usize, 0, 2, 3];
-        let run_teacher = |transforms: &[Transform]| -> Vec<f32> {
-            let images = train.batch(&indices, |p| transforms[p], &preprocessing);
-            teacher
-                .forward(images_tensor(images, indices.len(), size, &device))
-                .into_data()
-                .try_into_vec_as::<f32>()
-                .unwrap()
-        };
-        for (augmentation, cached) in [(flips, true), (continuous, false)] {
-            let logits = TeacherLogits::compute(
-                &teacher,
-                &train,
-                &train,
-                Some(&augmentation),
-                &preprocessing,
-                &device,
-                3,
-            )
+        let cached = logits_under(&flips);
+        let transforms: Vec<Transform> = (0..4).map(|p| flips.draw(100 + p as u64)).collect();
+        let mut variants: Vec<usize> = transforms.iter().map(Transform::flip_variant).collect();
+        variants.sort();
+        variants.dedup();
+        assert!(
+            variants.len() > 2,
+            "the batch mixes flip variants: {variants:?}"
+        );
+        let rows = cached
+            .cached_rows(&indices, &transforms)
+            .expect("flips are served from the cache");
+        let images = train.batch(&indices, |p| transforms[p], &preprocessing);
+        let expected: Vec<f32> = teacher
+            .forward(images_tensor(images, indices.len(), size, &device))
+            .into_data()
+            .try_into_vec_as::<f32>()
             .unwrap();
-            let transforms: Vec<Transform> =
-                (0..4).map(|p| augmentation.draw(100 + p as u64)).collect();
-            let mut variants: Vec<usize> = transforms.iter().map(Transform::flip_variant).collect();
-            variants.dedup();
-            assert!(
-                variants.len() > 1,
-                "the drawn batch mixes flip variants: {variants:?}"
-            );
-            assert_eq!(
-                logits.cached_rows(&indices, &transforms).is_some(),
-                cached,
-                "{augmentation:?}"
-            );
-            let images = train.batch(&indices, |p| transforms[p], &preprocessing);
-            let got: Vec<f32> = logits
-                .for_batch(&indices, &transforms, &images, size, &device)
-                .into_data()
-                .try_into_vec_as::<f32>()
-                .unwrap();
-            let expected = run_teacher(&transforms);
-            let worst = got
-                .iter()
-                .zip(&expected)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0f32, f32::max);
-            assert!(worst < 1e-5, "{augmentation:?}: max difference {worst}");
-        }
+        let worst = rows
+            .iter()
+            .zip(&expected)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(worst < 1e-5, "max difference {worst}");
+
+        let mut shifted = transforms.clone();
+        shifted[2].shift = [0.1, 0.0];
+        assert!(cached.cached_rows(&indices, &shifted).is_none());
+        let continuous = Augmentation::default();
+        let drawn: Vec<Transform> = (0..4).map(|p| continuous.draw(p as u64)).collect();
+        assert!(
+            logits_under(&continuous)
+                .cached_rows(&indices, &drawn)
+                .is_none()
+        );
     }
 }

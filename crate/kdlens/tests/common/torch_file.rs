@@ -1,8 +1,9 @@
-//! Writes a PyTorch `state_dict` file as `torch.save` does (PyTorch ≥ 1.6: a ZIP archive
+//! Writes a PyTorch `state_dict` file in the layout of `torch.save` (PyTorch ≥ 1.6: a ZIP archive
 //! holding a protocol-2 pickle of an `OrderedDict` of `_rebuild_tensor_v2` calls and one raw
 //! little-endian storage per tensor), so tests can build torchvision-layout checkpoints without
-//! PyTorch. Only what a `state_dict` of contiguous CPU tensors needs: `float32` and `int64`.
-//! (burn-store reads `.pth` files but does not write them.)
+//! PyTorch. What burn-store's reader needs, not every detail of `torch.save` (no 64-byte
+//! alignment of the storages, no pickle memo, no `serialization_id`); only contiguous CPU
+//! tensors of `float32` and `int64`. (burn-store reads `.pth` files but does not write them.)
 
 use std::{io::Write, path::Path};
 
