@@ -146,6 +146,48 @@ for (const backend of ['webgpu', 'cpu']) {
       await page.selectOption('#target', '');
       await page.selectOption('#score', 'logit');
     });
+
+    test(`${backend}: the faithfulness switch draws the shown map's deletion and insertion curves, as the CLI computes them`, async (t) => {
+      const dir = await mkdtemp(join(tmpdir(), 'kdlens-faithfulness-'));
+      const path = join(dir, 'curves.png');
+      const bytes = testImage(88, 5);
+      await writeFile(path, bytes);
+      await page.selectOption('#method', 'layer-cam');
+      await page.check('#faithfulness');
+      const { result } = await explainDropped(page, bytes, 'curves.png');
+      assert.equal(result.faithfulness.length, 1);
+      const shown = result.faithfulness[0];
+      assert.equal(shown.method, 'layer-cam');
+      const native = await nativeExplain(path, MODEL, ['--method', 'layer-cam', '--faithfulness']);
+      const reference = native.faithfulness[0];
+      for (const curve of ['deletion', 'insertion']) {
+        const d = maxDiff(shown[curve].probabilities, reference[curve].probabilities);
+        t.diagnostic(`${curve}: page and CLI differ by ${d.toExponential(1)} at most, AUC ${shown[curve].auc.toFixed(4)}`);
+        assert.ok(d <= 1e-4, `${curve} curves differ by ${d}`);
+        assert.ok(Math.abs(shown[curve].auc - reference[curve].auc) <= 1e-4, `${curve} AUC ${shown[curve].auc} vs ${reference[curve].auc}`);
+      }
+      // What is drawn: both curves, one vertex per point, each point's height its probability.
+      assert.ok(await page.isVisible('#faithfulness-figure'));
+      const drawn = await page.evaluate(() => ['deletion', 'insertion'].map((c) => document.querySelector(`#faithfulness-chart .${c}`).getAttribute('points').split(' ').map((p) => p.split(',').map(Number))));
+      for (const [k, curve] of ['deletion', 'insertion'].entries()) {
+        const probabilities = shown[curve].probabilities;
+        assert.equal(drawn[k].length, probabilities.length, `${curve}: one vertex per point`);
+        // The chart's box: x from 34 (0 %) to 300 (100 %), y from 170 (probability 0) to 10 (1).
+        probabilities.forEach((p, i) => {
+          const [x, y] = drawn[k][i];
+          assert.ok(Math.abs(x - (34 + (266 * i) / (probabilities.length - 1))) < 0.06 && Math.abs(y - (170 - 160 * p)) < 0.06, `${curve} point ${i}: (${x}, ${y}) for ${p}`);
+        });
+      }
+      await page.locator('#faithfulness-figure').screenshot({ path: join(await artifactsDir(), `faithfulness-${backend}.png`) });
+      const caption = await page.textContent('#faithfulness-caption');
+      assert.ok(caption.includes(shown.deletion.auc.toFixed(3)) && caption.includes(shown.insertion.auc.toFixed(3)), caption);
+      // Off again: no curves requested, none drawn.
+      await page.uncheck('#faithfulness');
+      const { result: plain } = await explainDropped(page, bytes, 'curves-off.png');
+      assert.equal(plain.faithfulness.length, 0);
+      assert.ok(await page.isHidden('#faithfulness-figure'));
+      await page.selectOption('#method', 'grad-cam');
+    });
   });
 }
 

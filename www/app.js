@@ -465,6 +465,8 @@ function currentRequest() {
     layer: $('layer').value || null,
     target: target === '' ? 'predicted' : { class: Number(target) },
     score: $('score').value,
+    // `{}`: the core's default plan (`kdlens::explain::FaithfulnessPlan`), as `kdlens explain --faithfulness`.
+    faithfulness: $('faithfulness').checked ? {} : null,
   };
 }
 
@@ -551,6 +553,44 @@ async function drawCam() {
   $('image-canvas').setAttribute('aria-label', `${state.image.name}, with the ${methodLabel(map.method)} map of class ${classes[map.class]} on ${map.layer}: ${describeMap(map)}`);
 }
 
+const SVG = 'http://www.w3.org/2000/svg';
+
+function svgElement(name, attributes, text) {
+  const element = document.createElementNS(SVG, name);
+  for (const [key, value] of Object.entries(attributes)) element.setAttribute(key, value);
+  if (text !== undefined) element.textContent = text;
+  return element;
+}
+
+/** The deletion and insertion curves (Petsiuk et al., 2018) of the shown map, as the report has
+ * them: the class probability after removing (deletion) or revealing (insertion) the map's most
+ * important pixels first, from 0 % to 100 % of the pixels; with their areas under the curve. */
+function drawFaithfulness(result) {
+  const figure = $('faithfulness-figure');
+  const map = shownMap(result);
+  const curves = (result.faithfulness || []).find((f) => f.method === map.method);
+  figure.hidden = !curves;
+  if (!curves) return;
+  const box = { left: 34, right: 300, top: 10, bottom: 170 };
+  const x = (fraction) => box.left + fraction * (box.right - box.left);
+  const y = (p) => box.bottom - p * (box.bottom - box.top);
+  const points = (values) => values.map((p, i) => `${x(i / (values.length - 1)).toFixed(1)},${y(p).toFixed(1)}`).join(' ');
+  const ticks = [0, 0.5, 1].flatMap((t) => [
+    svgElement('text', { x: box.left - 4, y: y(t) + 3, 'text-anchor': 'end' }, t.toFixed(1)),
+    svgElement('text', { x: x(t), y: box.bottom + 12, 'text-anchor': 'middle' }, `${100 * t} %`),
+  ]);
+  $('faithfulness-chart').replaceChildren(
+    svgElement('path', { class: 'axis', d: `M${box.left},${box.top} V${box.bottom} H${box.right}` }),
+    ...ticks,
+    svgElement('text', { x: (box.left + box.right) / 2, y: 196, 'text-anchor': 'middle' }, 'share of pixels changed, most important first'),
+    svgElement('polyline', { class: 'deletion', points: points(curves.deletion.probabilities) }),
+    svgElement('polyline', { class: 'insertion', points: points(curves.insertion.probabilities) }),
+  );
+  const classes = state.model.manifest.classes;
+  const ms = result.timings_ms.faithfulness;
+  $('faithfulness-caption').textContent = `Probability of ${classes[curves.class]} as the ${methodLabel(map.method)} map's most important pixels are removed (solid: deletion, AUC ${curves.deletion.auc.toFixed(3)}, lower is more faithful) or revealed on a blurred copy (dashed: insertion, AUC ${curves.insertion.auc.toFixed(3)}, higher is more faithful)${ms === undefined ? '' : `; ${ms.toFixed(0)} ms`}.`;
+}
+
 function showOod(result) {
   const warning = $('ood-warning');
   const verdict = result.in_distribution;
@@ -587,6 +627,7 @@ async function showResult(result) {
   const methodMs = t.cam ?? t[map.method] ?? 0;
   $('timings').textContent = `${classes[result.predicted]} · forward + feature maps ${t.forward.toFixed(1)} ms · ${methodLabel(map.method)} ${methodMs.toFixed(1)} ms · total in the worker ${t.worker.toFixed(1)} ms on ${state.backend.name === 'webgpu' ? 'WebGPU' : 'CPU'}`;
   showOod(result);
+  drawFaithfulness(result);
   await drawCam();
   await drawStrip(result);
   $('save-png').disabled = false;
@@ -752,7 +793,7 @@ async function main() {
   const redraw = async () => { if (state.result && !state.busy) { await drawCam(); await drawStrip(state.result); } };
   $('opacity').addEventListener('change', redraw);
   $('colormap').addEventListener('change', redraw);
-  for (const id of ['method', 'layer', 'target', 'score']) $(id).addEventListener('change', () => explainCurrent());
+  for (const id of ['method', 'layer', 'target', 'score', 'faithfulness']) $(id).addEventListener('change', () => explainCurrent());
   $('save-png').addEventListener('click', saveOverlay);
   $('save-json').addEventListener('click', saveJson);
   try {
