@@ -55,6 +55,21 @@ async function canvasIsDrawn(page, selector) {
   }, selector);
 }
 
+/** The URLs the service worker keeps. */
+function keptFiles(page) {
+  return page.evaluate(async () => (await (await caches.open('kdlens-page')).keys()).map((r) => r.url));
+}
+
+/** Asserts that `urls` are the page's own files under `base`: its page, scripts, WebAssembly,
+ * default model and sample images, nothing else (no dropped image, result or user model). */
+function assertOnlyPageFiles(urls, base) {
+  const own = /^(|index\.html|app\.js|worker\.js|style\.css|sw\.js|pkg\/kdlens_web(\.js|_bg\.wasm)|model\/model\.kdlens|model\/samples\.json|model\/samples\/[a-z0-9_-]+\.png)$/;
+  assert.ok(urls.length >= 10, `the page's files are kept: ${urls}`);
+  for (const url of urls) {
+    assert.ok(url.startsWith(base) && own.test(url.slice(base.length)), `kept: ${url}`);
+  }
+}
+
 function maxDiff(a, b) {
   assert.equal(a.length, b.length);
   return a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
@@ -229,11 +244,12 @@ describe('privacy, robustness and models (CPU)', () => {
     const stored = await page.evaluate(async () => ({
       local: localStorage.length,
       session: sessionStorage.length,
-      caches: (await caches.keys()).length,
+      caches: await caches.keys(),
       databases: (await indexedDB.databases()).length,
       serviceWorkers: (await navigator.serviceWorker.getRegistrations()).length,
     }));
-    assert.deepEqual(stored, { local: 0, session: 0, caches: 0, databases: 0, serviceWorkers: 0 });
+    assert.deepEqual(stored, { local: 0, session: 0, caches: ['kdlens-page'], databases: 0, serviceWorkers: 1 });
+    assertOnlyPageFiles(await keptFiles(page), server.url);
   });
 
   test('an image unlike the training images gets a plain warning; a training-like one does not', async () => {
@@ -353,6 +369,29 @@ test('a WebGPU device lost during an explanation falls back to the CPU and still
   } finally {
     await context.close();
     await server.close();
+  }
+});
+
+test('after one visit the page reloads and explains with its server gone, keeping only its own files', async () => {
+  const server = await serve('/kdlens/');
+  const context = await launch({ webgpu: false });
+  try {
+    const { page, requests, logs } = await openPage(context, server.url);
+    assert.equal(await page.isVisible('#offline-badge'), true, 'the page says it works offline');
+    const loaded = requests.length;
+    await server.close();
+    await page.reload();
+    await page.waitForFunction(() => ['ready', 'error'].includes(document.body.dataset.state), null, { timeout: 180_000 });
+    assert.equal(await page.evaluate(() => document.body.dataset.state), 'ready', `${await page.textContent('#status')}\n${logs.join('\n')}`);
+    assert.ok(await page.evaluate(() => navigator.serviceWorker.controller !== null), 'the reload was served by the service worker');
+    const { result } = await explainDropped(page, testImage(64, 11), 'offline-private.png');
+    assert.equal(result.maps.length, 1);
+    const sample = await page.locator('#samples button').count();
+    assert.ok(sample > 0, 'the sample images came back from the copy');
+    assert.ok(requests.length > loaded, 'the reload asked the network (and fell back to the copy)');
+    assertOnlyPageFiles(await keptFiles(page), server.url);
+  } finally {
+    await context.close();
   }
 });
 

@@ -45,7 +45,9 @@ export async function serve(prefix = '/', extra = async () => null) {
   });
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
   const { port } = server.address();
-  return { url: `http://127.0.0.1:${port}${prefix}`, close: () => new Promise((r) => server.close(r)) };
+  // Open keep-alive connections are cut, so that a closed server is gone for the page at once.
+  const close = () => new Promise((r) => { server.close(r); server.closeAllConnections(); });
+  return { url: `http://127.0.0.1:${port}${prefix}`, close };
 }
 
 const BASE_ARGS = [
@@ -75,8 +77,9 @@ export async function openPage(context, url, { timeout = 180_000 } = {}) {
   const page = context.pages()[0] || (await context.newPage());
   const requests = [];
   const logs = [];
-  // Network requests only: blob: and data: URLs never leave the browser.
-  page.on('request', (r) => { if (/^(https?|wss?):/.test(r.url())) requests.push(r.url()); });
+  // Network requests only (blob: and data: URLs never leave the browser), the service worker's
+  // included: the context sees both the page's and its workers' requests.
+  context.on('request', (r) => { if (/^(https?|wss?):/.test(r.url())) requests.push(r.url()); });
   page.on('console', (m) => logs.push(`[${m.type()}] ${m.text()}`));
   page.on('pageerror', (e) => logs.push(`[pageerror] ${e.message}`));
   context.on('serviceworker', () => logs.push('[serviceworker] registered'));

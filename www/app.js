@@ -773,6 +773,25 @@ async function loadSamples() {
   }
 }
 
+/** Registers the service worker (sw.js) that keeps the page's own files for use offline, and
+ * waits until it has them, so that no request follows the page's load. Where service workers are
+ * unavailable or it cannot install, the page works as before, online only. */
+async function keepForOffline() {
+  if (!('serviceWorker' in navigator)) return;
+  try {
+    const registration = await navigator.serviceWorker.register('sw.js');
+    const worker = registration.installing || registration.waiting || registration.active;
+    if (worker && worker.state !== 'activated') {
+      await new Promise((resolve) => worker.addEventListener('statechange', () => {
+        if (worker.state === 'activated' || worker.state === 'redundant') resolve();
+      }));
+    }
+    $('offline-badge').hidden = worker?.state !== 'activated';
+  } catch (error) {
+    console.warn('the page cannot be kept for offline use:', error);
+  }
+}
+
 async function main() {
   window.kdlens = {
     // The last report drawn, and (for tests) that report as plain JSON data, made on demand.
@@ -803,6 +822,7 @@ async function main() {
     if (!response.ok) throw new Error(`the default model could not be fetched (HTTP ${response.status})`);
     await loadModel(await response.arrayBuffer(), 'model/model.kdlens (default)');
     await loadSamples();
+    await keepForOffline();
     setState('ready');
     showStatus('Ready. Drop an image.');
   } catch (error) {

@@ -1,0 +1,68 @@
+// kdlens' service worker: keeps the page's own files (page, scripts, WebAssembly, default model,
+// sample images) so that the page reloads and works with the network gone. It stores nothing
+// else: a dropped image, a result or a user's model is never fetched, so it never passes here.
+// Online it answers from the network and refreshes its copy (a new version of the page is seen at
+// once); offline, from its copy.
+const CACHE = 'kdlens-page';
+
+/** The page's files, relative to the service worker's folder (the page's folder). */
+const FILES = ['./', 'index.html', 'app.js', 'worker.js', 'style.css', 'sw.js',
+  'pkg/kdlens_web.js', 'pkg/kdlens_web_bg.wasm', 'model/model.kdlens', 'model/samples.json'];
+
+const here = (path) => new URL(path, self.registration.scope).href;
+
+async function pageFiles() {
+  const files = FILES.map(here);
+  try {
+    const samples = await (await fetch(here('model/samples.json'))).json();
+    files.push(...samples.map((name) => here(`model/samples/${name}`)));
+  } catch {
+    // no samples: nothing more to keep
+  }
+  return files;
+}
+
+self.addEventListener('install', (event) => {
+  event.waitUntil((async () => {
+    const cache = await caches.open(CACHE);
+    await cache.addAll(await pageFiles());
+    await self.skipWaiting();
+  })());
+});
+
+self.addEventListener('activate', (event) => {
+  event.waitUntil(self.clients.claim());
+});
+
+/** A request's path relative to the page's folder, without query; null outside it. */
+function pagePath(request) {
+  const url = new URL(request.url);
+  const scope = self.registration.scope;
+  if (request.method !== 'GET' || !url.href.startsWith(scope)) return null;
+  return url.pathname.slice(new URL(scope).pathname.length);
+}
+
+/** Whether a path is one of the page's files (`''` is the folder itself, i.e. index.html). */
+function isPageFile(path) {
+  return path !== null && (path === '' || FILES.includes(path) || path.startsWith('model/samples/'));
+}
+
+/** The network's answer, kept as the copy; the copy when the network cannot answer. */
+async function networkThenCopy(request, path) {
+  const cache = await caches.open(CACHE);
+  const key = here(path);
+  try {
+    const response = await fetch(request);
+    if (response.ok) await cache.put(key, response.clone());
+    return response;
+  } catch (error) {
+    const copy = await cache.match(key);
+    if (copy) return copy;
+    throw error;
+  }
+}
+
+self.addEventListener('fetch', (event) => {
+  const path = pagePath(event.request);
+  if (isPageFile(path)) event.respondWith(networkThenCopy(event.request, path));
+});
