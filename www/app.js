@@ -659,7 +659,8 @@ async function drawStrip(result) {
     const button = document.createElement('button');
     button.type = 'button';
     const text = `${map.layer}: ${map.channels} channels at ${map.size[0]}×${map.size[1]}`;
-    button.setAttribute('aria-label', `Enlarge the average feature map of ${text}`);
+    // The accessible name starts with the visible one (what a speech user says to press it).
+    button.setAttribute('aria-label', `${k + 1}. ${map.layer}: enlarge the average feature map, ${map.channels} channels at ${map.size[0]}×${map.size[1]}`);
     canvas.setAttribute('role', 'img');
     canvas.setAttribute('aria-label', `Average feature map of ${text}`);
     const name = document.createElement('span');
