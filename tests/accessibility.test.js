@@ -1,5 +1,6 @@
 // The page without a mouse, and an accessibility audit by axe-core (Deque's rule engine, from npm)
-// of every state a user meets: ready, an explanation with its curves, the enlarged layer map.
+// of every state a user meets: ready, an explanation with its curves, the table of many images,
+// the enlarged layer map.
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
@@ -98,6 +99,9 @@ describe('keyboard and accessibility (CPU)', () => {
     });
     assert.ok(await page.isVisible('#faithfulness-figure'), 'the curves are part of the audit');
     assert.deepEqual(await seriousViolations(page), [], 'an explanation with its curves');
+    await page.setInputFiles('#batch-files', [1, 2].map((k) => ({ name: `audit${k}.png`, mimeType: 'image/png', buffer: testImage(48, k) })));
+    await page.waitForFunction(() => document.body.dataset.batch === 'done', null, { timeout: 120_000 });
+    assert.deepEqual(await seriousViolations(page), [], 'the table of many images');
     // The audit sees the page: an image without a text alternative is reported.
     await page.evaluate(() => document.querySelector('main').append(Object.assign(document.createElement('img'), { id: 'no-alt', src: 'model/samples/bag.png' })));
     const found = await seriousViolations(page);

@@ -3,6 +3,8 @@
 // in the worker), sends RGBA pixels to the worker and draws what comes back. Nothing here talks
 // to the network after the page has loaded.
 
+import { Batch, droppedFiles, inputFiles, isBatchDrop } from './batch.js';
+
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const DISPLAY = 448;            // side of the image box, canvas pixels
@@ -717,12 +719,19 @@ function saveJson() {
 }
 
 // ---------------------------------------------------------------- wiring
-function wireDropTarget(element, onFile, onOpen) {
+/** Drop, click and Enter/Space on `element`: one file to `onFile`; several files or a folder to
+ * `onMany` (`[{ file, path }]`) where given. */
+function wireDropTarget(element, onFile, onOpen, onMany = null) {
   element.addEventListener('dragover', (e) => { e.preventDefault(); element.classList.add('dragging'); });
   element.addEventListener('dragleave', () => element.classList.remove('dragging'));
   element.addEventListener('drop', (e) => {
     e.preventDefault();
     element.classList.remove('dragging');
+    if (onMany && isBatchDrop(e.dataTransfer)) {
+      // The drop's entries are taken now, while the event lasts; the folders are walked after.
+      droppedFiles(e.dataTransfer).then(onMany, (error) => showError(`Could not read the dropped folder: ${error.message}`));
+      return;
+    }
     const file = e.dataTransfer.files[0];
     if (file) onFile(file);
   });
@@ -774,6 +783,28 @@ async function loadSamples() {
   }
 }
 
+/** The "Many images" panel (batch.js) over the worker's `predict`. */
+function wireBatch() {
+  const ids = { panel: 'batch', body: 'batch-rows', cancel: 'batch-cancel', saveCsv: 'batch-save-csv', saveJson: 'batch-save-json', progress: 'batch-progress', count: 'batch-count', summary: 'batch-summary', confusion: 'batch-confusion' };
+  const elements = Object.fromEntries(Object.entries(ids).map(([key, id]) => [key, $(id)]));
+  const batch = new Batch(elements, {
+    decode: decodeImage,
+    predict: ({ rgba, width, height }) => call('predict', { rgba: rgba.buffer, width, height }, [rgba.buffer]),
+    explain: (file, name) => { $('drop-zone').scrollIntoView({ block: 'nearest' }); return useImage(file, name); },
+    model: () => state.model.manifest,
+    download,
+  });
+  for (const [button, input] of [['batch-choose-files', 'batch-files'], ['batch-choose-folder', 'batch-folder']]) {
+    $(button).addEventListener('click', () => $(input).click());
+    $(input).addEventListener('change', (e) => {
+      const files = inputFiles(e.target);
+      e.target.value = '';
+      if (files.length > 0 && state.model) batch.run(files);
+    });
+  }
+  return batch;
+}
+
 /** Registers the service worker (sw.js) that keeps the page's own files for use offline, and
  * waits until it has them, so that no request follows the page's load. Where service workers are
  * unavailable or it cannot install, the page works as before, online only. */
@@ -801,7 +832,8 @@ async function main() {
     lastImage: null,
     loseDeviceOnNextExplain: false,
   };
-  wireDropTarget($('drop-zone'), (file) => useImage(file, file.name), () => { if (!endsWindowDrag()) $('file-input').click(); });
+  const batch = wireBatch();
+  wireDropTarget($('drop-zone'), (file) => useImage(file, file.name), () => { if (!endsWindowDrag()) $('file-input').click(); }, (files) => batch.run(files));
   wireScanControls();
   $('file-input').addEventListener('change', (e) => { const f = e.target.files[0]; if (f) useImage(f, f.name); e.target.value = ''; });
   document.addEventListener('paste', (e) => {

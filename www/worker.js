@@ -68,12 +68,19 @@ function mapBuffers(result) {
   return [...result.feature_maps, ...result.maps].map((m) => m.values.buffer);
 }
 
-self.onmessage = async (event) => {
-  const message = event.data;
+async function answer(message) {
   try {
     const result = await handle(message);
     self.postMessage({ id: message.id, ok: true, result }, mapBuffers(result));
   } catch (error) {
     self.postMessage({ id: message.id, ok: false, error: String(error && error.message ? error.message : error) });
   }
+}
+
+// One request at a time, in arrival order: a request's awaits (GPU read-backs) must not let the
+// next one into the same Explainer (the batch table's predictions arrive while an image is
+// explained).
+let queue = Promise.resolve();
+self.onmessage = (event) => {
+  queue = queue.then(() => answer(event.data));
 };
