@@ -2,9 +2,9 @@
 //! torchvision `state_dict` maps onto it parameter for parameter.
 
 use burn::{
-    module::Module,
+    module::{Module, Param},
     nn::{
-        BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d,
+        BatchNorm, BatchNormConfig, Initializer, Linear, LinearConfig, PaddingConfig2d,
         conv::{Conv2d, Conv2dConfig},
     },
     tensor::{Device, Tensor},
@@ -153,11 +153,13 @@ impl DenseLayer {
             norm1: BatchNormConfig::new(in_c).init(device),
             conv1: Conv2dConfig::new([in_c, bottleneck], [1, 1])
                 .with_bias(false)
+                .with_initializer(torchvision_conv_init())
                 .init(device),
             norm2: BatchNormConfig::new(bottleneck).init(device),
             conv2: Conv2dConfig::new([bottleneck, config.growth_rate], [3, 3])
                 .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
                 .with_bias(false)
+                .with_initializer(torchvision_conv_init())
                 .init(device),
         }
     }
@@ -254,8 +256,30 @@ const TRANSITION_POOL: Window = Window {
     padding: [0, 0],
 };
 
+/// torchvision's initialisation of DenseNet's convolutions: `kaiming_normal_` with its defaults,
+/// i.e. normal with standard deviation √(2 / fan_in), fan_in = input channels · kernel area.
+/// (burn's default, like a plain PyTorch `Conv2d`'s, is uniform with standard deviation
+/// √(1 / (3 · fan_in)): 2.45× smaller weights, which under batch norm and Adam make every step
+/// 2.45× larger relative to the weights.)
+fn torchvision_conv_init() -> Initializer {
+    Initializer::KaimingNormal {
+        gain: std::f64::consts::SQRT_2,
+        fan_out_only: false,
+    }
+}
+
+/// The classifier as torchvision initialises it: PyTorch's default `Linear` weight (uniform in
+/// ±1 / √fan_in, which burn's default equals) and a zero bias.
+fn classifier_with_zero_bias(inputs: usize, classes: usize, device: &Device) -> Linear {
+    let mut linear = LinearConfig::new(inputs, classes).init(device);
+    linear.bias = Some(Param::from_tensor(Tensor::zeros([classes], device)));
+    linear
+}
+
 impl DenseNet {
-    /// A DenseNet with freshly initialised weights.
+    /// A DenseNet with freshly initialised weights, initialised as torchvision's `DenseNet`:
+    /// convolutions by [`torchvision_conv_init`], batch norms at scale 1 and shift 0, the
+    /// classifier by [`classifier_with_zero_bias`].
     pub fn new(
         config: &DenseNetConfig,
         num_classes: usize,
@@ -274,6 +298,7 @@ impl DenseNet {
                 norm: BatchNormConfig::new(c).init(device),
                 conv: Conv2dConfig::new([c, c / 2], [1, 1])
                     .with_bias(false)
+                    .with_initializer(torchvision_conv_init())
                     .init(device),
             }
         };
@@ -289,6 +314,7 @@ impl DenseNet {
                     .with_stride([2, 2])
                     .with_padding(PaddingConfig2d::Explicit(3, 3, 3, 3))
                     .with_bias(false)
+                    .with_initializer(torchvision_conv_init())
                     .init(device),
                 norm0: BatchNormConfig::new(config.num_init_features).init(device),
                 denseblock1: block(0),
@@ -300,7 +326,7 @@ impl DenseNet {
                 denseblock4: block(3),
                 norm5: BatchNormConfig::new(final_width).init(device),
             },
-            classifier: LinearConfig::new(final_width, num_classes).init(device),
+            classifier: classifier_with_zero_bias(final_width, num_classes, device),
             input_size,
             stage_channels,
         }
@@ -409,5 +435,59 @@ impl LayeredClassifier for DenseNet {
             self.after(k, self.stage(k, x))
         });
         self.head(x)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data().try_to_vec::<f32>().expect("f32 tensor")
+    }
+
+    /// (mean, standard deviation, largest magnitude)
+    fn moments(w: &[f32]) -> (f64, f64, f64) {
+        let n = w.len() as f64;
+        let mean = w.iter().map(|&v| v as f64).sum::<f64>() / n;
+        let var = w.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+        let largest = w.iter().map(|v| v.abs() as f64).fold(0.0, f64::max);
+        (mean, var.sqrt(), largest)
+    }
+
+    #[test]
+    fn fresh_weights_follow_torchvisions_initialisation() {
+        let device = Device::flex();
+        let config = DenseNetConfig {
+            growth_rate: 8,
+            block_config: [2, 2, 2, 2],
+            num_init_features: 64,
+            bn_size: 4,
+        };
+        let net = DenseNet::new(&config, 5, [32, 32], &device);
+        // conv0: 64 × 3 × 7 × 7 = 9,408 draws; fan_in 147.
+        let conv0 = values(net.features.conv0.weight.val());
+        let (mean, std, largest) = moments(&conv0);
+        let want = (2.0 / 147.0f64).sqrt();
+        assert!(mean.abs() < 0.05 * want, "conv0 mean {mean}");
+        assert!(
+            (std / want - 1.0).abs() < 0.05,
+            "conv0 std {std}, want {want}"
+        );
+        // A normal draw of this size exceeds 3 σ; burn's uniform default stops at √3 σ.
+        assert!(largest > 3.0 * want, "conv0 largest {largest}: not normal");
+        // A dense layer's 3×3 convolution: fan_in = bn_size · growth · 9 = 288.
+        let conv2 = values(net.features.denseblock1.layers[0].conv2.weight.val());
+        let (_, std, _) = moments(&conv2);
+        let want = (2.0 / 288.0f64).sqrt();
+        assert!(
+            (std / want - 1.0).abs() < 0.1,
+            "conv2 std {std}, want {want}"
+        );
+        let bias = net.classifier.bias.as_ref().expect("classifier bias");
+        assert!(values(bias.val()).iter().all(|&b| b == 0.0));
+        let weight = values(net.classifier.weight.val());
+        let bound = 1.0 / (net.classifier.weight.dims()[0] as f32).sqrt();
+        assert!(weight.iter().all(|w| w.abs() <= bound) && weight.iter().any(|&w| w != 0.0));
     }
 }

@@ -19,8 +19,9 @@ use burn::{
         flex::FlexTensor,
         tensor::FloatTensor,
     },
+    module::RunningState,
     nn::BatchNorm,
-    tensor::{DType, Shape, Tensor, activation::relu},
+    tensor::{DType, Shape, Tensor, activation::relu, module::batch_norm_train},
 };
 
 use crate::{
@@ -181,7 +182,7 @@ impl<B: Backend> Backward<B, 3> for ScaleShiftReluBackward {
 pub fn batch_norm_relu(norm: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
     let device = x.device();
     if device.is_autodiff() && norm.training.is_enabled() {
-        return relu(norm.forward(x));
+        return relu(forward_train(norm, x));
     }
     let mean = norm.running_mean.value().to_device(&device);
     let variance = norm.running_var.value().to_device(&device);
@@ -194,9 +195,87 @@ pub fn batch_norm_relu(norm: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
     ))
 }
 
+/// Batch norm with the batch's statistics, as [`BatchNorm::forward`] trains, except that the
+/// running variance follows PyTorch: the batch's *unbiased* variance (× n / (n − 1), with
+/// n = batch · height · width values per channel) is blended in with `momentum`, where burn blends
+/// the biased one. The output is normalised with the biased variance, as in both.
+fn forward_train(norm: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+    let [batch, _, height, width] = x.dims();
+    let values = (batch * height * width) as f64;
+    let bessel = if values > 1.0 {
+        values / (values - 1.0)
+    } else {
+        1.0
+    };
+    let result = batch_norm_train(x, norm.gamma.val(), norm.beta.val(), norm.epsilon);
+    blend(&norm.running_mean, result.mean, norm.momentum);
+    blend(
+        &norm.running_var,
+        result.variance.mul_scalar(bessel),
+        norm.momentum,
+    );
+    result.output
+}
+
+/// `running ← (1 − momentum) · running + momentum · batch`, on the batch's device.
+fn blend(running: &RunningState<Tensor<1>>, batch: Tensor<1>, momentum: f64) {
+    let previous = running.value_sync().to_device(&batch.device());
+    let next = previous.mul_scalar(1.0 - momentum) + batch.detach().mul_scalar(momentum);
+    running.update(next.detach());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use burn::{
+        nn::BatchNormConfig,
+        tensor::{Device, TensorData},
+    };
+
+    fn f32s_of<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data().try_to_vec::<f32>().expect("f32 tensor")
+    }
+
+    #[test]
+    fn training_keeps_pytorchs_unbiased_running_variance() {
+        let device = Device::flex().autodiff();
+        let norm = BatchNormConfig::new(1).init(&device);
+        // One channel, two images of 1×2: values 1, 2, 3, 6 — mean 3, biased variance
+        // 14 / 4 = 3.5, unbiased 14 / 3.
+        let x = Tensor::<4>::from_data(
+            TensorData::new(vec![1.0f32, 2.0, 3.0, 6.0], [2, 1, 1, 2]),
+            &device,
+        );
+        let out = f32s_of(batch_norm_relu(&norm, x));
+        let std = (3.5f32 + 1e-5).sqrt();
+        let want = [0.0, 0.0, 0.0, 3.0 / std];
+        for (got, want) in out.iter().zip(want) {
+            assert!((got - want).abs() < 1e-6, "output {out:?}, want {want}");
+        }
+        // running ← 0.9 · running + 0.1 · batch, from mean 0 and variance 1.
+        let mean = f32s_of(norm.running_mean.value_sync())[0];
+        let var = f32s_of(norm.running_var.value_sync())[0];
+        assert!((mean - 0.3).abs() < 1e-6, "running mean {mean}");
+        assert!(
+            (var - (0.9 + 0.1 * 14.0 / 3.0)).abs() < 1e-6,
+            "running variance {var}"
+        );
+        // A second batch blends into the first's state: values 0, 0, 2, 2 — mean 1, unbiased 4 / 3.
+        let x = Tensor::<4>::from_data(
+            TensorData::new(vec![0.0f32, 0.0, 2.0, 2.0], [2, 1, 1, 2]),
+            &device,
+        );
+        let _ = batch_norm_relu(&norm, x);
+        let mean = f32s_of(norm.running_mean.value_sync())[0];
+        let var = f32s_of(norm.running_var.value_sync())[0];
+        let want_var = 0.9 * (0.9 + 0.1 * 14.0 / 3.0) + 0.1 * 4.0 / 3.0;
+        assert!(
+            (mean - (0.9 * 0.3 + 0.1)).abs() < 1e-6,
+            "running mean {mean}"
+        );
+        assert!((var - want_var).abs() < 1e-6, "running variance {var}");
+    }
 
     #[test]
     fn each_plane_gets_its_channels_scale_and_shift() {
