@@ -360,7 +360,8 @@ pub struct RequestArgs {
     /// SHAP samples per image.
     #[arg(long, default_value_t = ShapPlan::default().samples)]
     pub shap_samples: usize,
-    /// Background images for SHAP: a folder of images (default: a black and a mid-gray image).
+    /// Background images for SHAP: a folder of images (default: the bundle's set from
+    /// `kdlens export --background`, else a black and a mid-gray image).
     #[arg(long)]
     pub background: Option<PathBuf>,
     /// At most this many background images.
@@ -462,6 +463,14 @@ pub struct ExportArgs {
     /// Display name shown on the page (default: the model's).
     #[arg(long)]
     pub name: Option<String>,
+    /// SHAP's background set stored in the bundle: this many training images of `--data`
+    /// (stratified over the classes, drawn with `--seed`), at the model's input size. Without
+    /// `--data`, or with 0, the model's own set (if any) is kept.
+    #[arg(long, default_value_t = 32)]
+    pub background_images: usize,
+    /// The training data to draw the background from.
+    #[command(flatten)]
+    pub data: DataArgs,
 }
 
 #[derive(Args, Debug)]

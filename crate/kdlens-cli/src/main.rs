@@ -99,7 +99,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Export(args) => {
             let run = RunDir::open(global.run_dir.as_deref(), "export")?;
-            commands::export::run_export(args, &run, &device::select(global.device)?)?;
+            commands::export::run_export(args, global, &run, &device::select(global.device)?)?;
         }
         Command::Bench(args) => {
             let run = RunDir::open(global.run_dir.as_deref(), "bench")?;

@@ -317,6 +317,17 @@ fn quick_demo_runs_end_to_end_and_its_student_beats_chance() {
     );
     let samples: Vec<String> = serde_json::from_value(json(&web.join("samples.json"))).unwrap();
     assert_eq!(samples.len(), 4);
+    // The page's model carries SHAP's background: 32 training images over all ten classes, gray.
+    let page_model =
+        kdlens::bundle::Bundle::from_bytes(&std::fs::read(web.join("model.kdlens")).unwrap())
+            .unwrap();
+    let background = page_model.manifest().shap_background.clone().unwrap();
+    assert_eq!((background.len(), background.channels), (32, 1));
+    assert!(
+        (0..10).all(|c| background.classes.contains(&c)),
+        "{:?}",
+        background.classes
+    );
 
     // The audit: faithfulness of every method for the teacher and both students, their
     // agreement with the teacher, and sanity checks that the CAM methods pass.

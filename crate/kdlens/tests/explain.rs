@@ -221,6 +221,7 @@ fn the_report_survives_json_and_renders_every_view() {
     let context = Context {
         manifest: None,
         background: Some(Tensor::<4>::zeros([2, 3, 32, 32], &device)),
+        ..Context::default()
     };
     let report = block_on(explain(&model, input, &request, &context)).unwrap();
     let json = serde_json::to_string(&report).unwrap();

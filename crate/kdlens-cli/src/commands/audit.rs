@@ -19,7 +19,6 @@ use kdlens::{
     model::LayeredClassifier,
     trust::{Agreement, InDistribution, SanityCheck, compare_maps, kl_divergence, sanity_check},
 };
-use rand::{SeedableRng, rngs::StdRng, seq::SliceRandom};
 use serde::Serialize;
 
 use super::{
@@ -28,7 +27,7 @@ use super::{
 };
 use crate::{
     cli::{AuditArgs, GlobalArgs},
-    data::{Sample, Splits},
+    data::{Splits, stratified},
     model_io::{self, LoadedModel},
     report::{Panel, markdown_table, plot_lines},
     run::RunDir,
@@ -221,31 +220,6 @@ pub struct AuditResult {
     pub per_image: Vec<ImageResult>,
 }
 
-/// Up to `count` test samples, round-robin over the classes in a seeded shuffle of each.
-fn stratified(samples: &[Sample], num_classes: usize, count: usize, seed: u64) -> Vec<&Sample> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let mut by_class: Vec<Vec<&Sample>> = vec![Vec::new(); num_classes];
-    for sample in samples {
-        by_class[sample.label].push(sample);
-    }
-    for class in &mut by_class {
-        class.shuffle(&mut rng);
-    }
-    let mut chosen = Vec::with_capacity(count);
-    let mut round = 0;
-    while chosen.len() < count && by_class.iter().any(|c| c.len() > round) {
-        for class in &by_class {
-            if let Some(sample) = class.get(round)
-                && chosen.len() < count
-            {
-                chosen.push(*sample);
-            }
-        }
-        round += 1;
-    }
-    chosen
-}
-
 /// Image files under `dir`, recursively, sorted.
 fn image_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
@@ -278,6 +252,7 @@ fn explain_one(
     let context = Context {
         manifest: Some(manifest),
         background: background.cloned(),
+        ..Context::default()
     };
     Ok(block_on(explain(
         &model.loaded.model,
@@ -443,6 +418,7 @@ pub fn run_audit(
                 let context = Context {
                     manifest: Some(model.loaded.manifest()),
                     background: backgrounds[k].clone(),
+                    ..Context::default()
                 };
                 cascades.push(block_on(sanity_check(
                     &model.loaded.model,

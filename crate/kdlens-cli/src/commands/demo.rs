@@ -22,7 +22,7 @@ use super::{
     distill::{DistillRunConfig, distill_on},
     evaluate::{Evaluated, comparison_table},
     explain::{Drawing, backend_name, background, explain_image},
-    export::{ExportSummary, export},
+    export::{BackgroundSource, ExportSummary, export},
     train_teacher::{TeacherConfig, train_teacher_on},
 };
 use crate::{
@@ -33,6 +33,9 @@ use crate::{
     run::RunDir,
     train::TrainConfig,
 };
+
+/// Training images the page's model carries as SHAP's background (three or four per class).
+const PAGE_BACKGROUND_IMAGES: usize = 32;
 
 /// Sizes of the demo: `quick` for CI, the default sized for about 15 minutes on 2 CPU cores.
 struct DemoPlan {
@@ -418,8 +421,9 @@ impl Demo<'_> {
         std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))
     }
 
-    /// Phase 7: the distilled student as the page's model (int8) in `web_model_dir`, with a
-    /// safetensors copy in `export/` (`export.json`).
+    /// Phase 7: the distilled student as the page's model (int8) in `web_model_dir`, with
+    /// [`PAGE_BACKGROUND_IMAGES`] training images as SHAP's background and a safetensors copy in
+    /// `export/` (`export.json`).
     fn export_page_model(&self, student: &Path, web_model_dir: &Path) -> Result<ExportSummary> {
         let summary = export(
             student,
@@ -427,6 +431,11 @@ impl Demo<'_> {
             WeightPrecision::Int8,
             Some("Fashion-MNIST five-layer student (KD α=0.7, T=10) — demonstration"),
             Some(&self.run.join("export")),
+            Some(&BackgroundSource {
+                data: &self.data_config,
+                count: PAGE_BACKGROUND_IMAGES,
+                seed: self.global.seed,
+            }),
             self.device,
         )?;
         self.run.write_json("export.json", &summary)?;

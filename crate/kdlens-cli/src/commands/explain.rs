@@ -6,7 +6,7 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, bail};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 use kdlens::{
     block_on,
     explain::{
@@ -146,6 +146,7 @@ pub fn explain_image(
     let context = Context {
         manifest: Some(manifest),
         background: background.cloned(),
+        ..Context::default()
     };
     let mut report = block_on(explain(&loaded.model, input, request, &context))?;
     report.image = Some(ImageSummary {
@@ -173,8 +174,9 @@ pub fn explain_image(
     Ok(report)
 }
 
-/// Background images for SHAP: a folder's images (up to `limit`), or a black and a mid-gray
-/// image; normalised as `[B, 3, H, W]` on `device`.
+/// Background images for SHAP: a folder's images (up to `limit`), or else the bundle's set
+/// (`kdlens export --background`), or else a black and a mid-gray image; normalised as
+/// `[B, 3, H, W]` on `device`.
 pub fn background(
     loaded: &LoadedModel,
     folder: Option<&Path>,
@@ -182,7 +184,7 @@ pub fn background(
     scan: &ScanOptions,
     device: &Device,
 ) -> Result<Tensor<4>> {
-    let preprocessing = &loaded.manifest().preprocessing;
+    let manifest = loaded.manifest();
     let images: Vec<RgbaImage> = match folder {
         Some(dir) => {
             let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -208,20 +210,9 @@ pub fn background(
             }
             images
         }
-        None => [0u8, 128]
-            .iter()
-            .map(|&v| RgbaImage::new(8, 8, [v, v, v, 255].repeat(64)))
-            .collect::<Result<_, _>>()?,
+        None => manifest.shap_background_images()?,
     };
-    let mut values = Vec::new();
-    for image in &images {
-        values.extend(preprocessing.to_chw(image)?);
-    }
-    let [h, w] = preprocessing.input_size;
-    Ok(Tensor::from_data(
-        TensorData::new(values, [images.len(), 3, h, w]),
-        device,
-    ))
+    Ok(manifest.preprocessing.to_batch(&images, device)?)
 }
 
 /// One line of the log for a report.

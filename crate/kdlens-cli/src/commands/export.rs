@@ -2,18 +2,20 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, anyhow, bail};
 use burn::tensor::{Device, Distribution, Tensor};
 use kdlens::{
     block_on,
-    bundle::{Bundle, WeightPrecision},
+    bundle::{Bundle, Manifest, ShapBackground, WeightPrecision},
     explain::predict,
     model::save_safetensors,
 };
 use serde::Serialize;
 
+use super::common::DataConfig;
 use crate::{
-    cli::{ExportArgs, PrecisionArg},
+    cli::{ExportArgs, GlobalArgs, PrecisionArg},
+    data::{Splits, stratified},
     fsutil::{ensure_writable_dir, write_atomic},
     model_io,
     run::RunDir,
@@ -35,19 +37,66 @@ pub struct ExportSummary {
     pub max_probability_difference: f32,
 }
 
+/// Where an export takes SHAP's background set from: `count` training images of `data`.
+pub struct BackgroundSource<'a> {
+    /// The training data and its split.
+    pub data: &'a DataConfig,
+    /// Images to keep (stratified over the classes).
+    pub count: usize,
+    /// Seed of the draw.
+    pub seed: u64,
+}
+
+/// Up to `count` training images of `data` (split as its options say, stratified over the
+/// classes, seeded), as SHAP's background for a model with `manifest`.
+pub fn training_background(
+    BackgroundSource { data, count, seed }: &BackgroundSource,
+    manifest: &Manifest,
+) -> Result<ShapBackground> {
+    let (count, seed) = (*count, *seed);
+    let splits = Splits::load(&data.source, &data.split)?;
+    if splits.classes != manifest.classes {
+        bail!(
+            "the background data's classes {:?} are not the model's {:?}",
+            splits.classes,
+            manifest.classes
+        );
+    }
+    let scan = data
+        .scan
+        .or_defaults_from(manifest.preprocessing.scan_options());
+    let mut images = Vec::with_capacity(count);
+    for sample in stratified(&splits.train, splits.classes.len(), count, seed) {
+        let image = sample.image.load(&scan).map_err(|e| {
+            anyhow!(
+                "cannot read background image {}: {e}",
+                sample.image.describe()
+            )
+        })?;
+        images.push((image, sample.label));
+    }
+    Ok(ShapBackground::new(&images, &manifest.preprocessing)?)
+}
+
 /// Writes `model.kdlens` into `out` (and `model.safetensors` into `safetensors_dir` when given)
 /// from the model file `source`, checking the stored precision against the original weights.
+/// With `background`, SHAP's background set is drawn from it ([`training_background`]);
+/// otherwise the source's set, if any, is kept.
 pub fn export(
     source: &Path,
     out: &Path,
     precision: WeightPrecision,
     name: Option<&str>,
     safetensors_dir: Option<&Path>,
+    background: Option<&BackgroundSource>,
     device: &Device,
 ) -> Result<ExportSummary> {
     let loaded = model_io::load(source, device)?;
     ensure_writable_dir(out)?;
     let mut manifest = loaded.manifest().clone();
+    if let Some(background) = background {
+        manifest.shap_background = Some(training_background(background, &manifest)?);
+    }
     if let Some(name) = name {
         manifest.name = name.to_string();
     }
@@ -96,18 +145,35 @@ pub fn export(
 }
 
 /// `kdlens export --model M --out DIR`.
-pub fn run_export(args: &ExportArgs, run: &RunDir, device: &Device) -> Result<()> {
+pub fn run_export(
+    args: &ExportArgs,
+    global: &GlobalArgs,
+    run: &RunDir,
+    device: &Device,
+) -> Result<()> {
     let precision = match args.precision {
         PrecisionArg::F32 => WeightPrecision::F32,
         PrecisionArg::F16 => WeightPrecision::F16,
         PrecisionArg::Int8 => WeightPrecision::Int8,
     };
+    let data = match &args.data.data {
+        Some(_) if args.background_images > 0 => {
+            Some(DataConfig::from_args(&args.data, global.seed, 0)?)
+        }
+        _ => None,
+    };
+    let background = data.as_ref().map(|data| BackgroundSource {
+        data,
+        count: args.background_images,
+        seed: global.seed,
+    });
     let summary = export(
         &args.model,
         &args.out,
         precision,
         args.name.as_deref(),
         Some(&args.out),
+        background.as_ref(),
         device,
     )?;
     run.write_json("export.json", &summary)?;

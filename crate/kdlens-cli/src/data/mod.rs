@@ -7,4 +7,4 @@ mod idx;
 mod splits;
 
 pub use cache::ImageCache;
-pub use splits::{DataSource, ImageRef, Sample, SplitOptions, Splits};
+pub use splits::{DataSource, ImageRef, Sample, SplitOptions, Splits, stratified};

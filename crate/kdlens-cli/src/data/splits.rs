@@ -315,3 +315,29 @@ fn fashion_mnist(dir: &Path) -> Result<Loaded> {
         ),
     ))
 }
+
+/// Up to `count` of `samples`, round-robin over the classes in a seeded shuffle of each (every
+/// class as evenly represented as its count allows).
+pub fn stratified(samples: &[Sample], num_classes: usize, count: usize, seed: u64) -> Vec<&Sample> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut by_class: Vec<Vec<&Sample>> = vec![Vec::new(); num_classes];
+    for sample in samples {
+        by_class[sample.label].push(sample);
+    }
+    for class in &mut by_class {
+        class.shuffle(&mut rng);
+    }
+    let mut chosen = Vec::with_capacity(count);
+    let mut round = 0;
+    while chosen.len() < count && by_class.iter().any(|c| c.len() > round) {
+        for class in &by_class {
+            if let Some(sample) = class.get(round)
+                && chosen.len() < count
+            {
+                chosen.push(*sample);
+            }
+        }
+        round += 1;
+    }
+    chosen
+}

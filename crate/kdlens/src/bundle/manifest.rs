@@ -2,9 +2,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::WeightPrecision;
+use super::{ShapBackground, WeightPrecision};
 use crate::{
-    Error, Result, image::Preprocessing, metrics::ClassificationReport, model::ModelSpec,
+    Error, Result,
+    image::{Preprocessing, RgbaImage},
+    metrics::ClassificationReport,
+    model::ModelSpec,
     trust::OodReference,
 };
 
@@ -70,6 +73,10 @@ pub struct Manifest {
     /// What the model saw in training, for the out-of-distribution warning.
     #[serde(default)]
     pub ood_reference: Option<OodReference>,
+    /// Training images that SHAP explains against (`kdlens export --background`); without them,
+    /// [`default_background_images`](super::default_background_images).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shap_background: Option<ShapBackground>,
 }
 
 impl Manifest {
@@ -100,6 +107,16 @@ impl Manifest {
             },
             intended_use: None,
             ood_reference: None,
+            shap_background: None,
+        }
+    }
+
+    /// SHAP's background images: the bundle's set, or a black and a mid-gray image
+    /// ([`default_background_images`](super::default_background_images)) when it has none.
+    pub fn shap_background_images(&self) -> Result<Vec<RgbaImage>> {
+        match &self.shap_background {
+            Some(background) => background.images(),
+            None => Ok(super::default_background_images()),
         }
     }
 
@@ -136,6 +153,9 @@ impl Manifest {
         self.preprocessing
             .validate()
             .map_err(|e| Error::InvalidBundle(format!("manifest preprocessing: {e}")))?;
+        if let Some(background) = &self.shap_background {
+            background.validate(spec.input_size, spec.num_classes)?;
+        }
         let expected = spec.cost().params();
         if expected > MAX_PARAMS {
             return Err(Error::InvalidBundle(format!(

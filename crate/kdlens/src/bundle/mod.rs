@@ -18,10 +18,14 @@
 //! Reading checks every field and the checksum before anything is built, so a truncated,
 //! corrupted or foreign file is rejected with a message saying what is wrong.
 
+mod background;
 mod format;
 mod manifest;
 mod weights;
 
+pub use background::{
+    MAX_BACKGROUND_BYTES, MAX_BACKGROUND_IMAGES, ShapBackground, default_background_images,
+};
 pub use format::{Bundle, FORMAT_VERSION, MAGIC, frame};
 pub use manifest::{MAX_CLASSES, MAX_INPUT_SIDE, MAX_PARAMS, Manifest, Provenance, WeightsInfo};
 pub use weights::WeightPrecision;

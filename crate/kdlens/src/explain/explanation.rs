@@ -10,7 +10,7 @@ use web_time::Instant;
 use super::{
     Attribution, ExpectedGradients, Method, Request, Target,
     cam::{activation_and_gradient, cams_from_values},
-    expected_gradients,
+    expected_gradients_with_progress,
     feature_maps::{check_single_image, pack, unpack},
     integrated::{baseline, integrated_gradients},
     report::{Completeness, LayerMap, MethodMap, ModelSummary, REPORT_VERSION, Report},
@@ -24,6 +24,24 @@ use crate::{
     trust::{Faithfulness, InDistribution, deletion_insertion, pooled_features},
 };
 
+/// A callback told how far a long step has come: `(step, done, total)`, e.g. `("shap", 48,
+/// 200)` after SHAP's third batch of 16 samples.
+#[derive(Clone, Copy)]
+pub struct Progress<'a>(pub &'a dyn Fn(&str, usize, usize));
+
+impl Progress<'_> {
+    /// Tells the callback.
+    pub fn report(&self, step: &str, done: usize, total: usize) {
+        (self.0)(step, done, total)
+    }
+}
+
+impl std::fmt::Debug for Progress<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress(..)")
+    }
+}
+
 /// What an explanation may need besides the model, the image and the request.
 #[derive(Debug, Clone, Default)]
 pub struct Context<'a> {
@@ -32,6 +50,8 @@ pub struct Context<'a> {
     pub manifest: Option<&'a Manifest>,
     /// SHAP's background images `[B, 3, H, W]`, normalised like inputs.
     pub background: Option<Tensor<4>>,
+    /// Told SHAP's progress, sample by sample (the page's progress bar).
+    pub progress: Option<Progress<'a>>,
 }
 
 /// Numerically stable softmax of one row of logits (accumulated in f64): class probabilities
@@ -194,9 +214,16 @@ pub async fn explain<M: LayeredClassifier>(
             plan.seed,
             plan.batch_size,
         );
-        let attribution = expected_gradients(model, input.clone(), background, &[class], &draws)
-            .await?
-            .remove(0);
+        let attribution = expected_gradients_with_progress(
+            model,
+            input.clone(),
+            background,
+            &[class],
+            &draws,
+            context.progress,
+        )
+        .await?
+        .remove(0);
         maps.push(attribution_map(Method::Shap, &attribution));
         timings.insert(Method::Shap.name().to_string(), ms_since(step));
     }

@@ -25,7 +25,7 @@ mod shap;
 
 pub use cam::{Cam, cam_map, class_activation_maps};
 pub use colormap::{Colormap, composite, diverging_rgb};
-pub use explanation::{Context, argmax, assess_input, explain, predict, softmax};
+pub use explanation::{Context, Progress, argmax, assess_input, explain, predict, softmax};
 pub use feature_maps::{FeatureMaps, feature_maps};
 pub use heatmap::Heatmap;
 pub use integrated::{baseline, integrated_gradients, quadrature};
@@ -37,4 +37,6 @@ pub use request::{
     Baseline, CamScore, DEFAULT_BLUR_SIGMA, FaithfulnessPlan, IntegratedGradientsPlan, Method,
     Quadrature, Request, ShapPlan, Target, parse_name,
 };
-pub use shap::{Attribution, ExpectedGradients, expected_gradients};
+pub use shap::{
+    Attribution, ExpectedGradients, expected_gradients, expected_gradients_with_progress,
+};

@@ -13,7 +13,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 use serde::{Deserialize, Serialize};
 
-use super::{Heatmap, feature_maps::check_single_image};
+use super::{Heatmap, Progress, feature_maps::check_single_image};
 use crate::{Error, Result, model::LayeredClassifier, read_f32};
 
 /// How expected gradients are sampled.
@@ -104,6 +104,19 @@ pub async fn expected_gradients<M: LayeredClassifier>(
     classes: &[usize],
     plan: &ExpectedGradients,
 ) -> Result<Vec<Attribution>> {
+    expected_gradients_with_progress(model, input, background, classes, plan, None).await
+}
+
+/// [`expected_gradients`], telling `progress` the samples done (over all classes) after each
+/// batch.
+pub async fn expected_gradients_with_progress<M: LayeredClassifier>(
+    model: &M,
+    input: Tensor<4>,
+    background: Tensor<4>,
+    classes: &[usize],
+    plan: &ExpectedGradients,
+    progress: Option<Progress<'_>>,
+) -> Result<Vec<Attribution>> {
     check_single_image(&input)?;
     let [background_len, c, h, w] = background.dims();
     let [_, _, ih, iw] = input.dims();
@@ -133,6 +146,8 @@ pub async fn expected_gradients<M: LayeredClassifier>(
     let background_logits = read_f32(model.forward(background.clone())).await?;
     let logits = read_f32(model.forward(input.clone())).await?;
 
+    let total = plan.draws.len() * classes.len();
+    let mut done = 0;
     let mut results = Vec::with_capacity(classes.len());
     for &class in classes {
         let mut sum: Option<Tensor<4>> = None;
@@ -152,6 +167,10 @@ pub async fn expected_gradients<M: LayeredClassifier>(
                 Some(s) => s + contribution,
                 None => contribution,
             });
+            done += n;
+            if let Some(progress) = progress {
+                progress.report("shap", done, total);
+            }
         }
         let mean = sum.expect("at least one chunk") / plan.draws.len() as f32;
         let expected_value = background_logits

@@ -252,10 +252,18 @@ impl Preprocessing {
 
     /// The model input `[1, 3, height, width]` on `device`.
     pub fn to_tensor(&self, image: &RgbaImage, device: &Device) -> Result<Tensor<4>> {
-        let chw = self.to_chw(image)?;
+        self.to_batch(std::slice::from_ref(image), device)
+    }
+
+    /// The model input `[images, 3, height, width]` on `device`, one image after another.
+    pub fn to_batch(&self, images: &[RgbaImage], device: &Device) -> Result<Tensor<4>> {
+        let mut values = Vec::new();
+        for image in images {
+            values.extend(self.to_chw(image)?);
+        }
         let [h, w] = self.input_size;
         Ok(Tensor::from_data(
-            TensorData::new(chw, [1, 3, h, w]),
+            TensorData::new(values, [images.len(), 3, h, w]),
             device,
         ))
     }
