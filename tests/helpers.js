@@ -229,3 +229,19 @@ export async function artifactsDir() {
   await mkdir(ARTIFACTS, { recursive: true });
   return ARTIFACTS;
 }
+
+// ---------------------------------------------------------------- offline copy
+/** The URLs the service worker keeps. */
+export function keptFiles(page) {
+  return page.evaluate(async () => (await (await caches.open('kdlens-page')).keys()).map((r) => r.url));
+}
+
+/** Asserts that `urls` are the page's own files under `base`: its page, scripts, WebAssembly,
+ * default model and sample images, nothing else (no dropped image, result or user model). */
+export function assertOnlyPageFiles(urls, base) {
+  const own = /^(|index\.html|app\.js|batch\.js|worker\.js|style\.css|sw\.js|pkg\/kdlens_web(\.js|_bg\.wasm)|model\/model\.kdlens|model\/samples\.json|model\/samples\/[a-z0-9_-]+\.png)$/;
+  assert.ok(urls.length >= 10, `the page's files are kept: ${urls}`);
+  for (const url of urls) {
+    assert.ok(url.startsWith(base) && own.test(url.slice(base.length)), `kept: ${url}`);
+  }
+}

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import {
   serve, launch, openPage, dropFile, explainDropped, nativeExplain, assertSameReport, rewriteBundle,
+  keptFiles, assertOnlyPageFiles,
   ROOT, WWW,
 } from './helpers.js';
 
@@ -226,9 +227,11 @@ describe('scans in the page (CPU)', () => {
     const stored = await page.evaluate(async () => ({
       local: localStorage.length,
       session: sessionStorage.length,
-      caches: (await caches.keys()).length,
+      caches: await caches.keys(),
       databases: (await indexedDB.databases()).length,
     }));
-    assert.deepEqual(stored, { local: 0, session: 0, caches: 0, databases: 0 });
+    // The service worker's copy of the page's own files is the only cache.
+    assert.deepEqual(stored, { local: 0, session: 0, caches: ['kdlens-page'], databases: 0 });
+    assertOnlyPageFiles(await keptFiles(page), server.url);
   });
 });

@@ -29,23 +29,30 @@ const state = {
   nextId: 1,
   calls: new Map(),
   samples: [],
+  cancelled: false,   // the explanation in progress was cancelled (its worker replaced)
+  restarting: null,   // the promise of that replacement, until the new worker has the model
   rescan: null,       // { explain, again } while a scan is re-decoded: the newest options win
   windowDrag: null,   // a window/level drag on the image in progress
 };
 
 // ---------------------------------------------------------------- worker plumbing
-function call(type, payload = {}, transfer = []) {
+/** A request to the worker; `onProgress({ step, done, total })` hears how far it has come. */
+function call(type, payload = {}, transfer = [], onProgress = null) {
   const id = state.nextId++;
   return new Promise((resolve, reject) => {
-    state.calls.set(id, { resolve, reject });
+    state.calls.set(id, { resolve, reject, onProgress });
     state.worker.postMessage({ id, type, ...payload }, transfer);
   });
 }
 
 function onWorkerMessage(event) {
-  const { id, ok, result, error } = event.data;
+  const { id, ok, result, error, progress } = event.data;
   const pending = state.calls.get(id);
   if (!pending) return;
+  if (progress) {
+    pending.onProgress?.(progress);
+    return;
+  }
   state.calls.delete(id);
   if (ok) pending.resolve(result);
   else pending.reject(new Error(error));
@@ -467,6 +474,7 @@ function currentRequest() {
     layer: $('layer').value || null,
     target: target === '' ? 'predicted' : { class: Number(target) },
     score: $('score').value,
+    shap: { samples: Number($('shap-samples').value) },
     // `{}`: the core's default plan (`kdlens::explain::FaithfulnessPlan`), as `kdlens explain --faithfulness`.
     faithfulness: $('faithfulness').checked ? {} : null,
   };
@@ -484,11 +492,15 @@ async function explainCurrent() {
   const image = state.image;
   showStatus(`Explaining ${image.name}…`);
   try {
+    await state.restarting; // a cancelled explanation's worker is being replaced
     const rgba = image.rgba.slice();
+    const request = currentRequest();
+    const progress = request.methods.includes('shap') ? showProgress(`SHAP, ${request.shap.samples} samples`) : null;
     let result;
     try {
-      result = await call('explain', { rgba: rgba.buffer, width: image.width, height: image.height, name: image.name, scan: image.scan?.facts, request: currentRequest(), loseDevice: params.has('test-hooks') && window.kdlens.loseDeviceOnNextExplain }, [rgba.buffer]);
+      result = await call('explain', { rgba: rgba.buffer, width: image.width, height: image.height, name: image.name, scan: image.scan?.facts, request, loseDevice: params.has('test-hooks') && window.kdlens.loseDeviceOnNextExplain }, [rgba.buffer], progress);
     } catch (error) {
+      if (state.cancelled) throw error;
       if (!isFatal(error) || state.backend.name !== 'webgpu') throw error;
       window.kdlens.loseDeviceOnNextExplain = false;
       showStatus('The GPU device was lost; switching to the CPU and retrying…');
@@ -506,14 +518,60 @@ async function explainCurrent() {
       setState('done');
     }
   } catch (error) {
-    showError(`Could not explain ${image.name}: ${error.message}`);
-    setState('error');
+    if (state.cancelled) {
+      showStatus(`Cancelled: ${image.name} was not explained.`);
+      setState(state.result ? 'done' : 'ready');
+    } else {
+      showError(`Could not explain ${image.name}: ${error.message}`);
+      setState('error');
+    }
   } finally {
+    hideProgress();
+    state.cancelled = false;
     state.busy = false;
     if (state.pending) {
       state.pending = false;
       await explainCurrent();
     }
+  }
+}
+
+/** Shows the progress bar and its cancel button for a long explanation; returns the callback
+ * that moves the bar. */
+function showProgress(what) {
+  const bar = $('explain-progress');
+  bar.removeAttribute('value');
+  $('explain-progress-label').textContent = what;
+  $('explain-progress-row').hidden = false;
+  $('cancel-explain').disabled = false;
+  return ({ step, done, total }) => {
+    window.kdlens.lastProgress = { step, done, total };
+    bar.max = total;
+    bar.value = done;
+    $('explain-progress-label').textContent = `${what}: ${done} of ${total}`;
+  };
+}
+
+function hideProgress() {
+  $('explain-progress-row').hidden = true;
+}
+
+/** Stops the explanation in progress: the worker is replaced by a fresh one with the same
+ * backend and model (a computation inside WebAssembly cannot be interrupted otherwise). */
+async function cancelExplain() {
+  if (!state.busy) return;
+  state.cancelled = true;
+  state.pending = false;
+  $('cancel-explain').disabled = true;
+  showStatus('Cancelling…');
+  state.restarting = (async () => {
+    await startWorker(state.backend.name, state.backend.reason);
+    await call('load', { bytes: state.modelBytes.slice(0) });
+  })();
+  try {
+    await state.restarting;
+  } finally {
+    state.restarting = null;
   }
 }
 
@@ -627,7 +685,11 @@ async function showResult(result) {
   const t = result.timings_ms;
   const map = shownMap(result);
   const methodMs = t.cam ?? t[map.method] ?? 0;
-  $('timings').textContent = `${classes[result.predicted]} · forward + feature maps ${t.forward.toFixed(1)} ms · ${methodLabel(map.method)} ${methodMs.toFixed(1)} ms · total in the worker ${t.worker.toFixed(1)} ms on ${state.backend.name === 'webgpu' ? 'WebGPU' : 'CPU'}`;
+  const background = state.model.manifest.shap_background;
+  const against = map.method !== 'shap' ? '' : background
+    ? ` against ${background.classes.length} training images`
+    : ' against a black and a mid-gray image (this model carries no background set)';
+  $('timings').textContent = `${classes[result.predicted]} · forward + feature maps ${t.forward.toFixed(1)} ms · ${methodLabel(map.method)}${against} ${methodMs.toFixed(1)} ms · total in the worker ${t.worker.toFixed(1)} ms on ${state.backend.name === 'webgpu' ? 'WebGPU' : 'CPU'}`;
   showOod(result);
   drawFaithfulness(result);
   await drawCam();
@@ -845,7 +907,8 @@ async function main() {
   const redraw = async () => { if (state.result && !state.busy) { await drawCam(); await drawStrip(state.result); } };
   $('opacity').addEventListener('change', redraw);
   $('colormap').addEventListener('change', redraw);
-  for (const id of ['method', 'layer', 'target', 'score', 'faithfulness']) $(id).addEventListener('change', () => explainCurrent());
+  for (const id of ['method', 'layer', 'target', 'score', 'faithfulness', 'shap-samples']) $(id).addEventListener('change', () => explainCurrent());
+  $('cancel-explain').addEventListener('click', cancelExplain);
   $('save-png').addEventListener('click', saveOverlay);
   $('save-json').addEventListener('click', saveJson);
   try {

@@ -1,6 +1,7 @@
 // The page's compute thread: owns the WebAssembly module (kdlens core + burn) and runs one
 // request at a time. Messages in: {id, type: 'start'|'load'|'scan'|'predict'|'explain'|'render', ...};
-// messages out: {id, ok: true, result} or {id, ok: false, error}. An explanation's result is the
+// messages out: {id, ok: true, result} or {id, ok: false, error}, and while SHAP runs
+// {id, progress: {step, done, total}}. An explanation's result is the
 // core's report, the same JSON that `kdlens explain` writes, its maps' values as Float32Arrays.
 import init, { Explainer, decodeScan } from './pkg/kdlens_web.js';
 
@@ -46,6 +47,7 @@ async function handle(message) {
         testHooks.device.destroy();
       }
       const started = performance.now();
+      explainer.setProgressListener((step, done, total) => self.postMessage({ id: message.id, progress: { step, done, total } }));
       const report = await explainer.explain(new Uint8Array(message.rgba), message.width, message.height, message.name, message.request, message.scan);
       report.timings_ms.worker = performance.now() - started;
       console.debug(`explain: preprocess ${report.timings_ms.preprocess.toFixed(1)} ms, core ${report.timings_ms.total.toFixed(1)} ms, call ${report.timings_ms.worker.toFixed(1)} ms`);

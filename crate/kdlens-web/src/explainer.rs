@@ -3,7 +3,9 @@
 use burn::tensor::Device;
 use kdlens::{
     bundle::Bundle,
-    explain::{Colormap, Context, ImageSummary, Report, Request, View, explain, predict},
+    explain::{
+        Colormap, Context, ImageSummary, Method, Progress, Report, Request, View, explain, predict,
+    },
     image::RgbaImage,
     model::{Classifier, LayeredClassifier},
 };
@@ -100,6 +102,7 @@ pub struct Explainer {
     backend: BackendInfo,
     model: Option<(Bundle, Classifier, usize)>,
     last: Option<Report>,
+    progress_listener: Option<js_sys::Function>,
 }
 
 #[wasm_bindgen]
@@ -139,7 +142,15 @@ impl Explainer {
             backend,
             model: None,
             last: None,
+            progress_listener: None,
         }
+    }
+
+    /// `listener(step, done, total)` is called as a long explanation step advances (SHAP's
+    /// samples); `undefined` removes it.
+    #[wasm_bindgen(js_name = setProgressListener)]
+    pub fn set_progress_listener(&mut self, listener: Option<js_sys::Function>) {
+        self.progress_listener = listener;
     }
 
     /// The backend in use: `{ name, reason }`.
@@ -222,6 +233,7 @@ impl Explainer {
     /// returns the core's `Report` — the same JSON that `kdlens explain` writes, with each map's
     /// `values` as a `Float32Array`. `scan` is the `facts` of `decodeScan` when the pixels come
     /// from a DICOM or NIfTI file (`undefined` otherwise); the report records them.
+    /// The progress listener ([`Explainer::set_progress_listener`]) hears SHAP's samples done.
     pub async fn explain(
         &mut self,
         rgba: Vec<u8>,
@@ -245,9 +257,34 @@ impl Explainer {
             .model
             .as_ref()
             .ok_or_else(|| JsError::new("no model loaded"))?;
+        let manifest = bundle.manifest();
+        let background = if request.methods().contains(&Method::Shap) {
+            let images = manifest.shap_background_images().map_err(js_error)?;
+            Some(
+                manifest
+                    .preprocessing
+                    .to_batch(&images, &self.device)
+                    .map_err(js_error)?,
+            )
+        } else {
+            None
+        };
+        let listener = self.progress_listener.clone();
+        let tell = |step: &str, done: usize, total: usize| {
+            if let Some(callback) = &listener {
+                // A progress display that fails must not stop the explanation.
+                let _ = callback.call3(
+                    &JsValue::NULL,
+                    &step.into(),
+                    &(done as f64).into(),
+                    &(total as f64).into(),
+                );
+            }
+        };
         let context = Context {
-            manifest: Some(bundle.manifest()),
-            background: None,
+            manifest: Some(manifest),
+            background,
+            progress: Some(Progress(&tell)),
         };
         let mut report = explain(model, input, &request, &context)
             .await
