@@ -138,18 +138,23 @@ function chunk(type, data) {
   return out;
 }
 
-/** A valid RGB PNG of `width`×`height` whose pixels come from `pixel(x, y) → [r, g, b]`. */
-export function png(width, height, pixel) {
+/** A valid RGB PNG of `width`×`height` whose pixels come from `pixel(x, y) → [r, g, b]`;
+ * `depth` 8 or 16 bits per sample (16: each value v stored as v·257, big-endian). */
+export function png(width, height, pixel, depth = 8) {
   const header = Buffer.alloc(13);
   header.writeUInt32BE(width, 0);
   header.writeUInt32BE(height, 4);
-  header[8] = 8; header[9] = 2; // 8-bit RGB
-  const rows = Buffer.alloc((width * 3 + 1) * height);
+  header[8] = depth; header[9] = 2; // RGB
+  const bytes = depth / 8;
+  const stride = width * 3 * bytes + 1;
+  const rows = Buffer.alloc(stride * height);
   for (let y = 0; y < height; y++) {
-    const o = y * (width * 3 + 1);
     for (let x = 0; x < width; x++) {
-      const [r, g, b] = pixel(x, y);
-      rows[o + 1 + 3 * x] = r; rows[o + 2 + 3 * x] = g; rows[o + 3 + 3 * x] = b;
+      pixel(x, y).forEach((v, c) => {
+        const o = y * stride + 1 + (3 * x + c) * bytes;
+        if (depth === 16) rows.writeUInt16BE(v * 257, o);
+        else rows[o] = v;
+      });
     }
   }
   return Buffer.concat([
