@@ -5,7 +5,7 @@ import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { serve, launch, openPage, testImage, ROOT } from './helpers.js';
+import { pageSession, testImage, ROOT } from './helpers.js';
 
 const AXE = join(ROOT, 'tests', 'node_modules', 'axe-core', 'axe.min.js');
 
@@ -39,20 +39,17 @@ async function explained(page, action) {
 }
 
 describe('keyboard and accessibility (CPU)', () => {
-  let server, context, page, logs;
+  let session, page;
   before(async () => {
     const axe = await readFile(AXE);
-    server = await serve('/', async (path) => (path === '/axe.min.js' ? { body: axe, type: 'text/javascript' } : null));
-    context = await launch({ webgpu: false });
-    ({ page, logs } = await openPage(context, server.url));
+    session = await pageSession({ extra: async (path) => (path === '/axe.min.js' ? { body: axe, type: 'text/javascript' } : null) });
+    ({ page } = session);
   });
-  after(async () => {
-    if (process.env.KDLENS_TEST_LOGS) console.log(logs.join('\n'));
-    await context?.close();
-    await server?.close();
-  });
+  after(() => session?.close());
 
   test('the whole flow with the keyboard alone: open, explain, change the method, curves, enlarge, save', async () => {
+    // The window must have the focus for a key press to open a file chooser.
+    await page.bringToFront();
     await page.evaluate(() => document.activeElement?.blur());
     await tabTo(page, '#drop-zone');
     const first = await explained(page, async () => {

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { writeFile, readFile, mkdtemp, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { serve, launch, openPage, testImage, nativeExplain, artifactsDir, WWW } from './helpers.js';
+import { pageSession, testImage, nativeExplain, artifactsDir, WWW } from './helpers.js';
 
 const MODEL = join(WWW, 'model', 'model.kdlens');
 const SAMPLES = join(WWW, 'model', 'samples');
@@ -33,7 +33,7 @@ function csvFields(line) {
 }
 
 describe('many images (CPU)', () => {
-  let server, context, page, logs, folder;
+  let session, page, folder;
   before(async () => {
     // root/<class>/<image>: four real samples under their classes' folders, a synthetic image
     // filed under a class, one image outside any class folder, and a broken file.
@@ -51,15 +51,10 @@ describe('many images (CPU)', () => {
       await mkdir(join(folder, path, '..'), { recursive: true });
       await writeFile(join(folder, path), bytes);
     }
-    server = await serve('/');
-    context = await launch({ webgpu: false });
-    ({ page, logs } = await openPage(context, server.url));
+    session = await pageSession();
+    ({ page } = session);
   });
-  after(async () => {
-    if (process.env.KDLENS_TEST_LOGS) console.log(logs.join('\n'));
-    await context?.close();
-    await server?.close();
-  });
+  after(() => session?.close());
 
   test('a folder with class sub-folders: predictions as the CLI makes them, accuracy, confusion matrix, CSV and JSON', async () => {
     await page.setInputFiles('#batch-folder', folder);

@@ -92,6 +92,22 @@ export async function openPage(context, url, { timeout = 180_000 } = {}) {
   return { page, requests, logs };
 }
 
+/**
+ * A served page in a fresh browser, ready: `{ server, context, page, requests, logs, close }`.
+ * `close()` prints the page's logs when KDLENS_TEST_LOGS is set, then closes browser and server.
+ */
+export async function pageSession({ webgpu = false, prefix = '/', extra } = {}) {
+  const server = await serve(prefix, extra);
+  const context = await launch({ webgpu });
+  const { page, requests, logs } = await openPage(context, server.url);
+  const close = async () => {
+    if (process.env.KDLENS_TEST_LOGS) console.log(logs.join('\n'));
+    await context.close();
+    await server.close();
+  };
+  return { server, context, page, requests, logs, close };
+}
+
 /** Drops a file on a drop target the way a user would (a DataTransfer with one File). */
 export async function dropFile(page, selector, bytes, name, type) {
   await page.evaluate(async ({ selector, data, name, type }) => {

@@ -7,7 +7,7 @@ import { writeFile, readFile, mkdtemp, readdir } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { serve, launch, openPage, png, testImage, explainDropped, nativeExplain, ROOT, WWW } from './helpers.js';
+import { pageSession, png, testImage, explainDropped, nativeExplain, ROOT, WWW } from './helpers.js';
 import { bmp, grayGif, withExifOrientation } from './encoders.js';
 
 const MODEL = join(WWW, 'model', 'model.kdlens');
@@ -43,18 +43,13 @@ function maxDiff(a, b) {
 }
 
 describe('every way in and every control (CPU)', () => {
-  let server, context, page, logs, dir;
+  let session, page, dir;
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'kdlens-inputs-'));
-    server = await serve('/');
-    context = await launch({ webgpu: false });
-    ({ page, logs } = await openPage(context, server.url));
+    session = await pageSession();
+    ({ page } = session);
   });
-  after(async () => {
-    if (process.env.KDLENS_TEST_LOGS) console.log(logs.join('\n'));
-    await context?.close();
-    await server?.close();
-  });
+  after(() => session?.close());
 
   test('file picker, paste, sample buttons and drop each explain their image', async () => {
     let n = await explainedCount(page);

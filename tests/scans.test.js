@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import {
-  serve, launch, openPage, dropFile, explainDropped, nativeExplain, assertSameReport, rewriteBundle,
+  pageSession, dropFile, explainDropped, nativeExplain, assertSameReport, rewriteBundle,
   keptFiles, assertOnlyPageFiles,
   ROOT, WWW,
 } from './helpers.js';
@@ -55,17 +55,12 @@ function windowText([black, white]) {
 }
 
 describe('scans in the page (CPU)', () => {
-  let server, context, page, logs;
+  let session, server, page, logs;
   before(async () => {
-    server = await serve('/');
-    context = await launch({ webgpu: false });
-    ({ page, logs } = await openPage(context, server.url));
+    session = await pageSession();
+    ({ server, page, logs } = session);
   });
-  after(async () => {
-    if (process.env.KDLENS_TEST_LOGS) console.log(logs.join('\n'));
-    await context?.close();
-    await server?.close();
-  });
+  after(() => session?.close());
 
   test('a DICOM CT: its stored window, a preset, the sliders and a drag on the image, each as the CLI explains it', async () => {
     const { path, bytes } = await scan('CT_small.dcm');
