@@ -17,7 +17,7 @@ use kdlens::{
     },
     image::{RgbaImage, decode_file},
     model::LayeredClassifier,
-    trust::{Agreement, InDistribution, SanityCheck, compare_maps, kl_divergence, sanity_check},
+    trust::{Agreement, InDistribution, SanityCheck, sanity_check},
 };
 use serde::Serialize;
 
@@ -582,25 +582,7 @@ fn summarise_agreement(
         let per_image: Vec<(usize, Agreement)> = reports[0]
             .iter()
             .zip(student)
-            .map(|(t, s)| {
-                let maps = methods
-                    .iter()
-                    .filter_map(|&m| {
-                        Some((
-                            m,
-                            compare_maps(&t.map(m)?.heatmap(), &s.map(m)?.heatmap(), size),
-                        ))
-                    })
-                    .collect();
-                (
-                    t.class,
-                    Agreement {
-                        same_prediction: t.predicted == s.predicted,
-                        kl_divergence: kl_divergence(&t.probabilities, &s.probabilities),
-                        maps,
-                    },
-                )
-            })
+            .map(|(t, s)| (t.class, Agreement::between(t, s, methods, size)))
             .collect();
         let n = per_image.len().max(1) as f64;
         predictions.push(PredictionAgreement {

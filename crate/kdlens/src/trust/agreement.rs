@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::explain::Heatmap;
+use crate::explain::{Heatmap, Method, Report};
 
 /// The share of pixels whose overlap [`top_fraction_iou`] measures by default: the top 10 %.
 pub const TOP_FRACTION: f64 = 0.1;
@@ -25,7 +25,32 @@ pub struct Agreement {
     /// `KL(teacher ‖ student)` of the class probabilities, in nats.
     pub kl_divergence: f64,
     /// Per method present in both reports: the agreement of the two maps at the input size.
-    pub maps: Vec<(crate::explain::Method, MapAgreement)>,
+    pub maps: Vec<(Method, MapAgreement)>,
+}
+
+impl Agreement {
+    /// How `student`'s report of an image agrees with `teacher`'s of the same image: the same
+    /// predicted class, `KL(teacher ‖ student)`, and for each of `methods` in both reports the
+    /// agreement of the two maps resized to `size` `[height, width]`.
+    pub fn between(
+        teacher: &Report,
+        student: &Report,
+        methods: &[Method],
+        size: [usize; 2],
+    ) -> Self {
+        let maps = methods
+            .iter()
+            .filter_map(|&m| {
+                let (t, s) = (teacher.map(m)?, student.map(m)?);
+                Some((m, compare_maps(&t.heatmap(), &s.heatmap(), size)))
+            })
+            .collect();
+        Self {
+            same_prediction: teacher.predicted == student.predicted,
+            kl_divergence: kl_divergence(&teacher.probabilities, &student.probabilities),
+            maps,
+        }
+    }
 }
 
 /// Ranks `1..=n` with ties given their average rank.
