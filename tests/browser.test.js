@@ -7,8 +7,9 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import {
   serve, launch, openPage, dropFile, explainDropped, testImage, png, rewriteBundle, nativeExplain,
-  assertSameReport, artifactsDir, keptFiles, assertOnlyPageFiles, WWW,
+  assertSameReport, artifactsDir, keptFiles, assertOnlyPageFiles, kdlensBinary, WWW,
 } from './helpers.js';
+import { execFileSync } from 'node:child_process';
 
 const MODEL = join(WWW, 'model', 'model.kdlens');
 const timings = {};
@@ -346,6 +347,56 @@ describe('privacy, robustness and models (CPU)', () => {
     assert.match(status, /truncated|checksum/i);
     assert.match(await page.textContent('#model-badge'), /custom test model/, 'previous model still in use');
     await explainDropped(page, testImage(64, 7), 'still-works.png');
+  });
+
+  test('a teacher beside the model: both predictions and maps and their agreement, as the CLI computes them; one of other classes is refused', async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'kdlens-teacher-'));
+    const run = join(dir, 'teacher');
+    // A small DenseNet-121 teacher of the page model's task: Fashion-MNIST's classes, gray, 32².
+    execFileSync(kdlensBinary(), ['--run-dir', run, 'train-teacher', '--data', 'fashion-mnist', '--limit-per-class', '4',
+      '--test-limit-per-class', '2', '--image-size', '32', '--grayscale', '--epochs', '1', '--batch-size', '8', '--replicas', '1'], { stdio: 'pipe' });
+    const teacherPath = join(run, 'teacher.kdlens');
+    const teacherBytes = await readFile(teacherPath);
+    // Chosen with the file picker: its 28 MB would not pass through a synthetic drop's array.
+    await page.setInputFiles('#teacher-input', teacherPath);
+    await page.waitForFunction(() => !document.querySelector('#teacher-remove').hidden, null, { timeout: 60_000 });
+    const path = join(dir, 'beside.png');
+    const bytes = testImage(64, 5);
+    await writeFile(path, bytes);
+    await page.selectOption('#method', 'grad-cam');
+    const { result } = await explainDropped(page, bytes, 'beside.png');
+    const beside = await page.evaluate(() => window.kdlens.lastTeacher);
+    const native = await nativeExplain(path, teacherPath);
+    const teacher = beside.report;
+    assert.ok(maxDiff(teacher.probabilities, native.probabilities) <= 1e-4, 'the teacher predicts as the CLI');
+    assert.equal(teacher.maps[0].layer, native.maps[0].layer, "the teacher's own last stage");
+    const dm = maxDiff(normalised(teacher.maps[0].values), normalised(native.maps[0].values));
+    assert.ok(dm <= 1e-3, `the teacher's map differs by ${dm}`);
+    // The agreement: the same prediction or not, and KL(teacher ‖ student) computed here.
+    const a = beside.agreement;
+    assert.equal(a.same_prediction, teacher.predicted === result.predicted);
+    const kl = teacher.probabilities.reduce((sum, p, i) => (p > 0 ? sum + p * Math.log(p / Math.max(result.probabilities[i], 1e-12)) : sum), 0);
+    assert.ok(Math.abs(a.kl_divergence - kl) <= 1e-5, `KL ${a.kl_divergence} vs ${kl}`);
+    assert.deepEqual(a.maps.map(([method]) => method), ['grad-cam']);
+    const rho = a.maps[0][1].spearman;
+    assert.ok(rho === null || (rho >= -1 && rho <= 1), `Spearman ${rho}`);
+    t.diagnostic(`agreement: ${JSON.stringify(a)}`);
+    assert.ok(await page.isVisible('#teacher-panel'));
+    assert.ok(await canvasIsDrawn(page, '#teacher-canvas'), "the teacher's map is drawn");
+    assert.match(await page.textContent('#agreement'), /KL\(teacher ‖ student\) \d\.\d{3} nats · Grad-CAM maps: Spearman ρ/);
+    // A teacher of another task is refused and the loaded one stays.
+    const other = rewriteBundle(teacherBytes, (m) => { m.classes = m.classes.map((_, i) => `other-${i}`); });
+    await writeFile(join(dir, 'other.kdlens'), other);
+    await page.setInputFiles('#teacher-input', join(dir, 'other.kdlens'));
+    await page.waitForFunction(() => document.querySelector('#status').textContent.includes('other.kdlens'));
+    assert.match(await page.textContent('#status'), /other\.kdlens was not loaded as the teacher: .*same task/);
+    const again = await explainDropped(page, testImage(60, 2), 'beside-again.png');
+    assert.equal((await page.evaluate(() => window.kdlens.lastTeacher)).report.image.name, again.result.image.name);
+    // Removed: no teacher panel, no teacher report.
+    await page.click('#teacher-remove');
+    await page.waitForFunction(() => document.querySelector('#teacher-panel').hidden);
+    await explainDropped(page, testImage(60, 3), 'alone.png');
+    assert.equal(await page.evaluate(() => window.kdlens.lastTeacher), null);
   });
 
   test('a model trained with ImageNet statistics: the page normalises its input as the CLI does', async () => {

@@ -29,6 +29,7 @@ const state = {
   nextId: 1,
   calls: new Map(),
   samples: [],
+  teacher: null,      // { manifest, layers, bundleBytes, bytes } of a teacher shown beside the model
   cancelled: false,   // the explanation in progress was cancelled (its worker replaced)
   restarting: null,   // the promise of that replacement, until the new worker has the model
   rescan: null,       // { explain, again } while a scan is re-decoded: the newest options win
@@ -505,14 +506,21 @@ async function explainCurrent() {
       window.kdlens.loseDeviceOnNextExplain = false;
       showStatus('The GPU device was lost; switching to the CPU and retrying…');
       await startWorker('cpu', 'the WebGPU device was lost; switched to the CPU automatically');
-      await call('load', { bytes: state.modelBytes.slice(0) });
+      await reloadModels();
       const again = image.rgba.slice();
       result = await call('explain', { rgba: again.buffer, width: image.width, height: image.height, name: image.name, scan: image.scan?.facts, request: currentRequest() }, [again.buffer]);
     }
     if (params.has('test-hooks')) window.kdlens.loseDeviceOnNextExplain = false;
+    let beside = null;
+    if (state.teacher && generation === state.generation) {
+      const again = image.rgba.slice();
+      const teacher = await call('explainTeacher', { rgba: again.buffer, width: image.width, height: image.height, name: image.name, scan: image.scan?.facts, request }, [again.buffer]);
+      beside = { teacher, agreement: await call('agreement') };
+    }
     if (generation === state.generation) {
       state.result = result;
       await showResult(result);
+      await showTeacher(beside);
       state.explained++;
       document.body.dataset.explained = String(state.explained);
       setState('done');
@@ -566,7 +574,7 @@ async function cancelExplain() {
   showStatus('Cancelling…');
   state.restarting = (async () => {
     await startWorker(state.backend.name, state.backend.reason);
-    await call('load', { bytes: state.modelBytes.slice(0) });
+    await reloadModels();
   })();
   try {
     await state.restarting;
@@ -577,8 +585,8 @@ async function cancelExplain() {
 
 /** The worker's rendering of a view of the last report (`feature-map:K` or a method name) as
  * ImageData with the chosen colours and opacity (`kdlens::explain::Report::render`). */
-function render(view, width, height) {
-  return call('render', { view, colormap: $('colormap').value, opacity: Number($('opacity').value), width, height });
+function render(view, width, height, teacher = false) {
+  return call('render', { view, colormap: $('colormap').value, opacity: Number($('opacity').value), width, height, teacher });
 }
 
 /** The method map the page shows: the report's first (and only) map. */
@@ -649,6 +657,63 @@ function drawFaithfulness(result) {
   const classes = state.model.manifest.classes;
   const ms = result.timings_ms.faithfulness;
   $('faithfulness-caption').textContent = `Probability of ${classes[curves.class]} as the ${methodLabel(map.method)} map's most important pixels are removed (solid: deletion, AUC ${curves.deletion.auc.toFixed(3)}, lower is more faithful) or revealed on a blurred copy (dashed: insertion, AUC ${curves.insertion.auc.toFixed(3)}, higher is more faithful)${ms === undefined ? '' : `; ${ms.toFixed(0)} ms`}.`;
+}
+
+/** The teacher's prediction and map beside the model's, and how they agree (the core's
+ * `Agreement`); hides the panel when there is no teacher. */
+async function showTeacher(beside) {
+  const panel = $('teacher-panel');
+  panel.hidden = !beside;
+  window.kdlens.lastTeacher = beside && { report: plain(beside.teacher), agreement: beside.agreement };
+  if (!beside) return;
+  const { teacher, agreement } = beside;
+  const classes = state.model.manifest.classes;
+  const map = teacher.maps[0];
+  const canvas = $('teacher-canvas');
+  const f = drawImage(canvas, state.image, canvas.width);
+  const layer = new OffscreenCanvas(f.w, f.h);
+  layer.getContext('2d').putImageData(await render(map.method, f.w, f.h, true), 0, 0);
+  canvas.getContext('2d').drawImage(layer, f.x, f.y);
+  const p = teacher.probabilities[teacher.predicted];
+  const text = `${state.teacher.manifest.name}: ${classes[teacher.predicted]} (${(100 * p).toFixed(1)} %) · ${methodLabel(map.method)} of ${classes[map.class]} on ${map.layer}`;
+  $('teacher-caption').textContent = `Teacher — ${text}`;
+  canvas.setAttribute('aria-label', `The teacher's map: ${text}, ${describeMap(map)}`);
+  const maps = agreement.maps.map(([method, a]) => `${methodLabel(method)} maps: Spearman ρ ${a.spearman == null ? '—' : a.spearman.toFixed(2)}, top-10 % overlap ${a.top_iou == null ? '—' : a.top_iou.toFixed(2)}`);
+  $('agreement').textContent = [
+    agreement.same_prediction ? 'Same prediction' : 'Different predictions',
+    `KL(teacher ‖ student) ${agreement.kl_divergence.toFixed(3)} nats`,
+    ...maps,
+  ].join(' · ');
+}
+
+/** Loads the model (and the teacher, if any) into a freshly started worker. */
+async function reloadModels() {
+  await call('load', { bytes: state.modelBytes.slice(0) });
+  if (state.teacher) await call('loadTeacher', { bytes: state.teacher.bytes.slice(0) });
+}
+
+async function useTeacherFile(file) {
+  try {
+    if (file.size > MAX_MODEL_BYTES) {
+      throw new Error(`it is ${(file.size / 1e6).toFixed(0)} MB; a kdlens model bundle is at most ${MAX_MODEL_BYTES / 1e6} MB`);
+    }
+    const bytes = await file.arrayBuffer();
+    const info = await call('loadTeacher', { bytes: bytes.slice(0) });
+    state.teacher = { ...info, bytes };
+    $('teacher-remove').hidden = false;
+    showStatus(`Teacher ${info.manifest.name} loaded from ${file.name}: it is shown beside the model.`);
+    if (state.image) await explainCurrent();
+  } catch (error) {
+    showError(`${file.name} was not loaded as the teacher: ${error.message}`);
+  }
+}
+
+async function removeTeacher() {
+  await call('removeTeacher');
+  state.teacher = null;
+  $('teacher-remove').hidden = true;
+  await showTeacher(null);
+  showStatus('Teacher removed.');
 }
 
 function showOod(result) {
@@ -814,6 +879,10 @@ async function useModelFile(file) {
     const bytes = await file.arrayBuffer();
     await loadModel(bytes, file.name);
     showStatus(`Model ${state.model.manifest.name} loaded from ${file.name}.`);
+    if (state.teacher && state.teacher.manifest.classes.join('\n') !== state.model.manifest.classes.join('\n')) {
+      await removeTeacher();
+      showStatus(`Model ${state.model.manifest.name} loaded from ${file.name}; the teacher, of other classes, was removed.`);
+    }
     setState('ready');
     // A scan is shown as the new model was trained to see scans, except what the user chose.
     if (state.image?.scan) await rescan({}, true);
@@ -903,6 +972,9 @@ async function main() {
     if (item) useImage(item.getAsFile(), 'pasted image');
   });
   wireDropTarget($('model-drop'), useModelFile, () => $('model-input').click());
+  wireDropTarget($('teacher-drop'), useTeacherFile, () => $('teacher-input').click());
+  $('teacher-input').addEventListener('change', (e) => { const f = e.target.files[0]; if (f) useTeacherFile(f); e.target.value = ''; });
+  $('teacher-remove').addEventListener('click', removeTeacher);
   $('model-input').addEventListener('change', (e) => { const f = e.target.files[0]; if (f) useModelFile(f); e.target.value = ''; });
   const redraw = async () => { if (state.result && !state.busy) { await drawCam(); await drawStrip(state.result); } };
   $('opacity').addEventListener('change', redraw);

@@ -1,5 +1,6 @@
 // The page's compute thread: owns the WebAssembly module (kdlens core + burn) and runs one
-// request at a time. Messages in: {id, type: 'start'|'load'|'scan'|'predict'|'explain'|'render', ...};
+// request at a time. Messages in: {id, type: 'start'|'load'|'scan'|'predict'|'explain'|'render'|
+// 'loadTeacher'|'removeTeacher'|'explainTeacher'|'agreement', ...};
 // messages out: {id, ok: true, result} or {id, ok: false, error}, and while SHAP runs
 // {id, progress: {step, done, total}}. An explanation's result is the
 // core's report, the same JSON that `kdlens explain` writes, its maps' values as Float32Arrays.
@@ -53,10 +54,19 @@ async function handle(message) {
       console.debug(`explain: preprocess ${report.timings_ms.preprocess.toFixed(1)} ms, core ${report.timings_ms.total.toFixed(1)} ms, call ${report.timings_ms.worker.toFixed(1)} ms`);
       return report;
     }
+    case 'loadTeacher':
+      return explainer.loadTeacher(new Uint8Array(message.bytes));
+    case 'removeTeacher':
+      return explainer.removeTeacher();
+    case 'explainTeacher':
+      explainer.setProgressListener(undefined);
+      return explainer.explainTeacher(new Uint8Array(message.rgba), message.width, message.height, message.name, message.request, message.scan);
+    case 'agreement':
+      return explainer.agreement();
     case 'predict':
       return explainer.predict(new Uint8Array(message.rgba), message.width, message.height);
     case 'render':
-      return explainer.render(message.view, message.colormap, message.opacity, message.height, message.width);
+      return explainer.render(message.view, message.colormap, message.opacity, message.height, message.width, Boolean(message.teacher));
     default:
       throw new Error(`unknown request ${message.type}`);
   }

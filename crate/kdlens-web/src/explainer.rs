@@ -8,6 +8,7 @@ use kdlens::{
     },
     image::RgbaImage,
     model::{Classifier, LayeredClassifier},
+    trust::Agreement,
 };
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
@@ -61,6 +62,15 @@ fn set_values(object: &JsValue, list: &str, values: &[Vec<f32>]) -> Result<(), J
     Ok(())
 }
 
+/// The core's `Request` from a plain object (`undefined` or `null`: the defaults).
+fn parse_request(request: JsValue) -> Result<Request, JsError> {
+    if request.is_undefined() || request.is_null() {
+        return Ok(Request::default());
+    }
+    serde_wasm_bindgen::from_value(request)
+        .map_err(|e| JsError::new(&format!("bad explanation request: {e}")))
+}
+
 fn js_error(e: impl std::fmt::Display) -> JsError {
     JsError::new(&e.to_string())
 }
@@ -95,13 +105,27 @@ struct ModelOut<'a> {
     bundle_bytes: usize,
 }
 
-/// A model on a device, ready to explain images.
+/// A loaded bundle: its manifest and weights, the model built from them, the bundle's size.
+type Loaded = (Bundle, Classifier, usize);
+
+/// Which of the two models a call is about.
+#[derive(Clone, Copy, PartialEq)]
+enum Role {
+    /// The page's model (the student).
+    Model,
+    /// An optional second model of the same classes shown beside it (the teacher).
+    Teacher,
+}
+
+/// A model on a device, ready to explain images; optionally a teacher beside it.
 #[wasm_bindgen]
 pub struct Explainer {
     device: Device,
     backend: BackendInfo,
-    model: Option<(Bundle, Classifier, usize)>,
+    model: Option<Loaded>,
     last: Option<Report>,
+    teacher: Option<Loaded>,
+    last_teacher: Option<Report>,
     progress_listener: Option<js_sys::Function>,
 }
 
@@ -142,6 +166,8 @@ impl Explainer {
             backend,
             model: None,
             last: None,
+            teacher: None,
+            last_teacher: None,
             progress_listener: None,
         }
     }
@@ -169,6 +195,37 @@ impl Explainer {
         self.model_info()
     }
 
+    /// Validates a teacher bundle (it must name the model's classes, in order) and shows it
+    /// beside the model from the next explanation on. On any error the previous teacher stays.
+    /// Returns `{ manifest, layers, bundleBytes }`.
+    #[wasm_bindgen(js_name = loadTeacher)]
+    pub fn load_teacher(&mut self, bytes: &[u8]) -> Result<JsValue, JsError> {
+        let bundle = Bundle::from_bytes(bytes).map_err(js_error)?;
+        let (model_bundle, _, _) = self.loaded(Role::Model)?;
+        let (ours, theirs) = (&model_bundle.manifest().classes, &bundle.manifest().classes);
+        if ours != theirs {
+            return Err(JsError::new(&format!(
+                "the teacher's classes {theirs:?} are not the model's {ours:?}: a teacher must be of the same task"
+            )));
+        }
+        let model = bundle.load_model(&self.device).map_err(js_error)?;
+        let info = to_js(&ModelOut {
+            manifest: bundle.manifest(),
+            layers: model.layers(),
+            bundle_bytes: bytes.len(),
+        });
+        self.teacher = Some((bundle, model, bytes.len()));
+        self.last_teacher = None;
+        info
+    }
+
+    /// Removes the teacher.
+    #[wasm_bindgen(js_name = removeTeacher)]
+    pub fn remove_teacher(&mut self) {
+        self.teacher = None;
+        self.last_teacher = None;
+    }
+
     /// The current model: `{ manifest, layers, bundleBytes }`.
     #[wasm_bindgen(js_name = modelInfo)]
     pub fn model_info(&self) -> Result<JsValue, JsError> {
@@ -183,18 +240,30 @@ impl Explainer {
         })
     }
 
-    /// The loaded model's input tensor for RGBA pixels (`width × height × 4` bytes), through the
+    /// The model or the teacher, or an error saying it is not loaded.
+    fn loaded(&self, role: Role) -> Result<&Loaded, JsError> {
+        match role {
+            Role::Model => self.model.as_ref(),
+            Role::Teacher => self.teacher.as_ref(),
+        }
+        .ok_or_else(|| {
+            JsError::new(match role {
+                Role::Model => "no model loaded",
+                Role::Teacher => "no teacher loaded",
+            })
+        })
+    }
+
+    /// The model's input tensor for RGBA pixels (`width × height × 4` bytes), through the
     /// core's preprocessing path and the bundle's normalisation.
     fn input(
         &self,
+        role: Role,
         rgba: Vec<u8>,
         width: usize,
         height: usize,
     ) -> Result<burn::tensor::Tensor<4>, JsError> {
-        let (bundle, _, _) = self
-            .model
-            .as_ref()
-            .ok_or_else(|| JsError::new("no model loaded"))?;
+        let (bundle, _, _) = self.loaded(role)?;
         let image = RgbaImage::new(width, height, rgba).map_err(js_error)?;
         bundle
             .manifest()
@@ -212,12 +281,9 @@ impl Explainer {
         height: usize,
     ) -> Result<JsValue, JsError> {
         let started = web_time::Instant::now();
-        let input = self.input(rgba, width, height)?;
+        let input = self.input(Role::Model, rgba, width, height)?;
         let preprocessed = web_time::Instant::now();
-        let (_, model, _) = self
-            .model
-            .as_ref()
-            .ok_or_else(|| JsError::new("no model loaded"))?;
+        let (_, model, _) = self.loaded(Role::Model)?;
         let probabilities = predict(model, input).await.map_err(js_error)?;
         let predicted = kdlens::explain::argmax(&probabilities);
         to_js(&PredictOut {
@@ -243,20 +309,72 @@ impl Explainer {
         request: JsValue,
         scan: JsValue,
     ) -> Result<JsValue, JsError> {
+        let request = parse_request(request)?;
         let scan = crate::scan::facts_from_js(scan)?;
-        let request: Request = if request.is_undefined() || request.is_null() {
-            Request::default()
-        } else {
-            serde_wasm_bindgen::from_value(request)
-                .map_err(|e| JsError::new(&format!("bad explanation request: {e}")))?
+        let mut report = self
+            .report(Role::Model, rgba, [width, height], name, &request, scan)
+            .await?;
+        let out = report_to_js(&mut report);
+        self.last = Some(report);
+        out
+    }
+
+    /// The teacher's report of the same pixels and request as [`Explainer::explain`], except
+    /// that its maps are of the teacher's own last stage (a layer name of the model means
+    /// nothing to another architecture).
+    #[wasm_bindgen(js_name = explainTeacher)]
+    pub async fn explain_teacher(
+        &mut self,
+        rgba: Vec<u8>,
+        width: usize,
+        height: usize,
+        name: String,
+        request: JsValue,
+        scan: JsValue,
+    ) -> Result<JsValue, JsError> {
+        let request = Request {
+            layer: None,
+            ..parse_request(request)?
         };
+        let scan = crate::scan::facts_from_js(scan)?;
+        let mut report = self
+            .report(Role::Teacher, rgba, [width, height], name, &request, scan)
+            .await?;
+        let out = report_to_js(&mut report);
+        self.last_teacher = Some(report);
+        out
+    }
+
+    /// How the last explanation agrees with the teacher's of the same image (the core's
+    /// `Agreement`: same prediction, KL(teacher ‖ model) in nats, and per method the Spearman
+    /// correlation and top-10 % overlap of the two maps at the model's input size).
+    pub fn agreement(&self) -> Result<JsValue, JsError> {
+        let (Some(model), Some(teacher)) = (&self.last, &self.last_teacher) else {
+            return Err(JsError::new(
+                "explain an image with both the model and the teacher first",
+            ));
+        };
+        let (bundle, _, _) = self.loaded(Role::Model)?;
+        let methods: Vec<Method> = model.maps.iter().map(|m| m.method).collect();
+        let size = bundle.manifest().spec.input_size;
+        to_js(&Agreement::between(teacher, model, &methods, size))
+    }
+
+    /// One model's report of RGBA pixels `[width, height]`: the core's `explain` with the
+    /// bundle's preprocessing, SHAP background and the progress listener.
+    async fn report(
+        &self,
+        role: Role,
+        rgba: Vec<u8>,
+        [width, height]: [usize; 2],
+        name: String,
+        request: &Request,
+        scan: Option<kdlens::image::scan::ScanFacts>,
+    ) -> Result<Report, JsError> {
         let started = web_time::Instant::now();
-        let input = self.input(rgba, width, height)?;
+        let input = self.input(role, rgba, width, height)?;
         let preprocess_ms = started.elapsed().as_secs_f64() * 1e3;
-        let (bundle, model, _) = self
-            .model
-            .as_ref()
-            .ok_or_else(|| JsError::new("no model loaded"))?;
+        let (bundle, model, _) = self.loaded(role)?;
         let manifest = bundle.manifest();
         let background = if request.methods().contains(&Method::Shap) {
             let images = manifest.shap_background_images().map_err(js_error)?;
@@ -286,7 +404,7 @@ impl Explainer {
             background,
             progress: Some(Progress(&tell)),
         };
-        let mut report = explain(model, input, &request, &context)
+        let mut report = explain(model, input, request, &context)
             .await
             .map_err(js_error)?;
         report.image = Some(ImageSummary {
@@ -299,14 +417,12 @@ impl Explainer {
         report
             .timings_ms
             .insert("preprocess".to_string(), preprocess_ms);
-        let out = report_to_js(&mut report);
-        self.last = Some(report);
-        out
+        Ok(report)
     }
 
     /// An `ImageData` of `width × height` pixels: the last report's `view` (`feature-map:K` or
     /// a method name such as `grad-cam`) in `colormap` (`viridis` or `jet`) with `opacity`, as
-    /// the core's `Report::render` draws it.
+    /// the core's `Report::render` draws it; the teacher's last report when `teacher`.
     pub fn render(
         &self,
         view: String,
@@ -314,11 +430,15 @@ impl Explainer {
         opacity: f32,
         height: usize,
         width: usize,
+        teacher: bool,
     ) -> Result<web_sys::ImageData, JsError> {
-        let report = self
-            .last
-            .as_ref()
-            .ok_or_else(|| JsError::new("nothing explained yet"))?;
+        let report = if teacher {
+            &self.last_teacher
+        } else {
+            &self.last
+        }
+        .as_ref()
+        .ok_or_else(|| JsError::new("nothing explained yet"))?;
         let view: View = view.parse().map_err(js_error)?;
         let colormap: Colormap = colormap.parse().map_err(js_error)?;
         let pixels = report
