@@ -239,6 +239,10 @@ for (const backend of ['webgpu', 'cpu']) {
       await page.selectOption('#shap-samples', '200');
       await page.waitForFunction(() => /^Cancelled/.test(document.querySelector('#status').textContent), null, { timeout: 120_000 });
       assert.equal(await page.evaluate(() => Number(document.body.dataset.explained)), explained, 'nothing was explained');
+      // The fresh worker holds no report: nothing of the last one stays on screen or can be saved.
+      assert.equal(await page.locator('#probabilities li').count(), 0);
+      assert.ok(await page.isDisabled('#save-json') && await page.isDisabled('#save-png'));
+      assert.equal(await page.evaluate(() => window.kdlens.lastResult), null);
       assert.ok(await page.isHidden('#explain-progress-row'));
       await page.selectOption('#method', 'grad-cam');
       await page.waitForFunction((n) => Number(document.body.dataset.explained) > n && document.body.dataset.state === 'done', explained, { timeout: 120_000 });
@@ -366,8 +370,10 @@ describe('privacy, robustness and models (CPU)', () => {
     await page.selectOption('#method', 'grad-cam');
     const { result } = await explainDropped(page, bytes, 'beside.png');
     const beside = await page.evaluate(() => window.kdlens.lastTeacher);
-    const native = await nativeExplain(path, teacherPath);
+    // The teacher's map is of the class the model's map shows (here the model's prediction).
+    const native = await nativeExplain(path, teacherPath, ['--class', String(result.class)]);
     const teacher = beside.report;
+    assert.equal(teacher.maps[0].class, result.class);
     assert.ok(maxDiff(teacher.probabilities, native.probabilities) <= 1e-4, 'the teacher predicts as the CLI');
     assert.equal(teacher.maps[0].layer, native.maps[0].layer, "the teacher's own last stage");
     const dm = maxDiff(normalised(teacher.maps[0].values), normalised(native.maps[0].values));

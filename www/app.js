@@ -12,6 +12,7 @@ const THUMB = 128;              // side of a layer thumbnail
 const MAX_PIXELS = 50_000_000;  // larger images are refused with a message
 const MAX_SIDE = 16_384;
 const MAX_SCAN_BYTES = 512 * 1024 * 1024; // larger DICOM / NIfTI files are refused with a message
+const OFFLINE_WAIT_MS = 20_000; // longest wait for the service worker to keep the page's files
 
 const state = {
   worker: null,
@@ -505,17 +506,19 @@ async function explainCurrent() {
       if (!isFatal(error) || state.backend.name !== 'webgpu') throw error;
       window.kdlens.loseDeviceOnNextExplain = false;
       showStatus('The GPU device was lost; switching to the CPU and retrying…');
-      await startWorker('cpu', 'the WebGPU device was lost; switched to the CPU automatically');
-      await reloadModels();
+      await restartWorker('cpu', 'the WebGPU device was lost; switched to the CPU automatically');
       const again = image.rgba.slice();
       result = await call('explain', { rgba: again.buffer, width: image.width, height: image.height, name: image.name, scan: image.scan?.facts, request: currentRequest() }, [again.buffer]);
     }
     if (params.has('test-hooks')) window.kdlens.loseDeviceOnNextExplain = false;
     let beside = null;
-    if (state.teacher && generation === state.generation) {
+    const teacherModel = state.teacher;
+    if (teacherModel && generation === state.generation) {
       const again = image.rgba.slice();
-      const teacher = await call('explainTeacher', { rgba: again.buffer, width: image.width, height: image.height, name: image.name, scan: image.scan?.facts, request }, [again.buffer]);
-      beside = { teacher, agreement: await call('agreement') };
+      // The teacher's map of the class the model's map shows, so that the two compare.
+      const teacherRequest = { ...request, target: { class: result.class } };
+      const teacher = await call('explainTeacher', { rgba: again.buffer, width: image.width, height: image.height, name: image.name, scan: image.scan?.facts, request: teacherRequest }, [again.buffer]);
+      beside = { name: teacherModel.manifest.name, teacher, agreement: await call('agreement') };
     }
     if (generation === state.generation) {
       state.result = result;
@@ -527,8 +530,9 @@ async function explainCurrent() {
     }
   } catch (error) {
     if (state.cancelled) {
+      clearResult();
       showStatus(`Cancelled: ${image.name} was not explained.`);
-      setState(state.result ? 'done' : 'ready');
+      setState('ready');
     } else {
       showError(`Could not explain ${image.name}: ${error.message}`);
       setState('error');
@@ -572,8 +576,14 @@ async function cancelExplain() {
   state.pending = false;
   $('cancel-explain').disabled = true;
   showStatus('Cancelling…');
+  await restartWorker(state.backend.name, state.backend.reason);
+}
+
+/** Replaces the worker by a fresh one on `backend` holding the same model (and teacher); calls
+ * made meanwhile wait for it (`state.restarting`). */
+async function restartWorker(backend, reason) {
   state.restarting = (async () => {
-    await startWorker(state.backend.name, state.backend.reason);
+    await startWorker(backend, reason);
     await reloadModels();
   })();
   try {
@@ -581,6 +591,22 @@ async function cancelExplain() {
   } finally {
     state.restarting = null;
   }
+}
+
+/** Takes down everything drawn from the last report (the fresh worker after a cancel holds
+ * none, and what is shown must never be saved under another image's name). */
+function clearResult() {
+  state.result = null;
+  window.kdlens.lastReport = null;
+  $('probabilities').replaceChildren();
+  $('layer-strip').replaceChildren();
+  $('timings').textContent = '';
+  $('faithfulness-figure').hidden = true;
+  $('teacher-panel').hidden = true;
+  $('ood-warning').hidden = true;
+  $('cam-canvas').getContext('2d').clearRect(0, 0, DISPLAY, DISPLAY);
+  $('save-png').disabled = true;
+  $('save-json').disabled = true;
 }
 
 /** The worker's rendering of a view of the last report (`feature-map:K` or a method name) as
@@ -666,16 +692,13 @@ async function showTeacher(beside) {
   panel.hidden = !beside;
   window.kdlens.lastTeacher = beside && { report: plain(beside.teacher), agreement: beside.agreement };
   if (!beside) return;
-  const { teacher, agreement } = beside;
+  const { name, teacher, agreement } = beside;
   const classes = state.model.manifest.classes;
   const map = teacher.maps[0];
-  const canvas = $('teacher-canvas');
-  const f = drawImage(canvas, state.image, canvas.width);
-  const layer = new OffscreenCanvas(f.w, f.h);
-  layer.getContext('2d').putImageData(await render(map.method, f.w, f.h, true), 0, 0);
-  canvas.getContext('2d').drawImage(layer, f.x, f.y);
+  await drawTeacherMap(map);
   const p = teacher.probabilities[teacher.predicted];
-  const text = `${state.teacher.manifest.name}: ${classes[teacher.predicted]} (${(100 * p).toFixed(1)} %) · ${methodLabel(map.method)} of ${classes[map.class]} on ${map.layer}`;
+  const text = `${name}: ${classes[teacher.predicted]} (${(100 * p).toFixed(1)} %) · ${methodLabel(map.method)} of ${classes[map.class]} on ${map.layer}`;
+  const canvas = $('teacher-canvas');
   $('teacher-caption').textContent = `Teacher — ${text}`;
   canvas.setAttribute('aria-label', `The teacher's map: ${text}, ${describeMap(map)}`);
   const maps = agreement.maps.map(([method, a]) => `${methodLabel(method)} maps: Spearman ρ ${a.spearman == null ? '—' : a.spearman.toFixed(2)}, top-10 % overlap ${a.top_iou == null ? '—' : a.top_iou.toFixed(2)}`);
@@ -684,6 +707,15 @@ async function showTeacher(beside) {
     `KL(teacher ‖ student) ${agreement.kl_divergence.toFixed(3)} nats`,
     ...maps,
   ].join(' · ');
+}
+
+/** The teacher's map over the image, in the chosen colours and opacity. */
+async function drawTeacherMap(map) {
+  const canvas = $('teacher-canvas');
+  const f = drawImage(canvas, state.image, canvas.width);
+  const layer = new OffscreenCanvas(f.w, f.h);
+  layer.getContext('2d').putImageData(await render(map.method, f.w, f.h, true), 0, 0);
+  canvas.getContext('2d').drawImage(layer, f.x, f.y);
 }
 
 /** Loads the model (and the teacher, if any) into a freshly started worker. */
@@ -709,10 +741,10 @@ async function useTeacherFile(file) {
 }
 
 async function removeTeacher() {
-  await call('removeTeacher');
-  state.teacher = null;
+  state.teacher = null; // an explanation under way no longer asks for it
   $('teacher-remove').hidden = true;
   await showTeacher(null);
+  await call('removeTeacher');
   showStatus('Teacher removed.');
 }
 
@@ -920,7 +952,18 @@ function wireBatch() {
   const elements = Object.fromEntries(Object.entries(ids).map(([key, id]) => [key, $(id)]));
   const batch = new Batch(elements, {
     decode: decodeImage,
-    predict: ({ rgba, width, height }) => call('predict', { rgba: rgba.buffer, width, height }, [rgba.buffer]),
+    predict: async ({ rgba, width, height }) => {
+      // A worker replaced meanwhile (a cancel, a lost GPU) drops this call: wait and ask again.
+      for (let attempt = 0; ; attempt++) {
+        await state.restarting;
+        const copy = rgba.slice();
+        try {
+          return await call('predict', { rgba: copy.buffer, width, height }, [copy.buffer]);
+        } catch (error) {
+          if (attempt > 0 || !/worker restarted/.test(error.message)) throw error;
+        }
+      }
+    },
     explain: (file, name) => { $('drop-zone').scrollIntoView({ block: 'nearest' }); return useImage(file, name); },
     model: () => state.model.manifest,
     download,
@@ -944,10 +987,13 @@ async function keepForOffline() {
   try {
     const registration = await navigator.serviceWorker.register('sw.js');
     const worker = registration.installing || registration.waiting || registration.active;
-    if (worker && worker.state !== 'activated') {
-      await new Promise((resolve) => worker.addEventListener('statechange', () => {
-        if (worker.state === 'activated' || worker.state === 'redundant') resolve();
-      }));
+    const settled = () => worker.state === 'activated' || worker.state === 'redundant';
+    if (worker && !settled()) {
+      // A worker that stalls (e.g. on a full disk) must not keep the page from starting.
+      await Promise.race([
+        new Promise((resolve) => worker.addEventListener('statechange', () => { if (settled()) resolve(); })),
+        new Promise((resolve) => setTimeout(resolve, OFFLINE_WAIT_MS)),
+      ]);
     }
     $('offline-badge').hidden = worker?.state !== 'activated';
   } catch (error) {
@@ -976,7 +1022,13 @@ async function main() {
   $('teacher-input').addEventListener('change', (e) => { const f = e.target.files[0]; if (f) useTeacherFile(f); e.target.value = ''; });
   $('teacher-remove').addEventListener('click', removeTeacher);
   $('model-input').addEventListener('change', (e) => { const f = e.target.files[0]; if (f) useModelFile(f); e.target.value = ''; });
-  const redraw = async () => { if (state.result && !state.busy) { await drawCam(); await drawStrip(state.result); } };
+  const redraw = async () => {
+    if (!state.result || state.busy) return;
+    await drawCam();
+    await drawStrip(state.result);
+    const beside = window.kdlens.lastTeacher;
+    if (beside && !$('teacher-panel').hidden) await drawTeacherMap(beside.report.maps[0]);
+  };
   $('opacity').addEventListener('change', redraw);
   $('colormap').addEventListener('change', redraw);
   for (const id of ['method', 'layer', 'target', 'score', 'faithfulness', 'shap-samples']) $(id).addEventListener('change', () => explainCurrent());

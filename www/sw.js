@@ -47,22 +47,26 @@ function isPageFile(path) {
   return path !== null && (path === '' || FILES.includes(path) || path.startsWith('model/samples/'));
 }
 
-/** The network's answer, kept as the copy; the copy when the network cannot answer. */
-async function networkThenCopy(request, path) {
-  const cache = await caches.open(CACHE);
+/** The network's answer (its copy kept in the background: a copy that cannot be written, e.g.
+ * on a full disk, costs nothing but the copy); the copy when the network cannot answer. */
+async function networkThenCopy(event, path) {
   const key = here(path);
+  let response;
   try {
-    const response = await fetch(request);
-    if (response.ok) await cache.put(key, response.clone());
-    return response;
+    response = await fetch(event.request);
   } catch (error) {
-    const copy = await cache.match(key);
+    const copy = await (await caches.open(CACHE)).match(key);
     if (copy) return copy;
     throw error;
   }
+  if (response.ok) {
+    const clone = response.clone();
+    event.waitUntil(caches.open(CACHE).then((cache) => cache.put(key, clone)).catch(() => {}));
+  }
+  return response;
 }
 
 self.addEventListener('fetch', (event) => {
   const path = pagePath(event.request);
-  if (isPageFile(path)) event.respondWith(networkThenCopy(event.request, path));
+  if (isPageFile(path)) event.respondWith(networkThenCopy(event, path));
 });

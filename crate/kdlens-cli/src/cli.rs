@@ -361,7 +361,7 @@ pub struct RequestArgs {
     #[arg(long, default_value_t = ShapPlan::default().samples)]
     pub shap_samples: usize,
     /// Background images for SHAP: a folder of images (default: the bundle's set from
-    /// `kdlens export --background`, else a black and a mid-gray image).
+    /// `kdlens export --background-images`, else a black and a mid-gray image).
     #[arg(long)]
     pub background: Option<PathBuf>,
     /// At most this many background images.

@@ -61,6 +61,8 @@ fn an_exported_background_is_stratified_and_is_what_explain_uses() {
         "7",
     ]);
     assert!(out.status.success(), "export: {}", text(&out));
+    let summary = json(&dir.path().join("export-run/export.json"));
+    assert_eq!(summary["background_images"], 7);
     let exported = out_dir.join("model.kdlens");
     let bundle = Bundle::from_bytes(&std::fs::read(&exported).unwrap()).unwrap();
     let background = bundle

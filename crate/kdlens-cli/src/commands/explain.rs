@@ -175,7 +175,7 @@ pub fn explain_image(
 }
 
 /// Background images for SHAP: a folder's images (up to `limit`), or else the bundle's set
-/// (`kdlens export --background`), or else a black and a mid-gray image; normalised as
+/// (`kdlens export --background-images`), or else a black and a mid-gray image; normalised as
 /// `[B, 3, H, W]` on `device`.
 pub fn background(
     loaded: &LoadedModel,

@@ -35,6 +35,8 @@ pub struct ExportSummary {
     /// Largest probability difference between the stored and the original weights over 8
     /// random inputs (0 for f32).
     pub max_probability_difference: f32,
+    /// Images in the bundle's SHAP background set (0: none).
+    pub background_images: usize,
 }
 
 /// Where an export takes SHAP's background set from: `count` training images of `data`.
@@ -53,7 +55,9 @@ pub fn training_background(
     BackgroundSource { data, count, seed }: &BackgroundSource,
     manifest: &Manifest,
 ) -> Result<ShapBackground> {
-    let (count, seed) = (*count, *seed);
+    // As many as asked for, as far as the manifest has room.
+    let count = (*count).min(ShapBackground::capacity(&manifest.preprocessing));
+    let seed = *seed;
     let splits = Splits::load(&data.source, &data.split)?;
     if splits.classes != manifest.classes {
         bail!(
@@ -141,7 +145,16 @@ pub fn export(
         safetensors,
         precision,
         max_probability_difference: worst,
+        background_images: background_images(&bundle),
     })
+}
+
+fn background_images(bundle: &Bundle) -> usize {
+    bundle
+        .manifest()
+        .shap_background
+        .as_ref()
+        .map_or(0, ShapBackground::len)
 }
 
 /// `kdlens export --model M --out DIR`.
@@ -178,11 +191,17 @@ pub fn run_export(
     )?;
     run.write_json("export.json", &summary)?;
     run.log(format!(
-        "wrote {} ({:.2} MB, {:?}; largest probability change from the original weights {:.1e}) and {}",
+        "wrote {} ({:.2} MB, {:?}; largest probability change from the original weights {:.1e}; SHAP background {} images{}) and {}",
         summary.bundle.display(),
         summary.bundle_bytes as f64 / 1e6,
         summary.precision,
         summary.max_probability_difference,
+        summary.background_images,
+        if background.is_some() && summary.background_images < args.background_images {
+            format!(" — fewer than the {} asked for: the manifest holds no more", args.background_images)
+        } else {
+            String::new()
+        },
         summary.safetensors.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
     ));
     Ok(())

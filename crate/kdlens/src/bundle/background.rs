@@ -47,10 +47,7 @@ impl ShapBackground {
     /// `preprocessing` feeds the model luma.
     pub fn new(images: &[(RgbaImage, usize)], preprocessing: &Preprocessing) -> Result<Self> {
         let size = preprocessing.input_size;
-        let channels = match preprocessing.color {
-            ColorMode::Grayscale => 1,
-            ColorMode::Rgb => 3,
-        };
+        let channels = stored_channels(preprocessing);
         let mut pixels = Vec::with_capacity(images.len() * size[0] * size[1] * channels);
         for (image, _) in images {
             let resized = image.resized(size)?;
@@ -72,6 +69,15 @@ impl ShapBackground {
         };
         background.validate(size, usize::MAX)?;
         Ok(background)
+    }
+
+    /// The most images a set for a model with `preprocessing` may hold: [`MAX_BACKGROUND_IMAGES`],
+    /// or fewer where their pixels would pass [`MAX_BACKGROUND_BYTES`] (e.g. 16 RGB images at
+    /// 224²).
+    pub fn capacity(preprocessing: &Preprocessing) -> usize {
+        let [h, w] = preprocessing.input_size;
+        let per_image = (h * w * stored_channels(preprocessing)).max(1);
+        (MAX_BACKGROUND_BYTES / per_image).min(MAX_BACKGROUND_IMAGES)
     }
 
     /// Number of images.
@@ -147,6 +153,14 @@ impl ShapBackground {
     }
 }
 
+/// Values stored per pixel: 1 when the model sees luma, else 3.
+fn stored_channels(preprocessing: &Preprocessing) -> usize {
+    match preprocessing.color {
+        ColorMode::Grayscale => 1,
+        ColorMode::Rgb => 3,
+    }
+}
+
 /// The background when a bundle carries none: a black and a mid-gray image.
 pub fn default_background_images() -> Vec<RgbaImage> {
     [0u8, 128]
@@ -213,6 +227,19 @@ mod tests {
             &restored.pixels()[..8],
             &[76, 76, 76, 255, 150, 150, 150, 255]
         );
+    }
+
+    #[test]
+    fn capacity_keeps_a_set_within_the_manifest_limit() {
+        let rgb = Preprocessing::unit_range([224, 224]);
+        assert_eq!(
+            ShapBackground::capacity(&rgb),
+            MAX_BACKGROUND_BYTES / (224 * 224 * 3)
+        );
+        assert_eq!(ShapBackground::capacity(&rgb), 17);
+        let mut gray = Preprocessing::unit_range([32, 32]);
+        gray.color = ColorMode::Grayscale;
+        assert_eq!(ShapBackground::capacity(&gray), MAX_BACKGROUND_IMAGES);
     }
 
     #[test]

@@ -96,6 +96,13 @@ impl Bundle {
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let manifest = serde_json::to_vec_pretty(&self.manifest)
             .map_err(|e| Error::InvalidBundle(format!("manifest does not serialise: {e}")))?;
+        // Never write what `from_bytes` would refuse.
+        if manifest.len() > MAX_MANIFEST {
+            return Err(Error::InvalidBundle(format!(
+                "the manifest would be {} bytes; a bundle holds at most {MAX_MANIFEST} (store fewer SHAP background images)",
+                manifest.len()
+            )));
+        }
         Ok(frame(&manifest, &self.weights))
     }
 

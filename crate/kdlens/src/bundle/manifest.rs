@@ -73,7 +73,7 @@ pub struct Manifest {
     /// What the model saw in training, for the out-of-distribution warning.
     #[serde(default)]
     pub ood_reference: Option<OodReference>,
-    /// Training images that SHAP explains against (`kdlens export --background`); without them,
+    /// Training images that SHAP explains against (`kdlens export --background-images`); without them,
     /// [`default_background_images`](super::default_background_images).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shap_background: Option<ShapBackground>,
