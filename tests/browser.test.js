@@ -361,6 +361,11 @@ describe('privacy, robustness and models (CPU)', () => {
       '--test-limit-per-class', '2', '--image-size', '32', '--grayscale', '--epochs', '1', '--batch-size', '8', '--replicas', '1'], { stdio: 'pipe' });
     const teacherPath = join(run, 'teacher.kdlens');
     const teacherBytes = await readFile(teacherPath);
+    // The page's own model again (an earlier test left one of other classes loaded).
+    const own = await readFile(MODEL);
+    const ownName = JSON.parse(own.subarray(16, 16 + own.readUInt32LE(12)).toString('utf8')).name;
+    await page.setInputFiles('#model-input', MODEL);
+    await page.waitForFunction((name) => document.querySelector('#model-badge').textContent === `Model: ${name}`, ownName, { timeout: 60_000 });
     // Chosen with the file picker: its 28 MB would not pass through a synthetic drop's array.
     await page.setInputFiles('#teacher-input', teacherPath);
     await page.waitForFunction(() => !document.querySelector('#teacher-remove').hidden, null, { timeout: 60_000 });
