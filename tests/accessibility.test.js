@@ -44,11 +44,14 @@ describe('keyboard and accessibility (CPU)', () => {
     const axe = await readFile(AXE);
     session = await pageSession({ extra: async (path) => (path === '/axe.min.js' ? { body: axe, type: 'text/javascript' } : null) });
     ({ page } = session);
+    // File choosers are intercepted only once Playwright has told Chromium to: a listener for
+    // the page's life turns that on now, so that a key press never races it (an un-intercepted
+    // chooser opens natively and no event comes).
+    page.on('filechooser', () => {});
   });
   after(() => session?.close());
 
   test('the whole flow with the keyboard alone: open, explain, change the method, curves, enlarge, save', async () => {
-    // The window must have the focus for a key press to open a file chooser.
     await page.bringToFront();
     await page.evaluate(() => document.activeElement?.blur());
     await tabTo(page, '#drop-zone');
