@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import {
   serve, launch, openPage, dropFile, explainDropped, testImage, png, rewriteBundle, nativeExplain,
-  assertSameReport, artifactsDir, keptFiles, assertOnlyPageFiles, kdlensBinary, WWW,
+  assertSameReport, artifactsDir, keptFiles, assertOnlyPageFiles, kdlensBinary, pageSession, WWW,
 } from './helpers.js';
 import { execFileSync } from 'node:child_process';
 
@@ -54,6 +54,20 @@ async function canvasIsDrawn(page, selector) {
       return seen.size > 3;
     });
   }, selector);
+}
+
+let smallTeacherPath = null;
+
+/** A small DenseNet-121 teacher of the page model's task — Fashion-MNIST's classes, gray, 32²,
+ * one epoch on 40 images — trained once for this file; its model file. */
+async function smallTeacher() {
+  if (!smallTeacherPath) {
+    const run = join(await mkdtemp(join(tmpdir(), 'kdlens-teacher-')), 'teacher');
+    execFileSync(kdlensBinary(), ['--run-dir', run, 'train-teacher', '--data', 'fashion-mnist', '--limit-per-class', '4',
+      '--test-limit-per-class', '2', '--image-size', '32', '--grayscale', '--epochs', '1', '--batch-size', '8', '--replicas', '1'], { stdio: 'pipe' });
+    smallTeacherPath = join(run, 'teacher.kdlens');
+  }
+  return smallTeacherPath;
 }
 
 function maxDiff(a, b) {
@@ -355,11 +369,7 @@ describe('privacy, robustness and models (CPU)', () => {
 
   test('a teacher beside the model: both predictions and maps and their agreement, as the CLI computes them; one of other classes is refused', async (t) => {
     const dir = await mkdtemp(join(tmpdir(), 'kdlens-teacher-'));
-    const run = join(dir, 'teacher');
-    // A small DenseNet-121 teacher of the page model's task: Fashion-MNIST's classes, gray, 32².
-    execFileSync(kdlensBinary(), ['--run-dir', run, 'train-teacher', '--data', 'fashion-mnist', '--limit-per-class', '4',
-      '--test-limit-per-class', '2', '--image-size', '32', '--grayscale', '--epochs', '1', '--batch-size', '8', '--replicas', '1'], { stdio: 'pipe' });
-    const teacherPath = join(run, 'teacher.kdlens');
+    const teacherPath = await smallTeacher();
     const teacherBytes = await readFile(teacherPath);
     // The page's own model again (an earlier test left one of other classes loaded).
     const own = await readFile(MODEL);
@@ -495,6 +505,60 @@ test('after one visit the page reloads and explains with its server gone, keepin
     assertOnlyPageFiles(await keptFiles(page), server.url);
   } finally {
     await context.close();
+  }
+});
+
+test("the model folder's teacher (as `kdlens demo` writes it) is fetched on request from the page's own site, shown beside the model and kept for offline use", async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'kdlens-offered-'));
+  // What the demo puts beside the page's model: its teacher as int8, named in index.json.
+  execFileSync(kdlensBinary(), ['--run-dir', join(dir, 'export-run'), 'export', '--model', await smallTeacher(),
+    '--out', join(dir, 'web'), '--precision', 'int8'], { stdio: 'pipe' });
+  const teacherPath = join(dir, 'web', 'model.kdlens');
+  const teacherBytes = await readFile(teacherPath);
+  const index = JSON.parse(await readFile(join(WWW, 'model', 'index.json'), 'utf8'));
+  index.teacher = { file: 'teacher.kdlens', bytes: teacherBytes.length };
+  const extra = async (path) => {
+    if (path === '/model/index.json') return { type: 'application/json', body: JSON.stringify(index) };
+    if (path === '/model/teacher.kdlens') return { type: 'application/octet-stream', body: teacherBytes };
+    return null;
+  };
+  const { server, page, requests, logs, close } = await pageSession({ extra });
+  try {
+    const offer = await page.textContent('#teacher-offer');
+    assert.ok(await page.isVisible('#teacher-offer'), 'the page offers the teacher');
+    assert.match(offer, new RegExp(`teacher\\.kdlens \\(${(teacherBytes.length / 1e6).toFixed(1)} MB\\)`));
+    // Fetched through the service worker, which keeps a copy.
+    await page.waitForFunction(() => navigator.serviceWorker.controller !== null, null, { timeout: 30_000 });
+    const before = requests.length;
+    await page.click('#teacher-offer');
+    await page.waitForFunction(() => !document.querySelector('#teacher-remove').hidden || document.body.dataset.lastError, null, { timeout: 60_000 });
+    assert.ok(await page.isVisible('#teacher-remove'), `${await page.textContent('#status')}\n${logs.join('\n')}`);
+    assert.ok(!(await page.isVisible('#teacher-offer')), 'no offer while the teacher is shown');
+    const fetched = requests.slice(before);
+    assert.ok(fetched.length > 0 && fetched.every((u) => u === `${server.url}model/teacher.kdlens`), `requests: ${fetched}`);
+    // Beside the model, predicting as the CLI with the same int8 bundle.
+    const bytes = testImage(64, 12);
+    const path = join(dir, 'offered.png');
+    await writeFile(path, bytes);
+    await explainDropped(page, bytes, 'offered.png');
+    const beside = await page.evaluate(() => window.kdlens.lastTeacher);
+    assert.ok(beside && (await page.isVisible('#teacher-panel')), 'the teacher is shown beside the model');
+    const native = await nativeExplain(path, teacherPath, ['--class', String(beside.report.maps[0].class)]);
+    assert.ok(maxDiff(beside.report.probabilities, native.probabilities) <= 1e-4, 'the teacher predicts as the CLI');
+    // Removed, it is offered again.
+    await page.click('#teacher-remove');
+    await page.waitForFunction(() => !document.querySelector('#teacher-offer').hidden);
+    // With the site gone, the reloaded page still offers it, from its copy.
+    await server.close();
+    await page.reload();
+    await page.waitForFunction(() => ['ready', 'error'].includes(document.body.dataset.state), null, { timeout: 180_000 });
+    assert.ok(await page.isVisible('#teacher-offer'), 'offered offline');
+    await page.click('#teacher-offer');
+    await page.waitForFunction(() => !document.querySelector('#teacher-remove').hidden || document.body.dataset.lastError, null, { timeout: 60_000 });
+    assert.match(await page.textContent('#status'), /Teacher .* loaded from model\/teacher\.kdlens/);
+    assertOnlyPageFiles(await keptFiles(page), server.url);
+  } finally {
+    await close();
   }
 });
 

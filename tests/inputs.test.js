@@ -64,7 +64,7 @@ describe('every way in and every control (CPU)', () => {
     }, [...testImage(56, 2)]);
     assert.equal((await explainedAs(page, 'pasted image', n)).image.width, 56);
 
-    const samples = JSON.parse(await readFile(join(WWW, 'model', 'samples.json'), 'utf8'));
+    const { samples } = JSON.parse(await readFile(join(WWW, 'model', 'index.json'), 'utf8'));
     n = await explainedCount(page);
     await page.locator('#samples button').nth(1).click();
     const sample = await explainedAs(page, samples[1], n);

@@ -31,6 +31,7 @@ const state = {
   calls: new Map(),
   samples: [],
   teacher: null,      // { manifest, layers, bundleBytes, bytes } of a teacher shown beside the model
+  offeredTeacher: null, // { file, bytes }: the teacher the model folder's index.json offers
   cancelled: false,   // the explanation in progress was cancelled (its worker replaced)
   restarting: null,   // the promise of that replacement, until the new worker has the model
   rescan: null,       // { explain, again } while a scan is re-decoded: the newest options win
@@ -724,25 +725,46 @@ async function reloadModels() {
   if (state.teacher) await call('loadTeacher', { bytes: state.teacher.bytes.slice(0) });
 }
 
-async function useTeacherFile(file) {
+/** Loads the teacher bundle that `readBytes()` gives (named `name` in messages) beside the model
+ * and explains the current image again. */
+async function useTeacher(readBytes, name) {
   try {
-    if (file.size > MAX_MODEL_BYTES) {
-      throw new Error(`it is ${(file.size / 1e6).toFixed(0)} MB; a kdlens model bundle is at most ${MAX_MODEL_BYTES / 1e6} MB`);
-    }
-    const bytes = await file.arrayBuffer();
+    const bytes = await readBytes();
     const info = await call('loadTeacher', { bytes: bytes.slice(0) });
     state.teacher = { ...info, bytes };
     $('teacher-remove').hidden = false;
-    showStatus(`Teacher ${info.manifest.name} loaded from ${file.name}: it is shown beside the model.`);
+    $('teacher-offer').hidden = true;
+    showStatus(`Teacher ${info.manifest.name} loaded from ${name}: it is shown beside the model.`);
     if (state.image) await explainCurrent();
   } catch (error) {
-    showError(`${file.name} was not loaded as the teacher: ${error.message}`);
+    showError(`${name} was not loaded as the teacher: ${error.message}`);
   }
+}
+
+function useTeacherFile(file) {
+  return useTeacher(async () => {
+    if (file.size > MAX_MODEL_BYTES) {
+      throw new Error(`it is ${(file.size / 1e6).toFixed(0)} MB; a kdlens model bundle is at most ${MAX_MODEL_BYTES / 1e6} MB`);
+    }
+    return file.arrayBuffer();
+  }, file.name);
+}
+
+/** The teacher the page's model folder offers (`index.json`), fetched from this site: a model
+ * comes in, nothing goes out. */
+function useOfferedTeacher() {
+  const path = `model/${state.offeredTeacher.file}`;
+  return useTeacher(async () => {
+    const response = await fetch(path);
+    if (!response.ok) throw new Error(`it could not be fetched (HTTP ${response.status})`);
+    return response.arrayBuffer();
+  }, path);
 }
 
 async function removeTeacher() {
   state.teacher = null; // an explanation under way no longer asks for it
   $('teacher-remove').hidden = true;
+  $('teacher-offer').hidden = !state.offeredTeacher;
   await showTeacher(null);
   await call('removeTeacher');
   showStatus('Teacher removed.');
@@ -925,24 +947,37 @@ async function useModelFile(file) {
   }
 }
 
-async function loadSamples() {
+/** What the page's model folder offers besides its model (`model/index.json`, written by
+ * `kdlens demo`): sample images as buttons, and a teacher to fetch on request. */
+async function loadIndex() {
   try {
-    const response = await fetch('model/samples.json');
+    const response = await fetch('model/index.json');
     if (!response.ok) return;
-    const names = await response.json();
-    for (const name of names) {
-      const blob = await (await fetch(`model/samples/${name}`)).blob();
-      const button = document.createElement('button');
-      button.type = 'button';
-      const img = document.createElement('img');
-      img.src = URL.createObjectURL(blob);
-      img.alt = `sample: ${name}`;
-      button.append(img);
-      button.addEventListener('click', () => useImage(blob, name));
-      $('samples').append(button);
+    const { samples = [], teacher = null } = await response.json();
+    if (teacher?.file && !/[/\\]/.test(teacher.file)) {
+      state.offeredTeacher = teacher;
+      const offer = $('teacher-offer');
+      offer.textContent = `Compare with the demo's teacher: fetch ${teacher.file} (${(teacher.bytes / 1e6).toFixed(1)} MB) from this site. Nothing is sent.`;
+      offer.hidden = false;
     }
+    await loadSamples(samples);
   } catch (error) {
-    console.warn('no sample images', error);
+    console.warn('the model folder offers no samples or teacher:', error);
+  }
+}
+
+/** A button for each sample image `names` of the model folder's `samples/`. */
+async function loadSamples(names) {
+  for (const name of names) {
+    const blob = await (await fetch(`model/samples/${name}`)).blob();
+    const button = document.createElement('button');
+    button.type = 'button';
+    const img = document.createElement('img');
+    img.src = URL.createObjectURL(blob);
+    img.alt = `sample: ${name}`;
+    button.append(img);
+    button.addEventListener('click', () => useImage(blob, name));
+    $('samples').append(button);
   }
 }
 
@@ -1021,6 +1056,7 @@ async function main() {
   wireDropTarget($('teacher-drop'), useTeacherFile, () => $('teacher-input').click());
   $('teacher-input').addEventListener('change', (e) => { const f = e.target.files[0]; if (f) useTeacherFile(f); e.target.value = ''; });
   $('teacher-remove').addEventListener('click', removeTeacher);
+  $('teacher-offer').addEventListener('click', useOfferedTeacher);
   $('model-input').addEventListener('change', (e) => { const f = e.target.files[0]; if (f) useModelFile(f); e.target.value = ''; });
   const redraw = async () => {
     if (!state.result || state.busy) return;
@@ -1041,7 +1077,7 @@ async function main() {
     const response = await fetch('model/model.kdlens');
     if (!response.ok) throw new Error(`the default model could not be fetched (HTTP ${response.status})`);
     await loadModel(await response.arrayBuffer(), 'model/model.kdlens (default)');
-    await loadSamples();
+    await loadIndex();
     await keepForOffline();
     setState('ready');
     showStatus('Ready. Drop an image.');

@@ -1,20 +1,21 @@
 // kdlens' service worker: keeps the page's own files (page, scripts, WebAssembly, default model,
-// sample images) so that the page reloads and works with the network gone. It stores nothing
-// else: a dropped image, a result or a user's model is never fetched, so it never passes here.
+// sample images; the model folder's teacher once it has been fetched) so that the page reloads
+// and works with the network gone. It stores nothing else: a dropped image, a result or a user's
+// model is never fetched, so it never passes here.
 // Online it answers from the network and refreshes its copy (a new version of the page is seen at
 // once); offline, from its copy.
 const CACHE = 'kdlens-page';
 
 /** The page's files, relative to the service worker's folder (the page's folder). */
 const FILES = ['./', 'index.html', 'app.js', 'batch.js', 'worker.js', 'style.css', 'sw.js',
-  'pkg/kdlens_web.js', 'pkg/kdlens_web_bg.wasm', 'model/model.kdlens', 'model/samples.json'];
+  'pkg/kdlens_web.js', 'pkg/kdlens_web_bg.wasm', 'model/model.kdlens', 'model/index.json'];
 
 const here = (path) => new URL(path, self.registration.scope).href;
 
 async function pageFiles() {
   const files = FILES.map(here);
   try {
-    const samples = await (await fetch(here('model/samples.json'))).json();
+    const { samples = [] } = await (await fetch(here('model/index.json'))).json();
     files.push(...samples.map((name) => here(`model/samples/${name}`)));
   } catch {
     // no samples: nothing more to keep
@@ -42,9 +43,11 @@ function pagePath(request) {
   return url.pathname.slice(new URL(scope).pathname.length);
 }
 
-/** Whether a path is one of the page's files (`''` is the folder itself, i.e. index.html). */
+/** Whether a path is one of the page's files (`''` is the folder itself, i.e. index.html):
+ * everything the site serves from its model folder is (the teacher is kept when first fetched,
+ * not at install: most visits never ask for it). */
 function isPageFile(path) {
-  return path !== null && (path === '' || FILES.includes(path) || path.startsWith('model/samples/'));
+  return path !== null && (path === '' || FILES.includes(path) || path.startsWith('model/'));
 }
 
 /** The network's answer (its copy kept in the background: a copy that cannot be written, e.g.

@@ -506,9 +506,10 @@ pub struct DemoArgs {
     /// A couple of minutes instead of about fifteen (for CI).
     #[arg(long)]
     pub quick: bool,
-    /// Where to put the student bundle and sample images for the page (default: `web/` in the
-    /// run folder). `--web-model-dir www/model` makes them the page's default model, replacing
-    /// the committed one.
+    /// Where to put the page's model folder — the student (`model.kdlens`), its teacher
+    /// (`teacher.kdlens`), sample images and `index.json` (default: `web/` in the run folder).
+    /// `--web-model-dir www/model` makes them the page's default model and offered teacher,
+    /// replacing the committed ones.
     #[arg(long)]
     pub web_model_dir: Option<PathBuf>,
     /// Fashion-MNIST directory (default: Debian's).

@@ -309,24 +309,63 @@ fn quick_demo_runs_end_to_end_and_its_student_beats_chance() {
     ] {
         assert!(run_dir.join(file).exists(), "{file}");
     }
-    assert!(web.join("model.kdlens").exists() && web.join("samples.json").exists());
     // The old default, `www/model` under the working directory (the crate's, in this test).
     assert!(
         !Path::new("www/model").exists(),
         "the demo wrote into www/model"
     );
-    let samples: Vec<String> = serde_json::from_value(json(&web.join("samples.json"))).unwrap();
+    // The page's folder: the student, its teacher, four samples, and the index naming them.
+    let index = json(&web.join("index.json"));
+    let samples: Vec<String> = serde_json::from_value(index["samples"].clone()).unwrap();
     assert_eq!(samples.len(), 4);
-    // The page's model carries SHAP's background: 32 training images over all ten classes, gray.
-    let page_model =
-        kdlens::bundle::Bundle::from_bytes(&std::fs::read(web.join("model.kdlens")).unwrap())
+    assert!(samples.iter().all(|s| web.join("samples").join(s).exists()));
+    let teacher_file = web.join(index["teacher"]["file"].as_str().unwrap());
+    assert_eq!(
+        index["teacher"]["bytes"].as_u64().unwrap(),
+        std::fs::metadata(&teacher_file).unwrap().len()
+    );
+    let exports = json(&run_dir.join("export.json"));
+    for (file, role, architecture) in [
+        (web.join("model.kdlens"), "student", "five-layer"),
+        (teacher_file, "teacher", "densenet121"),
+    ] {
+        let bundle = kdlens::bundle::Bundle::from_bytes(&std::fs::read(&file).unwrap()).unwrap();
+        let manifest = bundle.manifest();
+        assert_eq!(manifest.spec.architecture.name(), architecture, "{role}");
+        assert_eq!(
+            manifest.weights.precision,
+            kdlens::bundle::WeightPrecision::Int8,
+            "{role}"
+        );
+        // int8 weights predict as the trained model (over the export's random inputs).
+        let change = exports[role]["max_probability_difference"]
+            .as_f64()
             .unwrap();
-    let background = page_model.manifest().shap_background.clone().unwrap();
-    assert_eq!((background.len(), background.channels), (32, 1));
-    assert!(
-        (0..10).all(|c| background.classes.contains(&c)),
-        "{:?}",
-        background.classes
+        assert!(
+            change < 0.05,
+            "{role}: int8 changes a probability by {change}"
+        );
+        // Each carries SHAP's background: 32 training images over all ten classes, gray.
+        let background = manifest.shap_background.clone().unwrap();
+        assert_eq!((background.len(), background.channels), (32, 1), "{role}");
+        assert!(
+            (0..10).all(|c| background.classes.contains(&c)),
+            "{role}: {:?}",
+            background.classes
+        );
+    }
+    // The teacher in the page's folder is the one trained here, the student the distilled one.
+    let trained_teacher = kdlens::bundle::Bundle::from_bytes(
+        &std::fs::read(run_dir.join("teacher/teacher.kdlens")).unwrap(),
+    )
+    .unwrap();
+    let exported_teacher = kdlens::bundle::Bundle::from_bytes(
+        &std::fs::read(web.join(index["teacher"]["file"].as_str().unwrap())).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        exported_teacher.manifest().metrics,
+        trained_teacher.manifest().metrics
     );
 
     // The audit: faithfulness of every method for the teacher and both students, their

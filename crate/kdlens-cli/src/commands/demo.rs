@@ -14,6 +14,7 @@ use kdlens::{
     image::{Decoded, Normalization},
     model::{Architecture, ModelSpec},
 };
+use serde::Serialize;
 
 use super::{
     audit::run_audit,
@@ -34,8 +35,37 @@ use crate::{
     train::TrainConfig,
 };
 
-/// Training images the page's model carries as SHAP's background (three or four per class).
+/// Training images the page's models carry as SHAP's background (three or four per class).
 const PAGE_BACKGROUND_IMAGES: usize = 32;
+
+/// The teacher's bundle in the page's model folder.
+const PAGE_TEACHER_FILE: &str = "teacher.kdlens";
+
+/// `index.json` of the page's model folder: what the page offers besides its model
+/// (`model.kdlens`). `www/app.js` reads it.
+#[derive(Serialize)]
+struct PageIndex {
+    /// The sample images under `samples/`, by file name.
+    samples: Vec<String>,
+    /// The teacher the page offers to show beside its model, if any.
+    teacher: Option<PageTeacher>,
+}
+
+/// A teacher bundle in the page's model folder.
+#[derive(Serialize)]
+struct PageTeacher {
+    /// Its file name in the folder.
+    file: String,
+    /// Its size in bytes (the page says how much it would fetch).
+    bytes: u64,
+}
+
+/// The page's two bundles as written by the demo.
+#[derive(Serialize)]
+struct PageExports {
+    student: ExportSummary,
+    teacher: ExportSummary,
+}
 
 /// Sizes of the demo: `quick` for CI, the default sized for about 15 minutes on 2 CPU cores.
 struct DemoPlan {
@@ -149,26 +179,29 @@ pub fn run_demo(args: &DemoArgs, global: &GlobalArgs, run: &RunDir, device: &Dev
         .web_model_dir
         .clone()
         .unwrap_or_else(|| run.join("web"));
-    let samples_dir = demo.explain_samples(&teacher, &kd_student, &web_model_dir)?;
+    let samples = demo.explain_samples(&teacher, &kd_student, &web_model_dir)?;
     let audit_md = demo.audit(&teacher_path, &students)?;
-    let export_summary = demo.export_page_model(&students[0].path, &web_model_dir)?;
+    let export_summary =
+        demo.export_page_models(&students[0].path, &teacher_path, &web_model_dir, samples)?;
     let minutes = started.elapsed().as_secs_f64() / 60.0;
     demo.summarise(minutes, &comparison, &bench_md, &audit_md)?;
     let page_default = web_model_dir.ends_with("www/model");
     println!(
         "Everything is in {}:\n  teacher/, student-kd/, student-labels-only/  training runs (config, log, metrics, curves, checkpoints)\n  \
          comparison.md, bench.md, explain/, audit/  accuracy, efficiency, explanations, their audit\n\
-         The page's model is {} ({:.2} MB) with sample images in {}.\n\
+         The page's model is {} ({:.2} MB), its teacher {} ({:.2} MB), with sample images in {}.\n\
          Open the page: bash pkg-scripts/build-web.sh && bash pkg-scripts/serve.sh, then http://127.0.0.1:8000/{}",
         run.path().display(),
-        export_summary.bundle.display(),
-        export_summary.bundle_bytes as f64 / 1e6,
-        samples_dir.display(),
+        export_summary.student.bundle.display(),
+        export_summary.student.bundle_bytes as f64 / 1e6,
+        export_summary.teacher.bundle.display(),
+        export_summary.teacher.bundle_bytes as f64 / 1e6,
+        web_model_dir.join("samples").display(),
         if page_default {
             ""
         } else {
-            " and drop the model file on it\n\
-             (or run the demo with --web-model-dir www/model to make it the page's default model)"
+            " and drop the model file on it (and the teacher on \"Compare with a teacher\")\n\
+             (or run the demo with --web-model-dir www/model to make them the page's default models)"
         },
     );
     Ok(())
@@ -320,14 +353,14 @@ impl Demo<'_> {
     }
 
     /// Phase 5: every method's explanation of one test image of four classes, by the student
-    /// and the teacher (`explain/`), and those images as the page's samples (`samples/` and
-    /// `samples.json` under `web_model_dir`). Returns the samples folder.
+    /// and the teacher (`explain/`), and those images as the page's samples (`samples/` under
+    /// `web_model_dir`). Returns the samples' file names.
     fn explain_samples(
         &self,
         teacher: &LoadedModel,
         student: &LoadedModel,
         web_model_dir: &Path,
-    ) -> Result<PathBuf> {
+    ) -> Result<Vec<String>> {
         let samples_dir = web_model_dir.join("samples");
         std::fs::create_dir_all(&samples_dir)
             .with_context(|| format!("cannot create {}", samples_dir.display()))?;
@@ -374,11 +407,7 @@ impl Demo<'_> {
                 )?;
             }
         }
-        crate::fsutil::write_atomic(
-            &web_model_dir.join("samples.json"),
-            &serde_json::to_vec_pretty(&sample_names)?,
-        )?;
-        Ok(samples_dir)
+        Ok(sample_names)
     }
 
     /// Phase 6: the explanations' audit — faithfulness, teacher–student agreement, sanity
@@ -421,25 +450,55 @@ impl Demo<'_> {
         std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))
     }
 
-    /// Phase 7: the distilled student as the page's model (int8) in `web_model_dir`, with
-    /// [`PAGE_BACKGROUND_IMAGES`] training images as SHAP's background and a safetensors copy in
-    /// `export/` (`export.json`).
-    fn export_page_model(&self, student: &Path, web_model_dir: &Path) -> Result<ExportSummary> {
-        let summary = export(
+    /// Phase 7: the page's model folder `web_model_dir` — the distilled student as its model
+    /// (`model.kdlens`, int8, with a safetensors copy in `export/`), the teacher to show beside it
+    /// (`teacher.kdlens`, int8), each with [`PAGE_BACKGROUND_IMAGES`] training images as SHAP's
+    /// background, and `index.json` listing the samples and the teacher. Both exports are
+    /// recorded in `export.json`.
+    fn export_page_models(
+        &self,
+        student: &Path,
+        teacher: &Path,
+        web_model_dir: &Path,
+        samples: Vec<String>,
+    ) -> Result<PageExports> {
+        let background = BackgroundSource {
+            data: &self.data_config,
+            count: PAGE_BACKGROUND_IMAGES,
+            seed: self.global.seed,
+        };
+        let student = export(
             student,
-            web_model_dir,
+            &web_model_dir.join("model.kdlens"),
             WeightPrecision::Int8,
             Some("Fashion-MNIST five-layer student (KD α=0.7, T=10) — demonstration"),
             Some(&self.run.join("export")),
-            Some(&BackgroundSource {
-                data: &self.data_config,
-                count: PAGE_BACKGROUND_IMAGES,
-                seed: self.global.seed,
-            }),
+            Some(&background),
             self.device,
         )?;
-        self.run.write_json("export.json", &summary)?;
-        Ok(summary)
+        let teacher = export(
+            teacher,
+            &web_model_dir.join(PAGE_TEACHER_FILE),
+            WeightPrecision::Int8,
+            Some("Fashion-MNIST DenseNet-121 teacher — demonstration"),
+            None,
+            Some(&background),
+            self.device,
+        )?;
+        let index = PageIndex {
+            samples,
+            teacher: Some(PageTeacher {
+                file: PAGE_TEACHER_FILE.into(),
+                bytes: teacher.bundle_bytes,
+            }),
+        };
+        crate::fsutil::write_atomic(
+            &web_model_dir.join("index.json"),
+            &serde_json::to_vec_pretty(&index)?,
+        )?;
+        let exports = PageExports { student, teacher };
+        self.run.write_json("export.json", &exports)?;
+        Ok(exports)
     }
 
     /// Phase 8: `summary.md` (data, wall time, the three reports), also printed.

@@ -82,13 +82,14 @@ pub fn training_background(
     Ok(ShapBackground::new(&images, &manifest.preprocessing)?)
 }
 
-/// Writes `model.kdlens` into `out` (and `model.safetensors` into `safetensors_dir` when given)
-/// from the model file `source`, checking the stored precision against the original weights.
+/// Writes the bundle `bundle_path` (and, when `safetensors_dir` is given, a safetensors copy there
+/// named after the bundle) from the model file `source`, checking the stored precision against the
+/// original weights.
 /// With `background`, SHAP's background set is drawn from it ([`training_background`]);
 /// otherwise the source's set, if any, is kept.
 pub fn export(
     source: &Path,
-    out: &Path,
+    bundle_path: &Path,
     precision: WeightPrecision,
     name: Option<&str>,
     safetensors_dir: Option<&Path>,
@@ -96,6 +97,7 @@ pub fn export(
     device: &Device,
 ) -> Result<ExportSummary> {
     let loaded = model_io::load(source, device)?;
+    let out = bundle_path.parent().unwrap_or(Path::new("."));
     ensure_writable_dir(out)?;
     let mut manifest = loaded.manifest().clone();
     if let Some(background) = background {
@@ -113,7 +115,6 @@ pub fn export(
     }
     let bundle = Bundle::new(&loaded.model, manifest, precision)?;
     let bytes = bundle.to_bytes()?;
-    let bundle_path = out.join("model.kdlens");
     // Round-trip check: the stored weights must reproduce the original model's predictions.
     let reloaded = Bundle::from_bytes(&bytes)?.load_model(device)?;
     let [h, w] = loaded.manifest().spec.input_size;
@@ -128,11 +129,16 @@ pub fn export(
             .zip(&b)
             .fold(worst, |m, (x, y)| m.max((x - y).abs()));
     }
-    write_atomic(&bundle_path, &bytes)?;
+    write_atomic(bundle_path, &bytes)?;
     let safetensors = match safetensors_dir {
         Some(dir) => {
             ensure_writable_dir(dir)?;
-            let path = dir.join("model.safetensors");
+            let path = dir.join(
+                bundle_path
+                    .with_extension("safetensors")
+                    .file_name()
+                    .unwrap_or_default(),
+            );
             save_safetensors(&loaded.model, &path)
                 .with_context(|| format!("cannot write {}", path.display()))?;
             Some(path)
@@ -140,7 +146,7 @@ pub fn export(
         None => None,
     };
     Ok(ExportSummary {
-        bundle: bundle_path,
+        bundle: bundle_path.to_path_buf(),
         bundle_bytes: bytes.len() as u64,
         safetensors,
         precision,
@@ -182,7 +188,7 @@ pub fn run_export(
     });
     let summary = export(
         &args.model,
-        &args.out,
+        &args.out.join("model.kdlens"),
         precision,
         args.name.as_deref(),
         Some(&args.out),
