@@ -1036,6 +1036,21 @@ async function keepForOffline() {
   }
 }
 
+/** Starts the controls at the core's defaults (`Request::default()`, the overlay's opacity and
+ * colormap), marking SHAP's default sample count. */
+function applyDefaults({ request, opacity, colormap }) {
+  $('method').value = request.methods[0] ?? 'grad-cam';
+  $('faithfulness').checked = request.faithfulness != null;
+  const samples = $('shap-samples');
+  const value = String(request.shap.samples);
+  let option = [...samples.options].find((o) => o.value === value);
+  if (!option) samples.add((option = new Option(value, value)));
+  option.textContent = `${value} (SHAP's default)`;
+  samples.value = value;
+  $('opacity').value = String(opacity);
+  $('colormap').value = colormap;
+}
+
 async function main() {
   window.kdlens = {
     // The last report drawn, and (for tests) that report as plain JSON data, made on demand.
@@ -1074,6 +1089,7 @@ async function main() {
   try {
     const [backend, reason] = await chooseBackend();
     await startWorker(backend, reason);
+    applyDefaults(await call('defaults'));
     const response = await fetch('model/model.kdlens');
     if (!response.ok) throw new Error(`the default model could not be fetched (HTTP ${response.status})`);
     await loadModel(await response.arrayBuffer(), 'model/model.kdlens (default)');

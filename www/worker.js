@@ -1,10 +1,10 @@
 // The page's compute thread: owns the WebAssembly module (kdlens core + burn) and runs one
-// request at a time. Messages in: {id, type: 'start'|'load'|'scan'|'predict'|'explain'|'render'|
-// 'loadTeacher'|'removeTeacher'|'explainTeacher'|'agreement', ...};
+// request at a time. Messages in: {id, type: 'start'|'defaults'|'load'|'scan'|'predict'|'explain'|
+// 'render'|'loadTeacher'|'removeTeacher'|'explainTeacher'|'agreement', ...};
 // messages out: {id, ok: true, result} or {id, ok: false, error}, and while SHAP runs
 // {id, progress: {step, done, total}}. An explanation's result is the
 // core's report, the same JSON that `kdlens explain` writes, its maps' values as Float32Arrays.
-import init, { Explainer, decodeScan } from './pkg/kdlens_web.js';
+import init, { Explainer, decodeScan, defaults } from './pkg/kdlens_web.js';
 
 let explainer = null;
 let testHooks = { loseDeviceOnNextExplain: false, device: null };
@@ -38,6 +38,8 @@ async function handle(message) {
   switch (message.type) {
     case 'start':
       return start(message);
+    case 'defaults':
+      return defaults();
     case 'load':
       return explainer.loadModel(new Uint8Array(message.bytes));
     case 'scan':

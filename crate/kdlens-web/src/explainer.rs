@@ -75,6 +75,27 @@ fn js_error(e: impl std::fmt::Display) -> JsError {
     JsError::new(&e.to_string())
 }
 
+/// Where the page's controls start: the core's defaults, so that the page writes none of its own.
+#[derive(Serialize)]
+struct Defaults {
+    /// `Request::default()`: the method, SHAP's sample count, the faithfulness steps, ….
+    request: Request,
+    /// The overlay's opacity in `[0, 1]`.
+    opacity: f32,
+    /// The overlay's colormap.
+    colormap: Colormap,
+}
+
+/// The core's defaults for the page's controls: `{ request, opacity, colormap }`.
+#[wasm_bindgen]
+pub fn defaults() -> Result<JsValue, JsError> {
+    to_js(&Defaults {
+        request: Request::default(),
+        opacity: kdlens::explain::DEFAULT_OPACITY,
+        colormap: Colormap::default(),
+    })
+}
+
 /// Which compute backend runs, and why.
 #[derive(Serialize, Clone)]
 #[serde(rename_all = "camelCase")]
