@@ -334,7 +334,11 @@ describe('privacy, robustness and models (CPU)', () => {
     for (const [name, bytes, message] of cases) {
       const before = await page.evaluate(() => window.kdlens.lastResult && window.kdlens.lastResult.probabilities);
       await dropFile(page, '#drop-zone', bytes, name, 'image/png');
-      await page.waitForFunction(() => document.querySelector('#status').classList.contains('error'), null, { timeout: 60_000 });
+      // This file's error (the previous file's may still be shown): every message names its file.
+      await page.waitForFunction((name) => {
+        const status = document.querySelector('#status');
+        return status.classList.contains('error') && status.textContent.includes(name);
+      }, name, { timeout: 60_000 });
       const status = await page.textContent('#status');
       assert.match(status, message, `${name}: ${status}`);
       assert.ok(status.includes(name), `the message names the file: ${status}`);
