@@ -341,8 +341,10 @@ impl Explainer {
     }
 
     /// The teacher's report of the same pixels and request as [`Explainer::explain`], except
-    /// that its maps are of the teacher's own last stage (a layer name of the model means
-    /// nothing to another architecture).
+    /// that its maps are of the teacher's stage comparable to the model's (`request.layer`, or
+    /// the model's last): the deepest at least as fine (`layer_comparable_to`) — a layer name
+    /// of the model means nothing to another architecture, and the teacher's own last stage can
+    /// be 1×1.
     #[wasm_bindgen(js_name = explainTeacher)]
     pub async fn explain_teacher(
         &mut self,
@@ -353,9 +355,18 @@ impl Explainer {
         request: JsValue,
         scan: JsValue,
     ) -> Result<JsValue, JsError> {
+        let request = parse_request(request)?;
+        let (_, model, _) = self.loaded(Role::Model)?;
+        let model_layers = model.layers();
+        let model_stage = match &request.layer {
+            Some(name) => model.layer_index(name).map_err(js_error)?,
+            None => model.default_cam_layer(),
+        };
+        let (_, teacher, _) = self.loaded(Role::Teacher)?;
+        let teacher_stage = teacher.layer_comparable_to(model_layers[model_stage].size);
         let request = Request {
-            layer: None,
-            ..parse_request(request)?
+            layer: Some(teacher.layers()[teacher_stage].name.clone()),
+            ..request
         };
         let scan = crate::scan::facts_from_js(scan)?;
         let mut report = self

@@ -103,6 +103,19 @@ fn stages_have_the_documented_names_channels_and_sizes() {
     assert_eq!(channels, [16, 32, 16, 32, 16, 32, 16, 32, 32]);
     let sizes: Vec<_> = layers.iter().map(|l| l.size[0]).collect();
     assert_eq!(sizes, [32, 16, 16, 8, 8, 4, 4, 2, 2]);
+    // The stage comparable to another model's map: the deepest one at least as fine.
+    assert_eq!(dn.layer_comparable_to([2, 2]), 8);
+    assert_eq!(dn.layer_comparable_to([4, 4]), 6);
+    assert_eq!(
+        dn.layer_comparable_to([3, 5]),
+        4,
+        "8×8 is the deepest at least 3×5"
+    );
+    assert_eq!(
+        dn.layer_comparable_to([64, 64]),
+        0,
+        "none is as fine: the first"
+    );
 }
 
 /// Running the rest of the network from any stage's activation reproduces the logits, and the

@@ -104,6 +104,17 @@ pub trait LayeredClassifier {
         self.layers().len() - 1
     }
 
+    /// The stage whose map compares with another model's map of `size` (`[height, width]`
+    /// positions): the deepest stage at least that fine in both directions (the first stage if
+    /// none is). A teacher's last stage is 1×1 for a small input, where every CAM is a constant
+    /// and no ranking can agree with a student's 2×2 map.
+    fn layer_comparable_to(&self, size: [usize; 2]) -> usize {
+        self.layers()
+            .iter()
+            .rposition(|l| l.size[0] >= size[0] && l.size[1] >= size[1])
+            .unwrap_or(0)
+    }
+
     /// The deepest stage with at least `min_side` positions in each direction (the first stage
     /// if none has): where a class activation map still has a spatial ranking when a small input
     /// leaves the last stages 1×1.
