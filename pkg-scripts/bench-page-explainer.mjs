@@ -91,21 +91,26 @@ async function measurePage(backend) {
     await page.waitForFunction(() => !document.querySelector('#teacher-remove').hidden || document.body.dataset.lastError, null, { timeout: 600_000 });
     const teacher = [];
     const wall = [];
+    let layer = null;
     for (let r = 0; r < ROUNDS; r++) {
       wall.push(await explainAgain(page));
-      teacher.push((await page.evaluate(() => window.kdlens.lastTeacher)).report.timings_ms.total);
+      const { report } = await page.evaluate(() => window.kdlens.lastTeacher);
+      teacher.push(report.timings_ms.total);
+      layer = report.maps[0].layer;
     }
-    rows.push({ case: "teacher's full explanation (Grad-CAM), beside the student's", backend, report_ms: median(teacher), call_ms: median(wall) });
+    rows.push({ case: "teacher's full explanation (Grad-CAM), beside the student's", backend, layer, report_ms: median(teacher), call_ms: median(wall) });
     console.log(JSON.stringify(rows.at(-1)));
-    return rows;
+    return { rows, teacherLayer: layer };
   } finally {
     await close();
   }
 }
 
-async function measureNative() {
+/** The same steps with `kdlens explain`; the teacher's map on `teacherLayer`, the stage the
+ * page chose for it. */
+async function measureNative(teacherLayer) {
   const rows = [];
-  const cases = [...CASES.map((c) => ({ ...c, model: MODEL })), { name: "teacher's full explanation (Grad-CAM), beside the student's", cli: ['--method', 'grad-cam'], step: 'total', model: args.teacher }];
+  const cases = [...CASES.map((c) => ({ ...c, model: MODEL })), { name: "teacher's full explanation (Grad-CAM), beside the student's", cli: ['--method', 'grad-cam', '--layer', teacherLayer], step: 'total', model: args.teacher }];
   for (const c of cases) {
     const times = [];
     for (let r = 0; r < ROUNDS; r++) {
@@ -118,8 +123,14 @@ async function measureNative() {
   return rows;
 }
 
-const rows = [...await measureNative()];
-for (const backend of args.backends.split(',')) rows.push(...await measurePage(backend));
+const rows = [];
+let teacherLayer = null;
+for (const backend of args.backends.split(',')) {
+  const page = await measurePage(backend);
+  rows.push(...page.rows);
+  teacherLayer = page.teacherLayer;
+}
+rows.unshift(...await measureNative(teacherLayer));
 await mkdir(args.out, { recursive: true });
 const teacherBytes = (await readFile(args.teacher)).length;
 await writeFile(join(args.out, 'page-explainer.json'), JSON.stringify({ image: args.image, teacher: args.teacher, teacher_bytes: teacherBytes, rounds: ROUNDS, rows }, null, 2));
