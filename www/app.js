@@ -1,7 +1,8 @@
 // kdlens page: user interface only. All computation happens in worker.js (WebAssembly); this
 // file decodes ordinary images with the browser (DICOM and NIfTI scans with the core's decoder,
 // in the worker), sends RGBA pixels to the worker and draws what comes back. Nothing here talks
-// to the network after the page has loaded.
+// to the network after the page has loaded, except to fetch the model folder's teacher from this
+// site when the user asks for it.
 
 import { Batch, droppedFiles, inputFiles, isBatchDrop } from './batch.js';
 
@@ -32,6 +33,7 @@ const state = {
   samples: [],
   teacher: null,      // { manifest, layers, bundleBytes, bytes } of a teacher shown beside the model
   offeredTeacher: null, // { file, bytes }: the teacher the model folder's index.json offers
+  defaultClasses: null, // the default model's classes: the offered teacher is of those
   cancelled: false,   // the explanation in progress was cancelled (its worker replaced)
   restarting: null,   // the promise of that replacement, until the new worker has the model
   rescan: null,       // { explain, again } while a scan is re-decoded: the newest options win
@@ -524,7 +526,8 @@ async function explainCurrent() {
     if (generation === state.generation) {
       state.result = result;
       await showResult(result);
-      await showTeacher(beside);
+      // A teacher removed or replaced meanwhile is not shown.
+      await showTeacher(state.teacher === teacherModel ? beside : null);
       state.explained++;
       document.body.dataset.explained = String(state.explained);
       setState('done');
@@ -730,10 +733,11 @@ async function reloadModels() {
 async function useTeacher(readBytes, name) {
   try {
     const bytes = await readBytes();
+    await state.restarting; // a worker being replaced first gets its model back
     const info = await call('loadTeacher', { bytes: bytes.slice(0) });
     state.teacher = { ...info, bytes };
     $('teacher-remove').hidden = false;
-    $('teacher-offer').hidden = true;
+    updateTeacherOffer();
     showStatus(`Teacher ${info.manifest.name} loaded from ${name}: it is shown beside the model.`);
     if (state.image) await explainCurrent();
   } catch (error) {
@@ -752,19 +756,33 @@ function useTeacherFile(file) {
 
 /** The teacher the page's model folder offers (`index.json`), fetched from this site: a model
  * comes in, nothing goes out. */
-function useOfferedTeacher() {
+async function useOfferedTeacher() {
   const path = `model/${state.offeredTeacher.file}`;
-  return useTeacher(async () => {
-    const response = await fetch(path);
-    if (!response.ok) throw new Error(`it could not be fetched (HTTP ${response.status})`);
-    return response.arrayBuffer();
-  }, path);
+  const offer = $('teacher-offer');
+  offer.disabled = true; // one fetch at a time
+  try {
+    await useTeacher(async () => {
+      const response = await fetch(path);
+      if (!response.ok) throw new Error(`it could not be fetched (HTTP ${response.status})`);
+      return response.arrayBuffer();
+    }, path);
+  } finally {
+    offer.disabled = false;
+  }
+}
+
+/** Shows the offer of the model folder's teacher while no teacher is loaded and the model is
+ * of the default model's classes (the offered teacher's task). */
+function updateTeacherOffer() {
+  const sameTask = state.model && state.defaultClasses
+    && state.model.manifest.classes.join('\n') === state.defaultClasses.join('\n');
+  $('teacher-offer').hidden = !state.offeredTeacher || Boolean(state.teacher) || !sameTask;
 }
 
 async function removeTeacher() {
   state.teacher = null; // an explanation under way no longer asks for it
   $('teacher-remove').hidden = true;
-  $('teacher-offer').hidden = !state.offeredTeacher;
+  updateTeacherOffer();
   await showTeacher(null);
   await call('removeTeacher');
   showStatus('Teacher removed.');
@@ -932,6 +950,7 @@ async function useModelFile(file) {
     setState('busy');
     const bytes = await file.arrayBuffer();
     await loadModel(bytes, file.name);
+    updateTeacherOffer();
     showStatus(`Model ${state.model.manifest.name} loaded from ${file.name}.`);
     if (state.teacher && state.teacher.manifest.classes.join('\n') !== state.model.manifest.classes.join('\n')) {
       await removeTeacher();
@@ -956,9 +975,8 @@ async function loadIndex() {
     const { samples = [], teacher = null } = await response.json();
     if (teacher?.file && !/[/\\]/.test(teacher.file)) {
       state.offeredTeacher = teacher;
-      const offer = $('teacher-offer');
-      offer.textContent = `Compare with the demo's teacher: fetch ${teacher.file} (${(teacher.bytes / 1e6).toFixed(1)} MB) from this site. Nothing is sent.`;
-      offer.hidden = false;
+      $('teacher-offer').textContent = `Compare with the demo's teacher: fetch ${teacher.file} (${(teacher.bytes / 1e6).toFixed(1)} MB) from this site. Nothing is sent.`;
+      updateTeacherOffer();
     }
     await loadSamples(samples);
   } catch (error) {
@@ -1041,6 +1059,7 @@ async function keepForOffline() {
 function applyDefaults({ request, opacity, colormap }) {
   $('method').value = request.methods[0] ?? 'grad-cam';
   $('faithfulness').checked = request.faithfulness != null;
+  $('score').value = request.score;
   const samples = $('shap-samples');
   const value = String(request.shap.samples);
   let option = [...samples.options].find((o) => o.value === value);
@@ -1093,6 +1112,7 @@ async function main() {
     const response = await fetch('model/model.kdlens');
     if (!response.ok) throw new Error(`the default model could not be fetched (HTTP ${response.status})`);
     await loadModel(await response.arrayBuffer(), 'model/model.kdlens (default)');
+    state.defaultClasses = state.model.manifest.classes;
     await loadIndex();
     await keepForOffline();
     setState('ready');

@@ -78,7 +78,8 @@ fn js_error(e: impl std::fmt::Display) -> JsError {
 /// Where the page's controls start: the core's defaults, so that the page writes none of its own.
 #[derive(Serialize)]
 struct Defaults {
-    /// `Request::default()`: the method, SHAP's sample count, the faithfulness steps, ….
+    /// `Request::default()`: the method, the CAM score, SHAP's sample count, no faithfulness
+    /// curves, ….
     request: Request,
     /// The overlay's opacity in `[0, 1]`.
     opacity: f32,
