@@ -358,13 +358,11 @@ impl Explainer {
     ) -> Result<JsValue, JsError> {
         let request = parse_request(request)?;
         let (_, model, _) = self.loaded(Role::Model)?;
-        let model_layers = model.layers();
-        let model_stage = match &request.layer {
-            Some(name) => model.layer_index(name).map_err(js_error)?,
-            None => model.default_cam_layer(),
-        };
+        let model_stage = model
+            .cam_layer(request.layer.as_deref())
+            .map_err(js_error)?;
         let (_, teacher, _) = self.loaded(Role::Teacher)?;
-        let teacher_stage = teacher.layer_comparable_to(model_layers[model_stage].size);
+        let teacher_stage = teacher.layer_comparable_to(model.layers()[model_stage].size);
         let request = Request {
             layer: Some(teacher.layers()[teacher_stage].name.clone()),
             ..request

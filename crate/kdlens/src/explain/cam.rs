@@ -207,10 +207,7 @@ pub async fn class_activation_maps<M: LayeredClassifier>(
     check_single_image(&input)?;
     target.validate(model.num_classes())?;
     let layers = model.layers();
-    let index = match layer {
-        Some(name) => model.layer_index(name)?,
-        None => model.default_cam_layer(),
-    };
+    let index = model.cam_layer(layer)?;
     let trace = model.forward_with_activations(input);
     let [_, channels, h, w] = trace.activations[index].dims();
     let both = activation_and_gradient(model, &trace, index, target, score)?;

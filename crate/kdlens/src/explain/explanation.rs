@@ -122,10 +122,7 @@ pub async fn explain<M: LayeredClassifier>(
     request.validate(model.num_classes())?;
     let methods = request.methods();
     let layers = model.layers();
-    let layer = match &request.layer {
-        Some(name) => model.layer_index(name)?,
-        None => model.default_cam_layer(),
-    };
+    let layer = model.cam_layer(request.layer.as_deref())?;
     let names: Vec<String> = layers.iter().map(|l| l.name.clone()).collect();
     let mut timings = BTreeMap::new();
     let start = Instant::now();

@@ -104,6 +104,15 @@ pub trait LayeredClassifier {
         self.layers().len() - 1
     }
 
+    /// The CAM stage called `name` ([`layer_index`](Self::layer_index)), or the default one
+    /// ([`default_cam_layer`](Self::default_cam_layer)) for `None`.
+    fn cam_layer(&self, name: Option<&str>) -> Result<usize> {
+        match name {
+            Some(name) => self.layer_index(name),
+            None => Ok(self.default_cam_layer()),
+        }
+    }
+
     /// The stage whose map compares with another model's map of `size` (`[height, width]`
     /// positions): the deepest stage at least that fine in both directions (the first stage if
     /// none is). A teacher's last stage is 1×1 for a small input, where every CAM is a constant
@@ -119,11 +128,7 @@ pub trait LayeredClassifier {
     /// if none has): where a class activation map still has a spatial ranking when a small input
     /// leaves the last stages 1×1.
     fn deepest_layer_with_side(&self, min_side: usize) -> usize {
-        let layers = self.layers();
-        layers
-            .iter()
-            .rposition(|l| l.size[0] >= min_side && l.size[1] >= min_side)
-            .unwrap_or(0)
+        self.layer_comparable_to([min_side, min_side])
     }
 }
 
