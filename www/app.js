@@ -643,10 +643,13 @@ async function drawCam() {
   const result = state.result;
   const map = shownMap(result);
   const f = fit(state.image.width, state.image.height, DISPLAY);
-  const canvas = $('cam-canvas');
-  const context = canvas.getContext('2d');
+  // Rendered before the canvas is touched: clearing first would show an empty overlay for the
+  // worker's round trip (a flicker on every colour or opacity change).
+  const overlay = await render(map.method, f.w, f.h);
+  if (state.result !== result) return; // another image or report came in meanwhile
+  const context = $('cam-canvas').getContext('2d');
   context.clearRect(0, 0, DISPLAY, DISPLAY);
-  context.putImageData(await render(map.method, f.w, f.h), f.x, f.y);
+  context.putImageData(overlay, f.x, f.y);
   const classes = state.model.manifest.classes;
   $('image-canvas').setAttribute('aria-label', `${state.image.name}, with the ${methodLabel(map.method)} map of class ${classes[map.class]} on ${map.layer}: ${describeMap(map)}`);
 }
@@ -716,9 +719,12 @@ async function showTeacher(beside) {
 /** The teacher's map over the image, in the chosen colours and opacity. */
 async function drawTeacherMap(map) {
   const canvas = $('teacher-canvas');
-  const f = drawImage(canvas, state.image, canvas.width);
+  const image = state.image;
+  const f = fit(image.width, image.height, canvas.width);
   const layer = new OffscreenCanvas(f.w, f.h);
   layer.getContext('2d').putImageData(await render(map.method, f.w, f.h, true), 0, 0);
+  if (state.image !== image) return; // its bitmap is closed: another image came in meanwhile
+  drawImage(canvas, image, canvas.width); // image and map drawn together, after the wait
   canvas.getContext('2d').drawImage(layer, f.x, f.y);
 }
 
