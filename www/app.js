@@ -511,7 +511,9 @@ async function explainCurrent() {
       showStatus('The GPU device was lost; switching to the CPU and retrying…');
       await restartWorker('cpu', 'the WebGPU device was lost; switched to the CPU automatically');
       const again = image.rgba.slice();
-      result = await call('explain', { rgba: again.buffer, width: image.width, height: image.height, name: image.name, scan: image.scan?.facts, request: currentRequest() }, [again.buffer]);
+      // The same request as the lost one, so that the teacher's below matches it; a control
+      // changed meanwhile has set `state.pending` and is explained next.
+      result = await call('explain', { rgba: again.buffer, width: image.width, height: image.height, name: image.name, scan: image.scan?.facts, request }, [again.buffer]);
     }
     if (params.has('test-hooks')) window.kdlens.loseDeviceOnNextExplain = false;
     let beside = null;
