@@ -538,9 +538,20 @@ test("the model folder's teacher (as `kdlens demo` writes it) is fetched on requ
     // Fetched through the service worker, which keeps a copy.
     await page.waitForFunction(() => navigator.serviceWorker.controller !== null, null, { timeout: 30_000 });
     const before = requests.length;
+    await page.evaluate(() => {
+      window.statuses = [];
+      const status = document.querySelector('#status');
+      new MutationObserver(() => window.statuses.push(status.textContent)).observe(status, { childList: true, characterData: true, subtree: true });
+    });
     await page.click('#teacher-offer');
     await page.waitForFunction(() => !document.querySelector('#teacher-remove').hidden || document.body.dataset.lastError, null, { timeout: 60_000 });
     assert.ok(await page.isVisible('#teacher-remove'), `${await page.textContent('#status')}\n${logs.join('\n')}`);
+    // Its progress was shown, up to the whole bundle, and is gone.
+    const progress = (await page.evaluate(() => window.statuses)).filter((s) => s.startsWith('Fetching model/teacher.kdlens'));
+    const mb = (teacherBytes.length / 1e6).toFixed(1);
+    assert.equal(progress[0], `Fetching model/teacher.kdlens: 0.0 of ${mb} MB…`, `statuses: ${progress}`);
+    assert.equal(progress.at(-1), `Fetching model/teacher.kdlens: ${mb} of ${mb} MB…`, `statuses: ${progress}`);
+    assert.ok(!(await page.isVisible('#teacher-progress')), 'the progress bar is gone');
     assert.ok(!(await page.isVisible('#teacher-offer')), 'no offer while the teacher is shown');
     const fetched = requests.slice(before);
     assert.ok(fetched.length > 0 && fetched.every((u) => u === `${server.url}model/teacher.kdlens`), `requests: ${fetched}`);

@@ -765,18 +765,48 @@ function useTeacherFile(file) {
 /** The teacher the page's model folder offers (`index.json`), fetched from this site: a model
  * comes in, nothing goes out. */
 async function useOfferedTeacher() {
-  const path = `model/${state.offeredTeacher.file}`;
+  const { file, bytes } = state.offeredTeacher;
+  const path = `model/${file}`;
   const offer = $('teacher-offer');
+  const bar = $('teacher-progress');
   offer.disabled = true; // one fetch at a time
+  bar.hidden = false;
   try {
-    await useTeacher(async () => {
-      const response = await fetch(path);
-      if (!response.ok) throw new Error(`it could not be fetched (HTTP ${response.status})`);
-      return response.arrayBuffer();
-    }, path);
+    await useTeacher(() => fetchWithProgress(path, bytes, (received, total) => {
+      bar.max = total;
+      bar.value = received;
+      showStatus(`Fetching ${path}: ${(received / 1e6).toFixed(1)} of ${(total / 1e6).toFixed(1)} MB…`);
+    }), path);
   } finally {
     offer.disabled = false;
+    bar.hidden = true;
   }
+}
+
+/** The bytes at `path` (an ArrayBuffer), calling `progress(received, total)` as they arrive;
+ * `total` is the response's length, or `expected` bytes where it has none. */
+async function fetchWithProgress(path, expected, progress) {
+  const response = await fetch(path);
+  if (!response.ok) throw new Error(`it could not be fetched (HTTP ${response.status})`);
+  const total = Number(response.headers.get('content-length')) || expected;
+  const reader = response.body.getReader();
+  const chunks = [];
+  let received = 0;
+  progress(received, total);
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    received += value.length;
+    progress(received, Math.max(total, received));
+  }
+  const whole = new Uint8Array(received);
+  let at = 0;
+  for (const chunk of chunks) {
+    whole.set(chunk, at);
+    at += chunk.length;
+  }
+  return whole.buffer;
 }
 
 /** Shows the offer of the model folder's teacher while no teacher is loaded and the model is
