@@ -540,8 +540,13 @@ test("the model folder's teacher (as `kdlens demo` writes it) is fetched on requ
     const before = requests.length;
     await page.evaluate(() => {
       window.statuses = [];
+      window.fetched = [];
       const status = document.querySelector('#status');
-      new MutationObserver(() => window.statuses.push(status.textContent)).observe(status, { childList: true, characterData: true, subtree: true });
+      new MutationObserver((records) => {
+        for (const r of records) for (const n of r.addedNodes) window.statuses.push(n.textContent);
+      }).observe(status, { childList: true });
+      const bar = document.querySelector('#teacher-progress');
+      new MutationObserver(() => window.fetched.push(bar.value)).observe(bar, { attributes: true, attributeFilter: ['value'] });
     });
     await page.click('#teacher-offer');
     await page.waitForFunction(() => !document.querySelector('#teacher-remove').hidden || document.body.dataset.lastError, null, { timeout: 60_000 });
@@ -551,6 +556,8 @@ test("the model folder's teacher (as `kdlens demo` writes it) is fetched on requ
     const mb = (teacherBytes.length / 1e6).toFixed(1);
     assert.equal(progress[0], `Fetching model/teacher.kdlens: 0.0 of ${mb} MB…`, `statuses: ${progress}`);
     assert.equal(progress.at(-1), `Fetching model/teacher.kdlens: ${mb} of ${mb} MB…`, `statuses: ${progress}`);
+    const values = await page.evaluate(() => window.fetched);
+    assert.equal(values.at(-1), teacherBytes.length, `the bar's values: ${values}`);
     assert.ok(!(await page.isVisible('#teacher-progress')), 'the progress bar is gone');
     assert.ok(!(await page.isVisible('#teacher-offer')), 'no offer while the teacher is shown');
     const fetched = requests.slice(before);

@@ -527,12 +527,14 @@ async function explainCurrent() {
     }
     if (generation === state.generation) {
       state.result = result;
-      await showResult(result);
-      // A teacher removed or replaced meanwhile is not shown.
-      await showTeacher(state.teacher === teacherModel ? beside : null);
-      state.explained++;
-      document.body.dataset.explained = String(state.explained);
-      setState('done');
+      // Shown whole unless another image came in while it was drawn (that image is explained
+      // next); a teacher removed or replaced meanwhile is not shown.
+      if (await showResult(result)) {
+        await showTeacher(state.teacher === teacherModel ? beside : null);
+        state.explained++;
+        document.body.dataset.explained = String(state.explained);
+        setState('done');
+      }
     }
   } catch (error) {
     if (state.cancelled) {
@@ -641,19 +643,28 @@ function methodLabel(method) {
   return $('method').querySelector(`option[value="${CSS.escape(method)}"]`)?.textContent || method;
 }
 
+/** Whether `result`, drawn on the image of `generation`, is still what the page shows: no other
+ * image or report came in while its drawing awaited the worker. */
+function stillShown(result, generation) {
+  return state.result === result && state.generation === generation;
+}
+
+/** Draws the shown report's map over the image; false if another image or report came in
+ * meanwhile (then nothing is drawn). */
 async function drawCam() {
-  const result = state.result;
+  const { result, generation, image } = state;
   const map = shownMap(result);
-  const f = fit(state.image.width, state.image.height, DISPLAY);
+  const f = fit(image.width, image.height, DISPLAY);
   // Rendered before the canvas is touched: clearing first would show an empty overlay for the
   // worker's round trip (a flicker on every colour or opacity change).
   const overlay = await render(map.method, f.w, f.h);
-  if (state.result !== result) return; // another image or report came in meanwhile
+  if (!stillShown(result, generation)) return false;
   const context = $('cam-canvas').getContext('2d');
   context.clearRect(0, 0, DISPLAY, DISPLAY);
   context.putImageData(overlay, f.x, f.y);
   const classes = state.model.manifest.classes;
-  $('image-canvas').setAttribute('aria-label', `${state.image.name}, with the ${methodLabel(map.method)} map of class ${classes[map.class]} on ${map.layer}: ${describeMap(map)}`);
+  $('image-canvas').setAttribute('aria-label', `${image.name}, with the ${methodLabel(map.method)} map of class ${classes[map.class]} on ${map.layer}: ${describeMap(map)}`);
+  return true;
 }
 
 const SVG = 'http://www.w3.org/2000/svg';
@@ -721,13 +732,16 @@ async function showTeacher(beside) {
 /** The teacher's map over the image, in the chosen colours and opacity. */
 async function drawTeacherMap(map) {
   const canvas = $('teacher-canvas');
-  const image = state.image;
-  const f = fit(image.width, image.height, canvas.width);
+  // Composed off screen and shown in one step after the wait: no flicker, and the image's
+  // bitmap is read while it is surely open.
+  const frame = new OffscreenCanvas(canvas.width, canvas.height);
+  const f = drawImage(frame, state.image, canvas.width);
   const layer = new OffscreenCanvas(f.w, f.h);
   layer.getContext('2d').putImageData(await render(map.method, f.w, f.h, true), 0, 0);
-  if (state.image !== image) return; // its bitmap is closed: another image came in meanwhile
-  drawImage(canvas, image, canvas.width); // image and map drawn together, after the wait
-  canvas.getContext('2d').drawImage(layer, f.x, f.y);
+  frame.getContext('2d').drawImage(layer, f.x, f.y);
+  const context = canvas.getContext('2d');
+  context.clearRect(0, 0, canvas.width, canvas.height);
+  context.drawImage(frame, 0, 0);
 }
 
 /** Loads the model (and the teacher, if any) into a freshly started worker. */
@@ -770,35 +784,51 @@ async function useOfferedTeacher() {
   const offer = $('teacher-offer');
   const bar = $('teacher-progress');
   offer.disabled = true; // one fetch at a time
-  bar.hidden = false;
   try {
-    await useTeacher(() => fetchWithProgress(path, bytes, (received, total) => {
-      bar.max = total;
-      bar.value = received;
-      showStatus(`Fetching ${path}: ${(received / 1e6).toFixed(1)} of ${(total / 1e6).toFixed(1)} MB…`);
-    }), path);
+    await useTeacher(async () => {
+      bar.max = bytes;
+      bar.value = 0;
+      bar.hidden = false;
+      let tenths = -1; // the status line (read out by screen readers) moves in tenths
+      try {
+        return await fetchWithProgress(path, bytes, (received, total) => {
+          bar.max = total;
+          bar.value = received;
+          const now = Math.floor((10 * received) / total);
+          if (now === tenths) return;
+          tenths = now;
+          showStatus(`Fetching ${path}: ${(received / 1e6).toFixed(1)} of ${(total / 1e6).toFixed(1)} MB…`);
+        });
+      } finally {
+        bar.hidden = true; // the bytes are in (or failed); loading and explaining follow
+      }
+    }, path);
   } finally {
     offer.disabled = false;
-    bar.hidden = true;
   }
 }
 
-/** The bytes at `path` (an ArrayBuffer), calling `progress(received, total)` as they arrive;
- * `total` is the response's length, or `expected` bytes where it has none. */
+/** The bytes at `path` (an ArrayBuffer), calling `progress(received, total)` as they arrive:
+ * `total` is the `expected` byte count (`index.json`'s; the response's own length may count
+ * compressed bytes), or what came if more did. */
 async function fetchWithProgress(path, expected, progress) {
   const response = await fetch(path);
   if (!response.ok) throw new Error(`it could not be fetched (HTTP ${response.status})`);
-  const total = Number(response.headers.get('content-length')) || expected;
   const reader = response.body.getReader();
   const chunks = [];
   let received = 0;
-  progress(received, total);
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    received += value.length;
-    progress(received, Math.max(total, received));
+  progress(received, expected);
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      received += value.length;
+      progress(received, Math.max(expected, received));
+    }
+  } catch (error) {
+    reader.cancel().catch(() => {});
+    throw error;
   }
   const whole = new Uint8Array(received);
   let at = 0;
@@ -867,14 +897,14 @@ async function showResult(result) {
   $('timings').textContent = `${classes[result.predicted]} · forward + feature maps ${t.forward.toFixed(1)} ms · ${methodLabel(map.method)}${against} ${methodMs.toFixed(1)} ms · total in the worker ${t.worker.toFixed(1)} ms on ${state.backend.name === 'webgpu' ? 'WebGPU' : 'CPU'}`;
   showOod(result);
   drawFaithfulness(result);
-  await drawCam();
-  await drawStrip(result);
+  if (!(await drawCam()) || !(await drawStrip(result))) return false;
   $('save-png').disabled = false;
   $('save-json').disabled = false;
   showStatus(`${result.image.name}: ${classes[result.predicted]} (${(100 * result.probabilities[result.predicted]).toFixed(1)} %). ${methodLabel(map.method)} of ${classes[map.class]} on ${map.layer}.`);
   window.kdlens.lastReport = result;
   // The report's own image: a newer image may have been dropped while this one was drawn.
   window.kdlens.lastImage = result.image.name;
+  return true;
 }
 
 /** The report as plain JSON data (for saving and for tests): the maps' Float32Arrays as arrays. */
@@ -883,15 +913,17 @@ function plain(result) {
 }
 
 async function drawStrip(result) {
-  const f = fit(state.image.width, state.image.height, THUMB);
+  const { generation, image } = state;
+  const f = fit(image.width, image.height, THUMB);
   const items = [];
   for (let k = 0; k < result.feature_maps.length; k++) {
     const map = result.feature_maps[k];
     const canvas = document.createElement('canvas');
     canvas.width = THUMB;
     canvas.height = THUMB;
-    drawImage(canvas, state.image, THUMB);
+    drawImage(canvas, image, THUMB);
     const heat = await render(`feature-map:${k}`, f.w, f.h);
+    if (!stillShown(result, generation)) return false;
     const layer = new OffscreenCanvas(f.w, f.h);
     layer.getContext('2d').putImageData(heat, 0, 0);
     canvas.getContext('2d').drawImage(layer, f.x, f.y);
@@ -912,6 +944,7 @@ async function drawStrip(result) {
     items.push(li);
   }
   $('layer-strip').replaceChildren(...items);
+  return true;
 }
 
 async function zoom(index, text) {
@@ -1011,7 +1044,10 @@ async function loadIndex() {
     const response = await fetch('model/index.json');
     if (!response.ok) return;
     const { samples = [], teacher = null } = await response.json();
-    if (teacher?.file && !/[/\\]/.test(teacher.file)) {
+    // The demo names the teacher's file (beside index.json) and its exact size in bytes.
+    if (teacher && !(typeof teacher.file === 'string' && !/[/\\]/.test(teacher.file) && Number.isSafeInteger(teacher.bytes) && teacher.bytes > 0)) {
+      console.warn('model/index.json: the teacher needs a file name beside it and its size in bytes:', teacher);
+    } else if (teacher) {
       state.offeredTeacher = teacher;
       $('teacher-offer').textContent = `Compare with the demo's teacher: fetch ${teacher.file} (${(teacher.bytes / 1e6).toFixed(1)} MB) from this site. Nothing is sent.`;
       updateTeacherOffer();
@@ -1131,9 +1167,9 @@ async function main() {
   $('teacher-offer').addEventListener('click', useOfferedTeacher);
   $('model-input').addEventListener('change', (e) => { const f = e.target.files[0]; if (f) useModelFile(f); e.target.value = ''; });
   const redraw = async () => {
-    if (!state.result || state.busy) return;
-    await drawCam();
-    await drawStrip(state.result);
+    const result = state.result;
+    if (!result || state.busy) return;
+    if (!(await drawCam()) || !(await drawStrip(result))) return;
     const beside = window.kdlens.lastTeacher;
     if (beside && !$('teacher-panel').hidden) await drawTeacherMap(beside.report.maps[0]);
   };
