@@ -342,10 +342,8 @@ impl Explainer {
     }
 
     /// The teacher's report of the same pixels and request as [`Explainer::explain`], except
-    /// that its maps are of the teacher's stage comparable to the model's (`request.layer`, or
-    /// the model's last): the deepest at least as fine (`layer_comparable_to`) — a layer name
-    /// of the model means nothing to another architecture, and the teacher's own last stage can
-    /// be 1×1.
+    /// that its maps are of the teacher's stage comparable to the model's
+    /// ([`kdlens::trust::teacher_request`]).
     #[wasm_bindgen(js_name = explainTeacher)]
     pub async fn explain_teacher(
         &mut self,
@@ -356,17 +354,10 @@ impl Explainer {
         request: JsValue,
         scan: JsValue,
     ) -> Result<JsValue, JsError> {
-        let request = parse_request(request)?;
         let (_, model, _) = self.loaded(Role::Model)?;
-        let model_stage = model
-            .cam_layer(request.layer.as_deref())
-            .map_err(js_error)?;
         let (_, teacher, _) = self.loaded(Role::Teacher)?;
-        let teacher_stage = teacher.layer_comparable_to(model.layers()[model_stage].size);
-        let request = Request {
-            layer: Some(teacher.layers()[teacher_stage].name.clone()),
-            ..request
-        };
+        let request = kdlens::trust::teacher_request(&parse_request(request)?, model, teacher)
+            .map_err(js_error)?;
         let scan = crate::scan::facts_from_js(scan)?;
         let mut report = self
             .report(Role::Teacher, rgba, [width, height], name, &request, scan)

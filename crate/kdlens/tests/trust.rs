@@ -12,7 +12,7 @@ use kdlens::{
         Architecture, Classifier, DenseNetConfig, ForwardTrace, LayerInfo, LayeredClassifier,
         ModelSpec,
     },
-    trust::{auc, deletion_insertion, parameter_groups, randomized, sanity_check},
+    trust::{auc, deletion_insertion, parameter_groups, randomized, sanity_check, teacher_request},
 };
 
 /// Two classes; the logit of class 0 is `Σ w ⊙ x`, that of class 1 is 0, so
@@ -291,4 +291,47 @@ fn grad_cam_changes_when_the_model_is_randomised() {
     assert_eq!(check.steps[0].randomized, "classifier");
     assert_eq!(check.steps[8].randomized, "convs.0");
     assert!(check.passed, "{check:?}");
+}
+
+#[test]
+fn the_teachers_request_puts_its_maps_on_the_stage_comparable_to_the_models() {
+    let device = Device::flex();
+    let student = student(&device);
+    let small = DenseNetConfig {
+        growth_rate: 8,
+        block_config: [2, 2, 2, 2],
+        num_init_features: 16,
+        bn_size: 2,
+    };
+    let teacher = ModelSpec::new(Architecture::DenseNet(small), 4, [32, 32])
+        .unwrap()
+        .init(&device)
+        .unwrap()
+        .valid();
+    // Student stages at 32²: conv1 32², conv2 16², conv3 8², conv4 4², conv5 2². Teacher:
+    // relu0 16², denseblock1 and transition1 8², … transition3 2², denseblock4 and norm5 1².
+    let asked = |layer: Option<&str>| Request {
+        methods: vec![Method::GradCam, Method::Shap],
+        layer: layer.map(String::from),
+        target: Target::Class(3),
+        ..Request::default()
+    };
+    for (layer, expected) in [
+        (None, "features.transition3"), // the student's default, conv5: 2×2, not norm5's 1×1
+        (Some("conv3"), "features.transition1"),
+        (Some("conv1"), "features.relu0"), // none as fine as 32²: the first
+    ] {
+        let request = asked(layer);
+        let teacher_request = teacher_request(&request, &student, &teacher).unwrap();
+        assert_eq!(
+            teacher_request,
+            Request {
+                layer: Some(expected.into()),
+                ..request
+            },
+            "{layer:?}: only the stage changes"
+        );
+    }
+    let err = teacher_request(&asked(Some("features.norm5")), &student, &teacher).unwrap_err();
+    assert!(err.to_string().contains("features.norm5"), "{err}");
 }

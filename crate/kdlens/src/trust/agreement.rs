@@ -2,10 +2,33 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::explain::{Heatmap, Method, Report};
+use crate::{
+    Result,
+    explain::{Heatmap, Method, Report, Request},
+    model::LayeredClassifier,
+};
 
 /// The share of pixels whose overlap [`top_fraction_iou`] measures by default: the top 10 %.
 pub const TOP_FRACTION: f64 = 0.1;
+
+/// `request` as it is asked of the `teacher` shown beside `model`, so that their maps compare:
+/// the same request, with the maps on the teacher's stage comparable to the model's CAM stage
+/// (`request.layer`, or the model's default): the deepest at least as fine
+/// ([`LayeredClassifier::layer_comparable_to`]). A stage name of the model means nothing to
+/// another architecture, and a teacher's last stage can be 1×1 where the model's is 2×2.
+/// Fails if `request.layer` names no stage of `model`.
+pub fn teacher_request<M, T>(request: &Request, model: &M, teacher: &T) -> Result<Request>
+where
+    M: LayeredClassifier + ?Sized,
+    T: LayeredClassifier + ?Sized,
+{
+    let model_stage = model.cam_layer(request.layer.as_deref())?;
+    let stage = teacher.layer_comparable_to(model.layers()[model_stage].size);
+    Ok(Request {
+        layer: Some(teacher.layers()[stage].name.clone()),
+        ..request.clone()
+    })
+}
 
 /// Agreement of two maps of the same image, both resized to one size.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

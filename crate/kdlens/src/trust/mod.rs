@@ -16,7 +16,8 @@ pub mod ood;
 pub mod sanity;
 
 pub use agreement::{
-    Agreement, MapAgreement, TOP_FRACTION, compare_maps, kl_divergence, spearman, top_fraction_iou,
+    Agreement, MapAgreement, TOP_FRACTION, compare_maps, kl_divergence, spearman, teacher_request,
+    top_fraction_iou,
 };
 pub use faithfulness::{Curve, Faithfulness, auc, deletion_insertion, pixel_order};
 pub use ood::{InDistribution, OodReference, pooled_features};
