@@ -189,6 +189,21 @@ fn student(device: &Device) -> Classifier {
         .valid()
 }
 
+/// DenseNet-121's stages with one layer per block and few features (fast to build), for four
+/// classes at 32² (stages from 16² down to 1²).
+fn small_densenet(device: &Device) -> Classifier {
+    let small = DenseNetConfig {
+        growth_rate: 4,
+        block_config: [1, 1, 1, 1],
+        num_init_features: 8,
+        bn_size: 2,
+    };
+    ModelSpec::new(Architecture::DenseNet(small), 4, [32, 32])
+        .unwrap()
+        .init(device)
+        .unwrap()
+}
+
 fn parameter_values(model: &Classifier) -> Vec<Vec<f32>> {
     let Classifier::FiveLayer(m) = model else {
         panic!("a five-layer student")
@@ -249,16 +264,7 @@ fn randomisation_replaces_exactly_the_chosen_groups_and_keeps_their_scale() {
         "seeded"
     );
 
-    let small = DenseNetConfig {
-        growth_rate: 4,
-        block_config: [1, 1, 1, 1],
-        num_init_features: 8,
-        bn_size: 2,
-    };
-    let dn = ModelSpec::new(Architecture::DenseNet(small), 3, [32, 32])
-        .unwrap()
-        .init(&device)
-        .unwrap();
+    let dn = small_densenet(&device);
     let groups = parameter_groups(&dn);
     assert_eq!(groups.first().map(String::as_str), Some("features.conv0"));
     assert_eq!(groups.last().map(String::as_str), Some("classifier"));
@@ -297,17 +303,7 @@ fn grad_cam_changes_when_the_model_is_randomised() {
 fn the_teachers_request_puts_its_maps_on_the_stage_comparable_to_the_models() {
     let device = Device::flex();
     let student = student(&device);
-    let small = DenseNetConfig {
-        growth_rate: 8,
-        block_config: [2, 2, 2, 2],
-        num_init_features: 16,
-        bn_size: 2,
-    };
-    let teacher = ModelSpec::new(Architecture::DenseNet(small), 4, [32, 32])
-        .unwrap()
-        .init(&device)
-        .unwrap()
-        .valid();
+    let teacher = small_densenet(&device);
     // Student stages at 32²: conv1 32², conv2 16², conv3 8², conv4 4², conv5 2². Teacher:
     // relu0 16², denseblock1 and transition1 8², … transition3 2², denseblock4 and norm5 1².
     let asked = |layer: Option<&str>| Request {
