@@ -11,10 +11,13 @@ Never run in CI. Needs PyTorch (pip install torch torchvision safetensors numpy)
 1. Parity: the exported student (safetensors, PyTorch layout) is loaded into the same five-layer
    network written in PyTorch; its probabilities on a test image are compared with
    `kdlens explain` on that image (≤ 1e-4 expected).
+   Skipped without --model and --safetensors.
 2. Timing at 224², batch 1, with the same thread count for both (--threads, default: all
    cores): prediction and Grad-CAM of the student and of DenseNet-121, and SHAP (expected
-   gradients, 200 samples) of the student. kdlens is timed by `kdlens bench --synthetic 224`,
-   PyTorch here; rounds alternate between the two and medians are reported, with the ratio.
+   gradients, 200 samples) of the student. kdlens is timed by `kdlens bench --synthetic 224`
+   once per vector path (--simd, default: every vector path this CPU has, through KDLENS_SIMD),
+   PyTorch here; each round runs PyTorch and then every path, and medians are reported with the
+   ratio of each path to PyTorch. The CPU model and the paths are recorded.
 Writes bench-peers.json and bench-peers.md into --out.
 
 3. With --onnx PATH: also writes the exported student (same weights) as ONNX at 224² input, for
@@ -152,11 +155,44 @@ def export_onnx(args, classes, path):
     return diff
 
 
+def cpu_flags():
+    """The flags of this CPU (x86-64 Linux), or an empty set elsewhere."""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def vector_paths():
+    """The kdlens vector paths this CPU has, fastest first (the scalar reference left out)."""
+    import platform
+    if platform.machine() in ("aarch64", "arm64"):
+        return ["neon"]
+    flags = cpu_flags()
+    return [p for p, need in [("avx512", {"avx512f"}), ("avx2", {"avx2", "fma"})] if need <= flags]
+
+
+def cpu_model():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+    return platform.processor() or platform.machine()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kdlens", required=True)
-    parser.add_argument("--model", required=True, help="the exported student bundle (.kdlens)")
-    parser.add_argument("--safetensors", required=True, help="the same student as safetensors")
+    parser.add_argument("--model", help="the exported student bundle (.kdlens), for the parity check")
+    parser.add_argument("--safetensors", help="the same student as safetensors")
+    parser.add_argument("--simd", default=",".join(vector_paths()),
+                        help="the kdlens vector paths to time, comma-separated (KDLENS_SIMD values)")
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--grayscale", action="store_true", help="the model was trained on grayscale")
     parser.add_argument("--parity-size", type=int, default=32, help="the model's input side")
@@ -176,8 +212,11 @@ def main():
         if args.onnx_only:
             return 0
 
-    diff = parity(args, args.classes)
-    print(f"parity: max |p_kdlens - p_pytorch| = {diff:.2e}")
+    diff = None
+    if args.model and args.safetensors:
+        diff = parity(args, args.classes)
+        print(f"parity: max |p_kdlens - p_pytorch| = {diff:.2e}")
+    paths = [p for p in args.simd.split(",") if p]
 
     student = FiveLayerStudent(4).eval()
     teacher = torchvision.models.densenet121(num_classes=4).eval()
@@ -191,13 +230,14 @@ def main():
     }
     torch_ms = {k: [] for k in ops}
     torch_ms["student SHAP (expected gradients)"] = []
-    kdlens_rows = []
-    env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads))
+    kdlens_rows = {path: [] for path in paths}
     for r in range(args.rounds):
-        run = tempfile.mkdtemp()
-        subprocess.run([args.kdlens, "--run-dir", run, "bench", "--synthetic", "224", "--runs", str(args.runs),
-                        "--shap-samples", str(args.shap_samples)], check=True, capture_output=True, env=env)
-        kdlens_rows.append(json.load(open(os.path.join(run, "bench.json"))))
+        for path in paths:
+            run = tempfile.mkdtemp()
+            env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads), KDLENS_SIMD=path)
+            subprocess.run([args.kdlens, "--run-dir", run, "bench", "--synthetic", "224", "--runs", str(args.runs),
+                            "--shap-samples", str(args.shap_samples)], check=True, capture_output=True, env=env)
+            kdlens_rows[path].append(json.load(open(os.path.join(run, "bench.json"))))
         with torch.no_grad():
             for name in ["student prediction", "teacher prediction"]:
                 torch_ms[name].append(median_ms(ops[name], args.runs, 2))
@@ -207,30 +247,37 @@ def main():
             median_ms(lambda: shap_student(student, x, background, args.shap_samples), 1, 0))
         print(f"round {r + 1}/{args.rounds} done")
 
-    def kd(model, operation):
+    def kd(path, model, operation):
         return statistics.median(
-            t["median_ms"] for rows in kdlens_rows for row in rows if row["model"] == model
+            t["median_ms"] for rows in kdlens_rows[path] for row in rows if row["model"] == model
             for t in row["timings"] if t["operation"].startswith(operation))
 
     pairs = [
-        ("student prediction", kd("student", "prediction")),
-        ("student Grad-CAM (last layer)", kd("student", "Grad-CAM")),
-        ("student full explanation (kdlens) vs prediction + Grad-CAM (PyTorch)", kd("student", "full explanation")),
-        ("teacher prediction", kd("teacher", "prediction")),
-        ("teacher Grad-CAM (last layer)", kd("teacher", "Grad-CAM")),
-        ("student SHAP (expected gradients)", kd("student", "SHAP")),
+        ("student prediction", ("student", "prediction")),
+        ("student Grad-CAM (last layer)", ("student", "Grad-CAM")),
+        ("student full explanation (kdlens) vs prediction + Grad-CAM (PyTorch)", ("student", "full explanation")),
+        ("teacher prediction", ("teacher", "prediction")),
+        ("teacher Grad-CAM (last layer)", ("teacher", "Grad-CAM")),
+        ("student SHAP (expected gradients)", ("student", "SHAP")),
     ]
     rows = []
-    for name, kd_ms in pairs:
+    for name, (model, operation) in pairs:
         if name.startswith("student full"):
             pt = statistics.median(torch_ms["student prediction"]) + statistics.median(torch_ms["student Grad-CAM (last layer)"])
         else:
             pt = statistics.median(torch_ms[name])
-        rows.append({"operation": name, "kdlens_ms": kd_ms, "pytorch_ms": pt, "ratio": kd_ms / pt})
-    result = {"threads": args.threads, "torch": torch.__version__, "parity_max_abs_diff": diff, "rows": rows}
+        kd_ms = {path: kd(path, model, operation) for path in paths}
+        rows.append({"operation": name, "pytorch_ms": pt, "kdlens_ms": kd_ms,
+                     "ratio": {path: ms / pt for path, ms in kd_ms.items()}})
+    result = {"cpu": cpu_model(), "paths": paths, "threads": args.threads, "torch": torch.__version__,
+              "parity_max_abs_diff": diff, "rows": rows}
     json.dump(result, open(os.path.join(args.out, "bench-peers.json"), "w"), indent=2)
-    lines = ["| operation (224², batch 1) | kdlens ms | PyTorch ms | kdlens / PyTorch |", "|---|---|---|---|"]
-    lines += [f"| {r['operation']} | {r['kdlens_ms']:.1f} | {r['pytorch_ms']:.1f} | {r['ratio']:.2f}× |" for r in rows]
+    head = " | ".join(f"kdlens {p} ms | {p} / PyTorch" for p in paths)
+    lines = [f"{cpu_model()}, {args.threads} threads, {args.rounds} alternating rounds, median of {args.runs} runs each",
+             "", f"| operation (224², batch 1) | PyTorch ms | {head} |", "|---" * (2 + 2 * len(paths)) + "|"]
+    for r in rows:
+        cells = " | ".join(f"{r['kdlens_ms'][p]:.1f} | {r['ratio'][p]:.2f}×" for p in paths)
+        lines.append(f"| {r['operation']} | {r['pytorch_ms']:.1f} | {cells} |")
     table = "\n".join(lines)
     open(os.path.join(args.out, "bench-peers.md"), "w").write(table + "\n")
     print(table)

@@ -13,6 +13,8 @@ step "clippy (native)"
 cargo clippy --workspace --all-targets -- -D warnings
 step "clippy (wasm32: core with its scan decoders, and web glue)"
 cargo clippy --target wasm32-unknown-unknown -p kdlens -p kdlens-web --features kdlens/scan -- -D warnings
+step "CPU kernels on aarch64 (NEON and scalar paths), cross-built and run under qemu"
+bash pkg-scripts/test-aarch64.sh
 step "real MRI test images, DICOM and NIfTI test files"
 bash pkg-scripts/fetch-test-images.sh
 bash pkg-scripts/fetch-test-scans.sh

@@ -2,6 +2,7 @@
 
 use anyhow::{Context, Result};
 use burn::tensor::{Device, DeviceKind};
+use kdlens::simd;
 
 use crate::cli::DeviceArg;
 
@@ -31,12 +32,20 @@ pub fn select(arg: DeviceArg) -> Result<Device> {
     }
 }
 
-/// A short name of the device for reports.
-pub fn describe(arg: DeviceArg) -> &'static str {
+/// A short name of the device for reports; on the CPU with the vector unit its kernels use.
+pub fn describe(arg: DeviceArg) -> String {
     match arg {
-        DeviceArg::Flex => "flex (CPU)",
-        DeviceArg::Wgpu => "wgpu (GPU)",
+        DeviceArg::Flex => format!("flex (CPU, {} kernels)", simd::active()),
+        DeviceArg::Wgpu => "wgpu (GPU)".into(),
     }
+}
+
+/// Refuses a `KDLENS_SIMD` that names no vector unit of this CPU's architecture (one the CPU
+/// lacks is capped at the fastest it has).
+pub fn check_simd_request() -> Result<()> {
+    simd::requested()
+        .map(|_| ())
+        .context("the environment variable selects the CPU kernels' vector unit")
 }
 
 /// The devices of `count` training replicas: the CPU device repeated (one per core) on

@@ -28,7 +28,7 @@ fn main() -> ExitCode {
             .exit();
     }
     device::set_process_default(cli.global.device);
-    match run(cli) {
+    match device::check_simd_request().and_then(|()| run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");

@@ -38,10 +38,21 @@ impl RunDir {
             .append(true)
             .open(path.join("log.txt"))
             .with_context(|| format!("cannot open the log in {}", path.display()))?;
-        Ok(Self {
+        let run = Self {
             path,
             log: Mutex::new(log),
-        })
+        };
+        run.log_only(format!(
+            "kdlens {command}: CPU kernels on {} (of {}; {} forces a lower one)",
+            kdlens::simd::active(),
+            kdlens::simd::available()
+                .iter()
+                .map(|p| p.name())
+                .collect::<Vec<_>>()
+                .join(", "),
+            kdlens::simd::ENV
+        ));
+        Ok(run)
     }
 
     /// The folder.
@@ -58,6 +69,12 @@ impl RunDir {
     pub fn log(&self, line: impl AsRef<str>) {
         let line = line.as_ref();
         eprintln!("{line}");
+        self.log_only(line);
+    }
+
+    /// Appends a line to the log file only.
+    fn log_only(&self, line: impl AsRef<str>) {
+        let line = line.as_ref();
         if let Ok(mut log) = self.log.lock() {
             let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
             writeln!(log, "{stamp} {line}").ok();

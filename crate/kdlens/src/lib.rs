@@ -25,7 +25,6 @@ pub mod error;
 pub mod explain;
 mod flex_tensor;
 pub mod image;
-mod maximum;
 pub mod metrics;
 pub mod model;
 pub mod norm;
@@ -34,6 +33,8 @@ mod readback;
 pub mod trust;
 
 pub use error::{Error, Result};
+/// The vector unit kdlens' CPU kernels run on (`KDLENS_SIMD` forces a lower one).
+pub use kdlens_kernels::simd;
 #[cfg(not(target_arch = "wasm32"))]
 pub use readback::block_on;
 pub use readback::read_f32;

@@ -23,6 +23,7 @@ use super::{
     packed_cache::packed_weights,
 };
 use crate::flex_tensor::{contiguous, dims4, f32s, from_f32s, per_channel_sum};
+use kdlens_kernels::simd::active;
 
 /// The optional bias of a convolution, `[c_out]` (an enum because backend extensions route
 /// tensors inside derived types, not inside `Option`).
@@ -130,8 +131,8 @@ impl ConvBackend for Flex {
             relu: activation == Activation::Relu,
         };
         let out = match packed_weights(&weight, f32s(&weight), &g) {
-            Some(packed) => cpu::forward_packed(f32s(&x), &packed, epilogue, &g),
-            None => cpu::forward(f32s(&x), f32s(&weight), epilogue, &g),
+            Some(packed) => cpu::forward_packed(active(), f32s(&x), &packed, epilogue, &g),
+            None => cpu::forward(active(), f32s(&x), f32s(&weight), epilogue, &g),
         };
         let [oh, ow] = g.out_size();
         from_f32s(out, [g.batch, g.c_out, oh, ow])
@@ -150,7 +151,7 @@ impl ConvBackend for Flex {
             return Flex::conv2d_x_backward(x, weight, output_grad, options);
         };
         let (weight, output_grad) = (contiguous(weight), contiguous(output_grad));
-        let grad = cpu::input_grad(f32s(&weight), f32s(&output_grad), &g)
+        let grad = cpu::input_grad(active(), f32s(&weight), f32s(&output_grad), &g)
             .expect("conv: the transposed geometry exists (checked above)");
         from_f32s(grad, [g.batch, g.c_in, g.in_size[0], g.in_size[1]])
     }
@@ -165,7 +166,7 @@ impl ConvBackend for Flex {
             return Flex::conv2d_weight_backward(x, weight, output_grad, options);
         };
         let (x, output_grad) = (contiguous(x), contiguous(output_grad));
-        let grad = cpu::weight_grad(f32s(&x), f32s(&output_grad), &g);
+        let grad = cpu::weight_grad(active(), f32s(&x), f32s(&output_grad), &g);
         from_f32s(grad, [g.c_out, g.c_in, g.kernel[0], g.kernel[1]])
     }
 }

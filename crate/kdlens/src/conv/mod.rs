@@ -3,7 +3,7 @@
 //! own on every backend.
 
 mod backend;
-pub mod cpu;
+pub use kdlens_kernels::conv as cpu;
 mod packed_cache;
 
 use burn::{

@@ -24,10 +24,8 @@ use burn::{
     tensor::{DType, Shape, Tensor, activation::relu, module::batch_norm_train},
 };
 
-use crate::{
-    conv::cpu::for_each_chunk,
-    flex_tensor::{contiguous, dims4, f32s, f32s_in_place, from_f32s, per_channel_sum},
-};
+use crate::flex_tensor::{contiguous, dims4, f32s, f32s_in_place, from_f32s, per_channel_sum};
+use kdlens_kernels::{norm::scale_shift_relu, simd::active};
 
 /// A backend that runs kdlens' per-channel scale, shift and ReLU; the default is burn's
 /// operations.
@@ -76,49 +74,17 @@ impl NormBackend for Flex {
             return composed::<Flex>(x, scale, shift);
         }
         let (scale, shift) = (contiguous(scale), contiguous(shift));
-        let affine = PerChannel {
-            scale: f32s(&scale),
-            shift: f32s(&shift),
-            plane: h * w,
+        let affine = |values: &mut [f32]| {
+            scale_shift_relu(active(), values, [f32s(&scale), f32s(&shift)], h * w)
         };
         let mut x = contiguous(x);
         if let Some(values) = f32s_in_place(&mut x) {
-            affine.apply_in_place(values);
+            affine(values);
             return x;
         }
         let mut out = f32s(&x).to_vec();
-        affine.apply_in_place(&mut out);
+        affine(&mut out);
         from_f32s(out, dims)
-    }
-}
-
-/// A per-channel scale and shift followed by ReLU over `[batch, channels, plane]` values.
-struct PerChannel<'a> {
-    scale: &'a [f32],
-    shift: &'a [f32],
-    /// Values per channel and image (`h · w`).
-    plane: usize,
-}
-
-/// Values per parallel task: whole planes, at least this many values.
-const TASK_VALUES: usize = 16 * 1024;
-
-impl PerChannel<'_> {
-    fn apply_in_place(&self, values: &mut [f32]) {
-        if values.is_empty() || self.plane == 0 {
-            return;
-        }
-        let planes_per_task = TASK_VALUES.div_ceil(self.plane);
-        let channels = self.scale.len();
-        for_each_chunk(values, planes_per_task * self.plane, |task, chunk| {
-            for (i, plane) in chunk.chunks_exact_mut(self.plane).enumerate() {
-                let c = (task * planes_per_task + i) % channels;
-                let (scale, shift) = (self.scale[c], self.shift[c]);
-                for v in plane {
-                    *v = crate::maximum::relu(*v * scale + shift);
-                }
-            }
-        });
     }
 }
 
@@ -275,24 +241,5 @@ mod tests {
             "running mean {mean}"
         );
         assert!((var - want_var).abs() < 1e-6, "running variance {var}");
-    }
-
-    #[test]
-    fn each_plane_gets_its_channels_scale_and_shift() {
-        // Two images of two channels of 1×3 values; scales 2 and -1, shifts 1 and 0.5.
-        let mut values = vec![
-            -1.0, 0.0, 1.0, /* c1 */ -1.0, 0.0, 1.0, /* image 2, c0 */ 2.0, 3.0, -4.0,
-            /* c1 */ 0.25, 0.5, 1.0,
-        ];
-        let affine = PerChannel {
-            scale: &[2.0, -1.0],
-            shift: &[1.0, 0.5],
-            plane: 3,
-        };
-        affine.apply_in_place(&mut values);
-        assert_eq!(
-            values,
-            vec![0.0, 1.0, 3.0, 1.5, 0.5, 0.0, 5.0, 7.0, 0.0, 0.25, 0.0, 0.0]
-        );
     }
 }

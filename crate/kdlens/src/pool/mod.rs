@@ -4,10 +4,10 @@
 //! pass), on the CubeCL backends burn's kernels, inside a graph burn's backward passes (a tracked
 //! max-pool also takes burn's forward, which records the positions of the maxima).
 
-use crate::{
-    conv::cpu::for_each_chunk,
-    flex_tensor::{contiguous, dims4, f32s, from_f32s},
-    maximum::max,
+use crate::flex_tensor::{contiguous, dims4, f32s, from_f32s};
+use kdlens_kernels::{
+    pool::{Pooling, pool},
+    simd::active,
 };
 
 use burn::{
@@ -27,37 +27,7 @@ use burn::{
     tensor::{DType, Tensor},
 };
 
-/// A pooling window: `kernel` rows × columns, moved by `stride`, over an input with `padding`
-/// rows and columns added on each side (ignored by the maximum; average pools have none).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Window {
-    /// Rows and columns of the window.
-    pub kernel: [usize; 2],
-    /// Step between windows along rows and columns.
-    pub stride: [usize; 2],
-    /// Implicit padding on each side along rows and columns.
-    pub padding: [usize; 2],
-}
-
-impl Window {
-    /// The output size for an input of `[h, w]` (floor mode, as PyTorch's default).
-    pub fn out_size(&self, [h, w]: [usize; 2]) -> [usize; 2] {
-        let along =
-            |i: usize, n: usize| (n + 2 * self.padding[i] - self.kernel[i]) / self.stride[i] + 1;
-        [along(0, h), along(1, w)]
-    }
-
-    /// Whether kdlens' loops compute this window on an input of `[h, w]`: at least one full
-    /// window fits and padding stays below the kernel, so every window holds an input value.
-    fn fits(&self, [h, w]: [usize; 2]) -> bool {
-        (0..2).all(|i| {
-            self.kernel[i] > 0
-                && self.stride[i] > 0
-                && self.padding[i] < self.kernel[i]
-                && [h, w][i] + 2 * self.padding[i] >= self.kernel[i]
-        })
-    }
-}
+pub use kdlens_kernels::pool::Window;
 
 /// A backend that runs kdlens' pooling; every method defaults to burn's.
 #[backend_extension(Flex, Cube: cfg(all()), Autodiff)]
@@ -87,7 +57,7 @@ impl PoolBackend for Cube {}
 impl PoolBackend for Flex {
     fn kd_max_pool2d(x: FlexTensor, window: Window) -> FlexTensor {
         match pool_geometry(&x, window) {
-            Some(dims) => pool_each_plane(x, dims, window, max_pool_plane),
+            Some(dims) => pool_each_plane(x, dims, window, Pooling::Max),
             None => Flex::max_pool2d(
                 x,
                 window.kernel,
@@ -101,7 +71,7 @@ impl PoolBackend for Flex {
 
     fn kd_avg_pool2d(x: FlexTensor, window: Window) -> FlexTensor {
         match pool_geometry(&x, window).filter(|_| window.padding == [0, 0]) {
-            Some(dims) => pool_each_plane(x, dims, window, avg_pool_plane),
+            Some(dims) => pool_each_plane(x, dims, window, Pooling::Average),
             None => Flex::avg_pool2d(x, window.kernel, window.stride, window.padding, true, false),
         }
     }
@@ -113,92 +83,23 @@ fn pool_geometry(x: &FlexTensor, window: Window) -> Option<[usize; 4]> {
     (x.dtype() == DType::F32 && window.fits([dims[2], dims[3]])).then_some(dims)
 }
 
-/// `pool_plane(input plane, [h, w], output plane, window)` on every plane of `x`, in parallel.
+/// `pooling` with `window` of every plane of `x` with kdlens' loops.
 fn pool_each_plane(
     x: FlexTensor,
     [batch, channels, h, w]: [usize; 4],
     window: Window,
-    pool_plane: fn(&[f32], [usize; 2], &mut [f32], Window),
+    pooling: Pooling,
 ) -> FlexTensor {
     let x = contiguous(x);
-    let values = f32s(&x);
+    let out = pool(
+        active(),
+        f32s(&x),
+        [batch * channels, h, w],
+        window,
+        pooling,
+    );
     let [oh, ow] = window.out_size([h, w]);
-    let mut out = vec![0.0; batch * channels * oh * ow];
-    if !out.is_empty() {
-        for_each_chunk(&mut out, oh * ow, |p, out| {
-            pool_plane(&values[p * h * w..(p + 1) * h * w], [h, w], out, window);
-        });
-    }
     from_f32s(out, [batch, channels, oh, ow])
-}
-
-/// The input positions `first..end` along one axis that output position `o`'s window covers.
-fn covered(o: usize, axis: usize, window: Window, len: usize) -> std::ops::Range<usize> {
-    let start = (o * window.stride[axis]) as isize - window.padding[axis] as isize;
-    let end = (start + window.kernel[axis] as isize).clamp(0, len as isize) as usize;
-    start.clamp(0, len as isize) as usize..end
-}
-
-/// Max-pooling of one `h × w` plane into `out`: the maxima along rows first, then down columns.
-fn max_pool_plane(plane: &[f32], [h, w]: [usize; 2], out: &mut [f32], window: Window) {
-    let [_, ow] = window.out_size([h, w]);
-    if window
-        == (Window {
-            kernel: [2, 2],
-            stride: [2, 2],
-            padding: [0, 0],
-        })
-    {
-        return max_pool_2x2_plane(plane, w, out);
-    }
-    let mut row_maxima = vec![f32::NEG_INFINITY; h * ow];
-    for (row, maxima) in plane.chunks_exact(w).zip(row_maxima.chunks_exact_mut(ow)) {
-        for (ox, m) in maxima.iter_mut().enumerate() {
-            *m = row[covered(ox, 1, window, w)]
-                .iter()
-                .copied()
-                .fold(f32::NEG_INFINITY, max);
-        }
-    }
-    for (oy, out_row) in out.chunks_exact_mut(ow).enumerate() {
-        out_row.fill(f32::NEG_INFINITY);
-        for iy in covered(oy, 0, window, h) {
-            for (o, &m) in out_row.iter_mut().zip(&row_maxima[iy * ow..(iy + 1) * ow]) {
-                *o = max(*o, m);
-            }
-        }
-    }
-}
-
-/// The 2×2, stride-2 case of [`max_pool_plane`] in one pass (the students' pooling; a last odd
-/// row or column is dropped).
-fn max_pool_2x2_plane(plane: &[f32], w: usize, out: &mut [f32]) {
-    let w2 = w / 2;
-    for (i, row) in out.chunks_exact_mut(w2).enumerate() {
-        let (top, bottom) = (&plane[2 * i * w..][..w], &plane[(2 * i + 1) * w..][..w]);
-        for (j, v) in row.iter_mut().enumerate() {
-            *v = max(
-                max(top[2 * j], top[2 * j + 1]),
-                max(bottom[2 * j], bottom[2 * j + 1]),
-            );
-        }
-    }
-}
-
-/// Average pooling of one `h × w` plane into `out` (no padding: every window is full).
-fn avg_pool_plane(plane: &[f32], [h, w]: [usize; 2], out: &mut [f32], window: Window) {
-    let [_, ow] = window.out_size([h, w]);
-    let scale = 1.0 / (window.kernel[0] * window.kernel[1]) as f32;
-    for (oy, out_row) in out.chunks_exact_mut(ow).enumerate() {
-        out_row.fill(0.0);
-        for iy in covered(oy, 0, window, h) {
-            let row = &plane[iy * w..(iy + 1) * w];
-            for (ox, o) in out_row.iter_mut().enumerate() {
-                *o += row[covered(ox, 1, window, w)].iter().sum::<f32>();
-            }
-        }
-        out_row.iter_mut().for_each(|o| *o *= scale);
-    }
 }
 
 /// Inside a graph: a max-pool with nothing to differentiate runs the inner backend's
@@ -313,51 +214,4 @@ pub fn avg_pool2d(x: Tensor<4>, window: Window) -> Tensor<4> {
         x.into_dispatch(),
         window,
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const TWO_BY_TWO: Window = Window {
-        kernel: [2, 2],
-        stride: [2, 2],
-        padding: [0, 0],
-    };
-
-    #[test]
-    fn maxima_of_blocks_drop_a_last_odd_row_and_column() {
-        // A 3×5 plane of values 0..15 and one of their negatives.
-        let x: Vec<f32> = (0..15).map(|v| v as f32).collect();
-        let mut out = vec![0.0; 2];
-        max_pool_plane(&x, [3, 5], &mut out, TWO_BY_TWO);
-        assert_eq!(out, vec![6.0, 8.0]);
-        let negated: Vec<f32> = x.iter().map(|v| -v).collect();
-        max_pool_plane(&negated, [3, 5], &mut out, TWO_BY_TWO);
-        assert_eq!(out, vec![-0.0, -2.0]);
-    }
-
-    #[test]
-    fn padded_windows_take_the_maximum_of_the_values_they_cover() {
-        // 4×4 plane, values 0..16 with the first made the largest; 3×3 windows, stride 2,
-        // padding 1: windows cover rows/columns {0, 1} and {1, 2, 3}.
-        let mut x: Vec<f32> = (0..16).map(|v| v as f32).collect();
-        x[0] = 100.0;
-        let window = Window {
-            kernel: [3, 3],
-            stride: [2, 2],
-            padding: [1, 1],
-        };
-        let mut out = vec![0.0; 4];
-        max_pool_plane(&x, [4, 4], &mut out, window);
-        assert_eq!(out, vec![100.0, 7.0, 13.0, 15.0]);
-    }
-
-    #[test]
-    fn averages_of_blocks() {
-        let x: Vec<f32> = (0..16).map(|v| v as f32).collect();
-        let mut out = vec![0.0; 4];
-        avg_pool_plane(&x, [4, 4], &mut out, TWO_BY_TWO);
-        assert_eq!(out, vec![2.5, 4.5, 10.5, 12.5]);
-    }
 }

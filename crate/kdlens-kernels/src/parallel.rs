@@ -12,7 +12,7 @@ pub(super) enum Threads {
 
 /// Calls `f(index, chunk)` for each `chunk_len`-sized chunk of `data`.
 #[cfg(not(target_arch = "wasm32"))]
-pub(crate) fn for_each_chunk<F>(data: &mut [f32], chunk_len: usize, f: F)
+pub fn for_each_chunk<F>(data: &mut [f32], chunk_len: usize, f: F)
 where
     F: Fn(usize, &mut [f32]) + Sync + Send,
 {
@@ -24,7 +24,7 @@ where
 
 /// Calls `f(index, chunk)` for each `chunk_len`-sized chunk of `data`.
 #[cfg(target_arch = "wasm32")]
-pub(crate) fn for_each_chunk<F>(data: &mut [f32], chunk_len: usize, f: F)
+pub fn for_each_chunk<F>(data: &mut [f32], chunk_len: usize, f: F)
 where
     F: Fn(usize, &mut [f32]) + Sync + Send,
 {

@@ -9,13 +9,13 @@
 /// `a` if it is greater than `b`, otherwise `b` (so a NaN `a` gives `b`, like `f32::max`; a NaN
 /// `b` is returned as it is).
 #[inline(always)]
-pub(crate) fn max(a: f32, b: f32) -> f32 {
+pub fn max(a: f32, b: f32) -> f32 {
     if a > b { a } else { b }
 }
 
 /// `v` where it is positive, `0` otherwise (NaN gives 0, like `v.max(0.0)`).
 #[inline(always)]
-pub(crate) fn relu(v: f32) -> f32 {
+pub fn relu(v: f32) -> f32 {
     max(v, 0.0)
 }
 

@@ -1,6 +1,8 @@
-//! The kernels against the definition of a convolution, computed naively in `f64`.
+//! The kernels against the definition of a convolution, computed naively in `f64`, on every
+//! vector path the machine has.
 
 use super::*;
+use crate::simd::available;
 
 /// A small deterministic generator (the kernels' tests need no statistical quality).
 fn values(n: usize, seed: u64) -> Vec<f32> {
@@ -76,8 +78,8 @@ fn assert_close(got: &[f32], want: &[f64], what: &str) {
     }
 }
 
+/// Forward (with and without ReLU), input and weight gradient of `g` on every path.
 fn check(g: Geometry, with_bias: bool) {
-    let what = format!("{g:?} bias={with_bias}");
     let ix = Indexing(g);
     let x = values(g.input_len(), 1);
     let w = values(g.weight_len(), 2);
@@ -98,40 +100,54 @@ fn check(g: Geometry, with_bias: bool) {
             *v += bias[(i / p) % g.c_out] as f64;
         }
     }
+    let rectified: Vec<f64> = y.iter().map(|v| v.max(0.0)).collect();
+    for path in available() {
+        let what = format!("{path}: {g:?} bias={with_bias}");
+        let terms = Terms {
+            x: &x,
+            w: &w,
+            bias: bias.as_deref(),
+            grad_out: &grad_out,
+        };
+        let want = [&y[..], &rectified, &grad_x, &grad_w];
+        check_path(path, g, terms, want, &what);
+    }
+}
+
+/// The operands of a test convolution.
+struct Terms<'a> {
+    x: &'a [f32],
+    w: &'a [f32],
+    bias: Option<&'a [f32]>,
+    grad_out: &'a [f32],
+}
+
+/// `g` on `path` against its definition: `[forward, forward + ReLU, input grad, weight grad]`.
+fn check_path(path: Path, g: Geometry, terms: Terms<'_>, want: [&[f64]; 4], what: &str) {
+    let Terms {
+        x,
+        w,
+        bias,
+        grad_out,
+    } = terms;
+    let [y, rectified, grad_x, grad_w] = want;
     assert_close(
-        &forward(
-            &x,
-            &w,
-            Epilogue {
-                bias: bias.as_deref(),
-                relu: false,
-            },
-            &g,
-        ),
-        &y,
+        &forward(path, x, w, Epilogue { bias, relu: false }, &g),
+        y,
         &format!("forward {what}"),
     );
-    let rectified: Vec<f64> = y.iter().map(|v| v.max(0.0)).collect();
     assert_close(
-        &forward(
-            &x,
-            &w,
-            Epilogue {
-                bias: bias.as_deref(),
-                relu: true,
-            },
-            &g,
-        ),
-        &rectified,
+        &forward(path, x, w, Epilogue { bias, relu: true }, &g),
+        rectified,
         &format!("forward + ReLU {what}"),
     );
     assert_close(
-        &weight_grad(&x, &grad_out, &g),
-        &grad_w,
+        &weight_grad(path, x, grad_out, &g),
+        grad_w,
         &format!("weight grad {what}"),
     );
-    match input_grad(&w, &grad_out, &g) {
-        Some(got) => assert_close(&got, &grad_x, &format!("input grad {what}")),
+    match input_grad(path, w, grad_out, &g) {
+        Some(got) => assert_close(&got, grad_x, &format!("input grad {what}")),
         // Only strided layers and padding wider than the kernel take burn's path.
         None => assert!(
             g.stride != [1, 1]
@@ -221,10 +237,12 @@ fn shifted_layers_match_the_definition() {
     let g = geometry(1, [64, 32], [14, 14], 3, 1);
     let (x, w) = (values(g.input_len(), 5), values(g.weight_len(), 6));
     let packed = PackedWeights::new(&w, &g).expect("the shifted kernel packs its weights");
-    assert_eq!(
-        forward_packed(&x, &packed, Epilogue::default(), &g),
-        forward(&x, &w, Epilogue::default(), &g)
-    );
+    for path in available() {
+        assert_eq!(
+            forward_packed(path, &x, &packed, Epilogue::default(), &g),
+            forward(path, &x, &w, Epilogue::default(), &g)
+        );
+    }
 }
 
 #[test]

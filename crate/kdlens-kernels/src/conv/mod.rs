@@ -1,17 +1,16 @@
-//! kdlens' CPU convolution kernels on contiguous `f32` tensors in `[batch, channels, height,
-//! width]` layout: forward (shifted products over the padded input for stride-1 layers with few
+//! Convolution on contiguous `f32` tensors in `[batch, channels, height, width]` layout, on the
+//! vector unit a [`Path`] names: forward (shifted products over the padded input for stride-1 layers with few
 //! output channels, Winograd F(2×2, 3×3) for other 3×3 stride-1 layers, a matrix product over an
 //! im2col layout otherwise), input gradient (the forward kernel run on the output gradient
 //! with flipped, transposed weights) and weight gradient (one matrix product per image).
 
 mod im2col;
 mod microkernel;
-mod parallel;
-
-pub(crate) use parallel::for_each_chunk;
 mod scratch;
 mod shifted;
 mod winograd;
+
+use crate::simd::Path;
 
 /// The shape of one 2-D convolution with one group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,6 +126,7 @@ pub struct Epilogue<'a> {
 
 impl Epilogue<'_> {
     /// The bias of channel `c` (0 without one).
+    #[inline(always)]
     fn bias_of(&self, c: usize) -> f32 {
         self.bias.map_or(0.0, |b| b[c])
     }
@@ -154,11 +154,12 @@ impl Epilogue<'_> {
 }
 
 /// The convolution of `x` (`[batch, c_in, h, w]`) with `w` (`[c_out, c_in, kh, kw]`), finished by
-/// `epilogue` (bias, ReLU): `[batch, c_out, out_h, out_w]`.
+/// `epilogue` (bias, ReLU): `[batch, c_out, out_h, out_w]`, on the vector unit `path` (one the CPU
+/// has: [`crate::simd::active`], or one of [`crate::simd::available`]).
 ///
 /// # Panics
 /// If a slice's length does not match `g`.
-pub fn forward(x: &[f32], w: &[f32], epilogue: Epilogue<'_>, g: &Geometry) -> Vec<f32> {
+pub fn forward(path: Path, x: &[f32], w: &[f32], epilogue: Epilogue<'_>, g: &Geometry) -> Vec<f32> {
     assert!(g.is_valid(), "conv: kernel larger than the padded input");
     assert_eq!(x.len(), g.input_len(), "conv: input length");
     assert_eq!(w.len(), g.weight_len(), "conv: weight length");
@@ -166,10 +167,10 @@ pub fn forward(x: &[f32], w: &[f32], epilogue: Epilogue<'_>, g: &Geometry) -> Ve
         assert_eq!(bias.len(), g.c_out, "conv: bias length");
     }
     match PackedWeights::new(w, g) {
-        Some(packed) => forward_packed(x, &packed, epilogue, g),
+        Some(packed) => forward_packed(path, x, &packed, epilogue, g),
         None => {
             let mut out = vec![0.0; g.output_len()];
-            im2col::forward(x, w, epilogue, g, &mut out);
+            im2col::forward(path, x, w, epilogue, g, &mut out);
             out
         }
     }
@@ -230,6 +231,7 @@ impl PackedWeights {
 
 /// [`forward`] with weights packed by [`PackedWeights::new`] for the same `g`.
 pub fn forward_packed(
+    path: Path,
     x: &[f32],
     packed: &PackedWeights,
     epilogue: Epilogue<'_>,
@@ -251,16 +253,17 @@ pub fn forward_packed(
         assert_eq!(bias.len(), g.c_out, "conv: bias length");
     }
     match packed.kernel {
-        Kernel::Shifted => shifted::forward(x, &packed.values, epilogue, g, &mut out),
-        Kernel::Winograd => winograd::forward(x, &packed.values, epilogue, g, &mut out),
+        Kernel::Shifted => shifted::forward(path, x, &packed.values, epilogue, g, &mut out),
+        Kernel::Winograd => winograd::forward(path, x, &packed.values, epilogue, g, &mut out),
         Kernel::Im2col => unreachable!("im2col weights are never packed"),
     }
     out
 }
 
 /// The gradient with respect to the input, `[batch, c_in, h, w]`, of the convolution `g` with
-/// weights `w`, given the gradient of its output; `None` where `g.transposed()` is.
-pub fn input_grad(w: &[f32], grad_out: &[f32], g: &Geometry) -> Option<Vec<f32>> {
+/// weights `w`, given the gradient of its output, on the vector unit `path`; `None` where
+/// `g.transposed()` is.
+pub fn input_grad(path: Path, w: &[f32], grad_out: &[f32], g: &Geometry) -> Option<Vec<f32>> {
     let t = g.transposed()?;
     assert_eq!(
         grad_out.len(),
@@ -268,12 +271,12 @@ pub fn input_grad(w: &[f32], grad_out: &[f32], g: &Geometry) -> Option<Vec<f32>>
         "conv: output gradient length"
     );
     let flipped = flip_transpose(w, g);
-    Some(forward(grad_out, &flipped, Epilogue::default(), &t))
+    Some(forward(path, grad_out, &flipped, Epilogue::default(), &t))
 }
 
 /// The gradient with respect to the weights, `[c_out, c_in, kh, kw]`, of the convolution `g` on
-/// input `x`, given the gradient of its output.
-pub fn weight_grad(x: &[f32], grad_out: &[f32], g: &Geometry) -> Vec<f32> {
+/// input `x`, given the gradient of its output, on the vector unit `path`.
+pub fn weight_grad(path: Path, x: &[f32], grad_out: &[f32], g: &Geometry) -> Vec<f32> {
     assert!(g.is_valid(), "conv: kernel larger than the padded input");
     assert_eq!(x.len(), g.input_len(), "conv: input length");
     assert_eq!(
@@ -281,7 +284,7 @@ pub fn weight_grad(x: &[f32], grad_out: &[f32], g: &Geometry) -> Vec<f32> {
         g.output_len(),
         "conv: output gradient length"
     );
-    im2col::weight_grad(x, grad_out, g)
+    im2col::weight_grad(path, x, grad_out, g)
 }
 
 /// `w[co, ci, ky, kx]` → `w'[ci, co, kh−1−ky, kw−1−kx]`.

@@ -9,8 +9,11 @@
 use super::{
     Epilogue, Geometry,
     microkernel::{Rows, multiply},
-    parallel::{SharedOut, Threads, for_each_chunk, for_each_index, thread_count},
     scratch::with_buffer,
+};
+use crate::{
+    parallel::{SharedOut, Threads, for_each_chunk, for_each_index, thread_count},
+    simd::{Path, per_path},
 };
 
 /// Floats of scratch (transformed tiles and products) one chunk aims to stay within.
@@ -35,17 +38,24 @@ pub(super) fn applies(g: &Geometry) -> bool {
 
 /// Forward convolution into `out` (`[batch, c_out, out_h, out_w]`), finished by `epilogue`, with
 /// weights already transformed by [`transform_weights`].
-pub(super) fn forward(x: &[f32], u: &[f32], epilogue: Epilogue<'_>, g: &Geometry, out: &mut [f32]) {
+pub(super) fn forward(
+    path: Path,
+    x: &[f32],
+    u: &[f32],
+    epilogue: Epilogue<'_>,
+    g: &Geometry,
+    out: &mut [f32],
+) {
     let tiles = Tiles::new(g);
     // Chunks write disjoint outputs: each output element belongs to one tile, each tile to one
     // chunk.
     let out = SharedOut::new(out);
     let chunk = |first: usize, len: usize, threads: Threads| {
         with_buffer(16 * xi_stride(g.c_in * len), |v| {
-            transform_input(x, g, &tiles, first, len, v);
+            transform_input(path, x, g, &tiles, first, len, v);
             with_buffer(16 * xi_stride(g.c_out * len), |m| {
-                products(u, v, g, len, threads, m);
-                write_output(m, epilogue, g, &tiles, first, len, &out);
+                products(path, u, v, g, len, threads, m);
+                write_output(path, m, epilogue, g, &tiles, [first, len], &out);
             })
         })
     };
@@ -68,11 +78,20 @@ fn xi_stride(block: usize) -> usize {
 
 /// `M[ξ] = U[ξ] × V[ξ]` for the 16 `ξ` into `m`: `[c_out, len]` each, at [`xi_stride`] apart.
 /// With `Threads::All` the 16 products run in parallel.
-fn products(u: &[f32], v: &[f32], g: &Geometry, len: usize, threads: Threads, m: &mut [f32]) {
+fn products(
+    path: Path,
+    u: &[f32],
+    v: &[f32],
+    g: &Geometry,
+    len: usize,
+    threads: Threads,
+    m: &mut [f32],
+) {
     let (u_stride, v_stride) = (xi_stride(g.c_out * g.c_in), xi_stride(g.c_in * len));
     let m_stride = xi_stride(g.c_out * len);
     let product = |xi: usize, m_xi: &mut [f32]| {
         multiply(
+            path,
             m_xi,
             Rows::new(&u[xi * u_stride..][..g.c_out * g.c_in], g.c_in),
             Rows::new(&v[xi * v_stride..][..g.c_in * len], len),
@@ -173,58 +192,61 @@ fn runs(tiles: &Tiles, first: usize, len: usize) -> Vec<Run> {
     runs
 }
 
-/// `V[ξ][ci][j] = (Bᵀ d B)[ξ]` for the input tile `d` under chunk tile `j`, `Bᵀ` = [[1,0,−1,0],
-/// [0,1,1,0], [0,−1,1,0], [0,1,0,−1]]. Works a run of tiles at a time so that every step is a
-/// loop over neighbouring tiles (vectorised by the compiler). Every element `v` is read at is
-/// written.
-fn transform_input(
-    x: &[f32],
-    g: &Geometry,
-    tiles: &Tiles,
-    first: usize,
-    len: usize,
-    v: &mut [f32],
-) {
-    let [h, w] = g.in_size;
-    let [pt, pl] = g.pad_begin;
-    let stride = xi_stride(g.c_in * len);
-    let runs = runs(tiles, first, len);
-    let widest = runs.iter().map(|r| r.count).max().unwrap_or(0);
-    let mut row = vec![0.0; 2 * widest + 2];
-    // `rb[r][k][l]`: input row `r` of tile `l` times `B`.
-    let mut rb = vec![0.0; 16 * widest];
-    for ci in 0..g.c_in {
-        for run in &runs {
-            let plane = &x[(run.n * g.c_in + ci) * h * w..][..h * w];
-            let count = run.count;
-            let left = (2 * run.tx0) as isize - pl as isize;
-            for r in 0..4 {
-                let iy = (2 * run.ty + r) as isize - pt as isize;
-                let row = &mut row[..2 * count + 2];
-                if iy < 0 || iy >= h as isize {
-                    row.fill(0.0);
-                } else {
-                    let line = &plane[iy as usize * w..][..w];
-                    copy_with_zeros(line, left, row);
-                }
-                let [b0, b1, b2, b3] = four_mut(&mut rb[r * 4 * widest..][..4 * widest], count);
-                for l in 0..count {
-                    let d = &row[2 * l..2 * l + 4];
-                    b0[l] = d[0] - d[2];
-                    b1[l] = d[1] + d[2];
-                    b2[l] = d[2] - d[1];
-                    b3[l] = d[1] - d[3];
-                }
-            }
-            let at = |r: usize, k: usize| &rb[(r * 4 + k) * widest..][..count];
-            for k in 0..4 {
-                let base = ci * len + run.j0;
-                let pairs = [(0, 2, -1.0), (1, 2, 1.0), (2, 1, -1.0), (1, 3, -1.0)];
-                for (i, &(ra, rb_, sign)) in pairs.iter().enumerate() {
-                    let (a, b) = (at(ra, k), at(rb_, k));
-                    let dst = &mut v[(i * 4 + k) * stride + base..][..count];
+per_path! {
+    /// `V[ξ][ci][j] = (Bᵀ d B)[ξ]` for the input tile `d` under chunk tile `j`, `Bᵀ` = [[1,0,−1,0],
+    /// [0,1,1,0], [0,−1,1,0], [0,1,0,−1]]. Works a run of tiles at a time so that every step is a
+    /// loop over neighbouring tiles (vectorised by the compiler). Every element `v` is read at is
+    /// written.
+    fn transform_input(
+        path: Path,
+        x: &[f32],
+        g: &Geometry,
+        tiles: &Tiles,
+        first: usize,
+        len: usize,
+        v: &mut [f32],
+    ) {
+        let [h, w] = g.in_size;
+        let [pt, pl] = g.pad_begin;
+        let stride = xi_stride(g.c_in * len);
+        let runs = runs(tiles, first, len);
+        let widest = runs.iter().map(|r| r.count).max().unwrap_or(0);
+        let mut row = vec![0.0; 2 * widest + 2];
+        // `rb[r][k][l]`: input row `r` of tile `l` times `B`.
+        let mut rb = vec![0.0; 16 * widest];
+        for ci in 0..g.c_in {
+            for run in &runs {
+                let plane = &x[(run.n * g.c_in + ci) * h * w..][..h * w];
+                let count = run.count;
+                let left = (2 * run.tx0) as isize - pl as isize;
+                for r in 0..4 {
+                    let iy = (2 * run.ty + r) as isize - pt as isize;
+                    let row = &mut row[..2 * count + 2];
+                    if iy < 0 || iy >= h as isize {
+                        row.fill(0.0);
+                    } else {
+                        let line = &plane[iy as usize * w..][..w];
+                        copy_with_zeros(line, left, row);
+                    }
+                    let [b0, b1, b2, b3] = four_mut(&mut rb[r * 4 * widest..][..4 * widest], count);
                     for l in 0..count {
-                        dst[l] = a[l] + sign * b[l];
+                        let d = &row[2 * l..2 * l + 4];
+                        b0[l] = d[0] - d[2];
+                        b1[l] = d[1] + d[2];
+                        b2[l] = d[2] - d[1];
+                        b3[l] = d[1] - d[3];
+                    }
+                }
+                let at = |r: usize, k: usize| &rb[(r * 4 + k) * widest..][..count];
+                for k in 0..4 {
+                    let base = ci * len + run.j0;
+                    let pairs = [(0, 2, -1.0), (1, 2, 1.0), (2, 1, -1.0), (1, 3, -1.0)];
+                    for (i, &(ra, rb_, sign)) in pairs.iter().enumerate() {
+                        let (a, b) = (at(ra, k), at(rb_, k));
+                        let dst = &mut v[(i * 4 + k) * stride + base..][..count];
+                        for l in 0..count {
+                            dst[l] = a[l] + sign * b[l];
+                        }
                     }
                 }
             }
@@ -233,6 +255,7 @@ fn transform_input(
 }
 
 /// `out[i] = line[start + i]`, zero where that falls outside `line`.
+#[inline(always)]
 fn copy_with_zeros(line: &[f32], start: isize, out: &mut [f32]) {
     let n = out.len() as isize;
     let from = (-start).clamp(0, n);
@@ -244,6 +267,7 @@ fn copy_with_zeros(line: &[f32], start: isize, out: &mut [f32]) {
 }
 
 /// The first `count` elements of the four quarters of `buf`, mutably.
+#[inline(always)]
 fn four_mut(buf: &mut [f32], count: usize) -> [&mut [f32]; 4] {
     let quarter = buf.len() / 4;
     let (a, rest) = buf.split_at_mut(quarter);
@@ -257,66 +281,70 @@ fn four_mut(buf: &mut [f32], count: usize) -> [&mut [f32]; 4] {
     ]
 }
 
-/// `Y = Aᵀ M A`, finished by `epilogue`, for each chunk tile and output channel, `Aᵀ` = [[1,1,1,0], [0,1,−1,−1]],
-/// written where it falls inside the output; a run of tiles at a time, like the input.
-fn write_output(
-    m: &[f32],
-    epilogue: Epilogue<'_>,
-    g: &Geometry,
-    tiles: &Tiles,
-    first: usize,
-    len: usize,
-    out: &SharedOut,
-) {
-    let [oh, ow] = g.out_size();
-    let stride = xi_stride(g.c_out * len);
-    let runs = runs(tiles, first, len);
-    let widest = runs.iter().map(|r| r.count).max().unwrap_or(0);
-    let mut sums = vec![0.0; 4 * widest];
-    let mut line = vec![0.0; 2 * widest];
-    for co in 0..g.c_out {
-        let b = epilogue.bias_of(co);
-        for run in &runs {
-            let count = run.count;
-            let at = |xi: usize| &m[xi * stride + co * len + run.j0..][..count];
-            let (oy, ox) = (2 * run.ty, 2 * run.tx0);
-            for a in 0..2 {
-                if oy + a >= oh {
-                    break;
-                }
-                // Row `a` of Aᵀ M: M₀ + M₁ + M₂, or M₁ − M₂ − M₃ (rows of M, column c).
-                let [s0, s1, s2, s3] = four_mut(&mut sums[..4 * widest], count);
-                for (c, s) in [s0, s1, s2, s3].into_iter().enumerate() {
-                    let (m0, m1, m2, m3) = (at(c), at(4 + c), at(8 + c), at(12 + c));
-                    if a == 0 {
-                        for l in 0..count {
-                            s[l] = m0[l] + m1[l] + m2[l];
-                        }
-                    } else {
-                        for l in 0..count {
-                            s[l] = m1[l] - m2[l] - m3[l];
+per_path! {
+    /// `Y = Aᵀ M A`, finished by `epilogue`, for each tile of the chunk `[first, len]` and output
+    /// channel, `Aᵀ` = [[1,1,1,0], [0,1,−1,−1]], written where it falls inside the output; a run
+    /// of tiles at a time, like the input.
+    fn write_output(
+        path: Path,
+        m: &[f32],
+        epilogue: Epilogue<'_>,
+        g: &Geometry,
+        tiles: &Tiles,
+        chunk: [usize; 2],
+        out: &SharedOut,
+    ) {
+        let [first, len] = chunk;
+        let [oh, ow] = g.out_size();
+        let stride = xi_stride(g.c_out * len);
+        let runs = runs(tiles, first, len);
+        let widest = runs.iter().map(|r| r.count).max().unwrap_or(0);
+        let mut sums = vec![0.0; 4 * widest];
+        let mut line = vec![0.0; 2 * widest];
+        for co in 0..g.c_out {
+            let b = epilogue.bias_of(co);
+            for run in &runs {
+                let count = run.count;
+                let at = |xi: usize| &m[xi * stride + co * len + run.j0..][..count];
+                let (oy, ox) = (2 * run.ty, 2 * run.tx0);
+                for a in 0..2 {
+                    if oy + a >= oh {
+                        break;
+                    }
+                    // Row `a` of Aᵀ M: M₀ + M₁ + M₂, or M₁ − M₂ − M₃ (rows of M, column c).
+                    let [s0, s1, s2, s3] = four_mut(&mut sums[..4 * widest], count);
+                    for (c, s) in [s0, s1, s2, s3].into_iter().enumerate() {
+                        let (m0, m1, m2, m3) = (at(c), at(4 + c), at(8 + c), at(12 + c));
+                        if a == 0 {
+                            for l in 0..count {
+                                s[l] = m0[l] + m1[l] + m2[l];
+                            }
+                        } else {
+                            for l in 0..count {
+                                s[l] = m1[l] - m2[l] - m3[l];
+                            }
                         }
                     }
+                    let line = &mut line[..2 * count];
+                    let (s0, s1, s2, s3) = (
+                        &sums[..count],
+                        &sums[widest..widest + count],
+                        &sums[2 * widest..2 * widest + count],
+                        &sums[3 * widest..3 * widest + count],
+                    );
+                    for l in 0..count {
+                        line[2 * l] = epilogue.finish_biased(s0[l] + s1[l] + s2[l] + b);
+                        line[2 * l + 1] = epilogue.finish_biased(s1[l] - s2[l] - s3[l] + b);
+                    }
+                    let width = (ow - ox).min(2 * count);
+                    let index = (run.n * g.c_out + co) * oh * ow + (oy + a) * ow + ox;
+                    // SAFETY: `index .. index + width` lies inside the output (`at` checks) and inside
+                    // output row `oy + a` (`ox + width ≤ ow`); no other chunk writes it (see
+                    // `forward`), and `line` is a separate allocation.
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(line.as_ptr(), out.at(index, width), width)
+                    };
                 }
-                let line = &mut line[..2 * count];
-                let (s0, s1, s2, s3) = (
-                    &sums[..count],
-                    &sums[widest..widest + count],
-                    &sums[2 * widest..2 * widest + count],
-                    &sums[3 * widest..3 * widest + count],
-                );
-                for l in 0..count {
-                    line[2 * l] = epilogue.finish_biased(s0[l] + s1[l] + s2[l] + b);
-                    line[2 * l + 1] = epilogue.finish_biased(s1[l] - s2[l] - s3[l] + b);
-                }
-                let width = (ow - ox).min(2 * count);
-                let index = (run.n * g.c_out + co) * oh * ow + (oy + a) * ow + ox;
-                // SAFETY: `index .. index + width` lies inside the output (`at` checks) and inside
-                // output row `oy + a` (`ox + width ≤ ow`); no other chunk writes it (see
-                // `forward`), and `line` is a separate allocation.
-                unsafe {
-                    std::ptr::copy_nonoverlapping(line.as_ptr(), out.at(index, width), width)
-                };
             }
         }
     }

@@ -11,8 +11,11 @@
 use super::{
     Epilogue, Geometry,
     microkernel::{Rows, multiply_into},
-    parallel::{SharedOut, for_each_index, thread_count},
     scratch::with_buffer,
+};
+use crate::{
+    parallel::{SharedOut, for_each_index, thread_count},
+    simd::{Path, per_path},
 };
 
 /// Whether `g` is a convolution this kernel computes: stride 1, no dilation, a kernel larger than
@@ -55,6 +58,7 @@ fn padded(g: &Geometry) -> (usize, usize) {
 /// Forward convolution into `out` (`[batch, c_out, out_h, out_w]`), finished by `epilogue`, with
 /// weights regrouped by [`group_by_tap`].
 pub(super) fn forward(
+    path: Path,
     x: &[f32],
     taps: &[f32],
     epilogue: Epilogue<'_>,
@@ -70,7 +74,7 @@ pub(super) fn forward(
     for (n, out_n) in out.chunks_mut(g.c_out * oh * ow).enumerate() {
         with_buffer(padded_len, |xp| {
             pad_image(&x[n * image_len..][..image_len], g, xp);
-            grid_product(xp, taps, epilogue, g, [wp, grid], out_n);
+            grid_product(path, xp, taps, epilogue, g, [wp, grid], out_n);
         });
     }
 }
@@ -91,6 +95,7 @@ fn pad_image(x: &[f32], g: &Geometry, xp: &mut [f32]) {
 /// The products of every tap over pieces of the output grid (in parallel), each piece finished
 /// and written into `out_n` (`[c_out, oh, ow]`).
 fn grid_product(
+    path: Path,
     xp: &[f32],
     taps: &[f32],
     epilogue: Epilogue<'_>,
@@ -98,7 +103,6 @@ fn grid_product(
     [wp, grid]: [usize; 2],
     out_n: &mut [f32],
 ) {
-    let [oh, ow] = g.out_size();
     let (plane, tap_len) = (padded(g).1, g.c_out * g.c_in);
     let width = grid
         .div_ceil(4 * thread_count())
@@ -116,6 +120,7 @@ fn grid_product(
                 // SAFETY: `acc` holds `c_out` rows of `cols` floats and is this piece's alone.
                 unsafe {
                     multiply_into(
+                        path,
                         acc.as_mut_ptr(),
                         cols,
                         Rows::new(a, g.c_in),
@@ -125,17 +130,34 @@ fn grid_product(
                     )
                 };
             }
-            for (co, row) in acc.chunks_exact(cols).enumerate() {
-                let dst = out.at(co * oh * ow, oh * ow);
-                for (i, &value) in row.iter().enumerate() {
-                    let (y, x) = ((j + i) / wp, (j + i) % wp);
-                    if x < ow {
-                        // SAFETY: `(y, x)` is an output of this piece's grid columns, which no
-                        // other piece writes; `at` checked the channel's extent.
-                        unsafe { *dst.add(y * ow + x) = epilogue.finish(co, value) };
-                    }
-                }
-            }
+            write_piece(path, acc, [j, cols, wp], epilogue, g, &out);
         });
     });
+}
+
+per_path! {
+    /// The products `acc` (`[c_out, cols]`, grid columns `j .. j + cols`) finished by `epilogue`
+    /// into the output positions they hold; the grid columns past each output row are dropped.
+    fn write_piece(
+        path: Path,
+        acc: &[f32],
+        piece: [usize; 3],
+        epilogue: Epilogue<'_>,
+        g: &Geometry,
+        out: &SharedOut,
+    ) {
+        let [j, cols, wp] = piece;
+        let [oh, ow] = g.out_size();
+        for (co, row) in acc.chunks_exact(cols).enumerate() {
+            let dst = out.at(co * oh * ow, oh * ow);
+            for (i, &value) in row.iter().enumerate() {
+                let (y, x) = ((j + i) / wp, (j + i) % wp);
+                if x < ow {
+                    // SAFETY: `(y, x)` is an output of this piece's grid columns, which no other
+                    // piece writes; `at` checked the channel's extent.
+                    unsafe { *dst.add(y * ow + x) = epilogue.finish(co, value) };
+                }
+            }
+        }
+    }
 }
