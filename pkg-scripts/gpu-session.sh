@@ -29,6 +29,7 @@ R=/tmp/recipe
 common=(--data .dev/fmnist --grayscale --image-size 64 --batch-size 128 --lr 1e-3 --patience 3
         --replicas 1 --no-vflip --shift 0 --zoom 0 --rotation 0)
 recipe_seconds=${RECIPE_SECONDS:-330}
+# shellcheck disable=SC2016  # the inner script takes its values as arguments
 timeout "$recipe_seconds" bash -c '
   K=$1; R=$2; shift 2
   $K --device wgpu --seed 42 --run-dir $R/teacher train-teacher "$@" --epochs 6 &&
