@@ -167,7 +167,9 @@ def main():
               "SC_rgb_small_odd.dcm", "SC_ybr_full_422_uncompressed.dcm", "SC_rgb_rle_2frame.dcm",
               "RG1_UNCR.dcm", "vlut_04.dcm", "emri_small.dcm", "JPEG-LL.dcm",
               # JPEG 2000, lossless and lossy (pydicom decodes them with pylibjpeg-openjpeg).
-              "MR_small_jp2klossless.dcm", "693_J2KI.dcm", "JPEG2000.dcm", "examples_jpeg2k.dcm"]
+              "MR_small_jp2klossless.dcm", "693_J2KI.dcm", "JPEG2000.dcm", "examples_jpeg2k.dcm",
+              # Known attributes stored as UN; a Modality LUT Sequence in place of rescale.
+              "explicit_VR-UN.dcm", "mlut_18.dcm"]
     # A fixed window per volume, in the volume's own units, so that the display is defined
     # without kdlens's percentile rule.
     niftis = [("anatomical.nii", (60.0, 120.0)), ("example4d.nii.gz", (1500.0, 3000.0)),

@@ -18,9 +18,11 @@ use crate::{Error, Result, image::RgbaImage};
 /// Decodes one frame of the DICOM file in `bytes`.
 pub(super) fn decode(bytes: &[u8], options: &ScanOptions) -> Result<ScanImage> {
     super::dicom_lengths::check(bytes)?;
-    let object = OpenFileOptions::new()
+    let mut object = OpenFileOptions::new()
         .from_reader(bytes)
         .map_err(|e| Error::Decode(format!("not a readable DICOM file ({})", kind_of(&e))))?;
+    let big_endian = transfer_syntax(&object) == EXPLICIT_VR_BIG_ENDIAN;
+    super::dicom_un::read_known_vrs(&mut object, big_endian)?;
     let layout = Layout::read(&object)?;
     check_transfer_syntax(&object)?;
     let frame = pick(options.frame, layout.frames, "frame")?;
@@ -59,8 +61,8 @@ pub(super) fn decode(bytes: &[u8], options: &ScanOptions) -> Result<ScanImage> {
                     .with_voi_lut(VoiLutOption::Identity),
             )
             .map_err(|_| Error::Decode("cannot read the pixel values".into()))?;
-        let stored = StoredBits::read(&object)?.values(&stored);
-        let values = modality_lut(&object, frame, &stored)?;
+        let bits = StoredBits::read(&object)?;
+        let values = modality_lut(&object, frame, &bits.values(&stored), bits.signed)?;
         let (display, window, source) = display_of(&object, frame, options.window, &values)?;
         let invert = photometric == PhotometricInterpretation::Monochrome1;
         Ok(ScanImage {
@@ -212,10 +214,7 @@ impl Layout {
 
 /// An error unless dicom-rs can decode the file's transfer syntax here; the message names it.
 fn check_transfer_syntax(object: &DefaultDicomObject) -> Result<()> {
-    let uid = object
-        .meta()
-        .transfer_syntax()
-        .trim_end_matches(['\0', ' ']);
+    let uid = transfer_syntax(object);
     match TransferSyntaxRegistry.get(uid) {
         Some(ts) if ts.can_decode_all() => Ok(()),
         Some(ts) => Err(Error::Decode(format!(
@@ -229,6 +228,17 @@ fn check_transfer_syntax(object: &DefaultDicomObject) -> Result<()> {
         ))),
     }
 }
+
+/// The UID of the file's transfer syntax, without padding.
+fn transfer_syntax(object: &DefaultDicomObject) -> &str {
+    object
+        .meta()
+        .transfer_syntax()
+        .trim_end_matches(['\0', ' '])
+}
+
+/// The Explicit VR Big Endian transfer syntax (retired, still found in old archives).
+const EXPLICIT_VR_BIG_ENDIAN: &str = "1.2.840.10008.1.2.2";
 
 /// The RLE Lossless transfer syntax.
 const RLE_LOSSLESS: &str = "1.2.840.10008.1.2.5";
@@ -349,9 +359,18 @@ impl StoredBits {
     }
 }
 
-/// Stored values through the modality LUT: `value · slope + intercept` (Rescale Slope and
-/// Intercept; the identity without them).
-fn modality_lut(object: &DefaultDicomObject, frame: usize, stored: &[f32]) -> Result<Vec<f32>> {
+/// Stored values through the modality LUT (PS3.3 C.11.1, as pydicom's `apply_modality_lut`): the
+/// table of the Modality LUT Sequence when the file has one, else `value · slope + intercept`
+/// (Rescale Slope and Intercept; the identity without them). `signed`: Pixel Representation 1.
+fn modality_lut(
+    object: &DefaultDicomObject,
+    frame: usize,
+    stored: &[f32],
+    signed: bool,
+) -> Result<Vec<f32>> {
+    if let Some(lut) = Lut::first(object, tags::MODALITY_LUT_SEQUENCE, "Modality LUT", signed)? {
+        return Ok(stored.iter().map(|&v| lut.entry(v as f64) as f32).collect());
+    }
     let rescale = |tag| {
         let element = frame_element(
             object,
@@ -384,8 +403,8 @@ fn display_of(
         (display, window, source)
     };
     if choice == WindowChoice::Auto {
-        if let Some(lut) = VoiLut::first(object)? {
-            let display: Box<dyn Fn(f64) -> f64> = Box::new(move |v| lut.apply(v));
+        if let Some(lut) = Lut::first(object, tags::VOILUT_SEQUENCE, "VOI LUT", false)? {
+            let display: Box<dyn Fn(f64) -> f64> = Box::new(move |v| lut.display(v));
             return Ok((display, None, "voi-lut".into()));
         }
         if let Some(window) = stored_window(object, frame)? {
@@ -424,26 +443,35 @@ fn stored_window(object: &DefaultDicomObject, frame: usize) -> Result<Option<sup
     )
 }
 
-/// The first item of a VOI LUT Sequence: a table from modality values to display values.
-struct VoiLut {
-    /// The modality value of the table's first entry.
+/// The first item of a Modality or VOI LUT Sequence: a table from stored to modality values, or
+/// from modality to display values (PS3.3 C.11.1 and C.11.2).
+struct Lut {
+    /// The input value of the table's first entry.
     first: f64,
-    /// Display values, `0 ..= max`.
+    /// The table, `0 ..= max`.
     data: Vec<u16>,
     /// `2^bits − 1`.
     max: f64,
 }
 
-impl VoiLut {
-    fn first(object: &DefaultDicomObject) -> Result<Option<VoiLut>> {
+impl Lut {
+    /// The table of the first item of `sequence` (named `name` in errors), if the file has one.
+    /// `signed_input`: the table's inputs are signed, so a first input value stored as US above
+    /// 32767 is negative (the LUT Descriptor is "US or SS", PS3.3 C.11.1.1).
+    fn first(
+        object: &DefaultDicomObject,
+        sequence: Tag,
+        name: &str,
+        signed_input: bool,
+    ) -> Result<Option<Lut>> {
         let Some(item) = object
-            .get(tags::VOILUT_SEQUENCE)
+            .get(sequence)
             .and_then(|e| e.items())
             .and_then(|items| items.first())
         else {
             return Ok(None);
         };
-        let lut_error = || bad_attribute("VOI LUT Sequence");
+        let lut_error = || bad_attribute(&format!("{name} Sequence"));
         let descriptor: Vec<i64> = item
             .element(tags::LUT_DESCRIPTOR)
             .map_err(|_| lut_error())?
@@ -465,19 +493,29 @@ impl VoiLut {
         if data.len() < entries || !(1..=16).contains(&bits) {
             return Err(lut_error());
         }
-        Ok(Some(VoiLut {
+        let first = if signed_input && first > i16::MAX as i64 {
+            first - 65_536
+        } else {
+            first
+        };
+        Ok(Some(Lut {
             first: first as f64,
             data: data[..entries].to_vec(),
             max: ((1u32 << bits) - 1) as f64,
         }))
     }
 
-    /// `value`'s table entry (the first or last entry outside the table), on `[0, 1]`.
-    fn apply(&self, value: f64) -> f64 {
+    /// `value`'s table entry (the first or last entry outside the table).
+    fn entry(&self, value: f64) -> f64 {
         let index = (value - self.first)
             .round()
             .clamp(0.0, (self.data.len() - 1) as f64);
-        (self.data[index as usize] as f64 / self.max).min(1.0)
+        self.data[index as usize] as f64
+    }
+
+    /// `value`'s table entry on `[0, 1]`.
+    fn display(&self, value: f64) -> f64 {
+        (self.entry(value) / self.max).min(1.0)
     }
 }
 

@@ -1,7 +1,7 @@
 //! NIfTI-1 and NIfTI-2 volumes (`.nii`, gzipped `.nii.gz`): one slice in one plane, oriented
 //! from the header's sform (else qform, else voxel sizes) so that it reads the radiological way.
 
-use std::io::Read;
+use std::{borrow::Cow, io::Read};
 
 use ::nifti::{InMemNiftiVolume, NiftiHeader, NiftiType};
 
@@ -16,7 +16,7 @@ const WINDOW_SAMPLE: usize = 1 << 20;
 
 /// Decodes one slice of the NIfTI-1 or NIfTI-2 file in `bytes` (gzipped or not).
 pub(super) fn decode(bytes: &[u8], options: &ScanOptions) -> Result<ScanImage> {
-    let data = gunzip_bounded(bytes)?;
+    let data = unpacked(bytes)?;
     let nifti_header::Header {
         header,
         data_offset,
@@ -71,23 +71,43 @@ pub(super) fn decode(bytes: &[u8], options: &ScanOptions) -> Result<ScanImage> {
     })
 }
 
-/// `bytes`, gunzipped if they are gzip, refusing more than the largest volume accepted.
-fn gunzip_bounded(bytes: &[u8]) -> Result<Vec<u8>> {
+/// The file's bytes, gunzipped if they are gzip: the header first, then only the bytes it declares
+/// (voxels up to [`MAX_VALUES`] of at most 8 bytes, after at most 1 MiB of header and
+/// extensions), so that a small file claiming a huge volume is refused before anything is
+/// inflated for it, and a stream longer than its header says stops there.
+fn unpacked(bytes: &[u8]) -> Result<Cow<'_, [u8]>> {
     if !bytes.starts_with(&[0x1f, 0x8b]) {
-        return Ok(bytes.to_vec());
+        return Ok(Cow::Borrowed(bytes));
     }
-    let limit = (MAX_VALUES * 8 + (1 << 20)) as u64;
+    let corrupt = |e: std::io::Error| Error::Decode(format!("corrupt gzip stream ({e})"));
+    let mut stream = flate2::read::MultiGzDecoder::new(bytes);
     let mut out = Vec::new();
-    flate2::read::MultiGzDecoder::new(bytes)
-        .take(limit + 1)
+    (&mut stream)
+        .take(nifti_header::LARGEST_LEN as u64)
         .read_to_end(&mut out)
-        .map_err(|e| Error::Decode(format!("corrupt gzip stream ({e})")))?;
-    if out.len() as u64 > limit {
+        .map_err(corrupt)?;
+    let declared = declared_len(&nifti_header::read(&out)?)?;
+    let limit = MAX_VALUES as u64 * 8 + (1 << 20);
+    if declared > limit {
         return Err(Error::Decode(format!(
-            "the gzipped volume unpacks to more than {limit} bytes"
+            "the header declares {declared} bytes of volume; at most {limit} are read"
         )));
     }
-    Ok(out)
+    let rest = declared.saturating_sub(out.len() as u64);
+    stream.take(rest).read_to_end(&mut out).map_err(corrupt)?;
+    Ok(Cow::Owned(out))
+}
+
+/// How many bytes a file with `header` holds up to its last voxel; an error for a volume over
+/// [`MAX_VALUES`] voxels or of an unknown data type, told before any voxel is read.
+fn declared_len(header: &nifti_header::Header) -> Result<u64> {
+    let dims = Dims::of(&header.header)?;
+    let kind = header
+        .header
+        .data_type()
+        .map_err(|_| Error::Decode("unknown NIfTI data type".into()))?;
+    let voxels = dims.per_volume() as u64 * dims.volumes as u64;
+    Ok((header.data_offset as u64).saturating_add(voxels * kind.size_of() as u64))
 }
 
 /// The voxel grid: `size` along the three spatial voxel axes, and the volume count.
@@ -379,5 +399,61 @@ mod tests {
         }
         .place(&mut voxel, 2, 10, false);
         assert_eq!(voxel, [0, 0, 7]);
+    }
+
+    /// A NIfTI-1 int16 volume of `dims` (voxels `0, 1, 2, …`) behind its header and extension
+    /// flag.
+    fn nifti1_int16(dims: [i16; 3], voxels: usize) -> Vec<u8> {
+        let mut b = vec![0u8; 352];
+        let put = |b: &mut Vec<u8>, at: usize, v: &[u8]| b[at..at + v.len()].copy_from_slice(v);
+        put(&mut b, 0, &348i32.to_le_bytes());
+        for (i, d) in [3, dims[0], dims[1], dims[2], 1, 1, 1, 1]
+            .iter()
+            .enumerate()
+        {
+            put(&mut b, 40 + 2 * i, &d.to_le_bytes());
+        }
+        put(&mut b, 70, &4i16.to_le_bytes());
+        put(&mut b, 72, &16i16.to_le_bytes());
+        for i in 0..8 {
+            put(&mut b, 76 + 4 * i, &1f32.to_le_bytes());
+        }
+        put(&mut b, 108, &352f32.to_le_bytes());
+        put(&mut b, 344, b"n+1\0");
+        b.extend((0..voxels).flat_map(|v| (v as i16).to_le_bytes()));
+        b
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(bytes).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    #[test]
+    fn a_gzipped_volume_over_the_limit_is_refused_from_its_header_alone() {
+        // 1024³ voxels claimed; after the header's 540 bytes the stream is not even gzip, so
+        // inflating anything past the header would fail differently.
+        let mut header = nifti1_int16([1024, 1024, 1024], 0);
+        header.resize(nifti_header::LARGEST_LEN, 0);
+        let mut file = gzip(&header);
+        file.extend([0xde, 0xad, 0xbe, 0xef].repeat(64));
+        let error = decode(&file, &ScanOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("claims 1073741824 voxels"), "{error}");
+    }
+
+    #[test]
+    fn a_gzipped_volume_is_inflated_up_to_its_last_voxel_only() {
+        let mut volume = nifti1_int16([32, 32, 4], 32 * 32 * 4);
+        let declared = volume.len();
+        volume.extend(vec![0u8; 1 << 20]);
+        let file = gzip(&volume);
+        assert_eq!(unpacked(&file).unwrap().len(), declared);
+        let image = decode(&file, &ScanOptions::default()).unwrap();
+        assert_eq!(image.facts.size, [32, 32]);
+        assert_eq!(image.facts.value_range, Some([0.0, 4095.0]));
     }
 }

@@ -10,6 +10,8 @@ use crate::{Error, Result};
 const NIFTI1_LEN: usize = 348;
 /// Size of a NIfTI-2 header.
 const NIFTI2_LEN: usize = 540;
+/// The most bytes [`read`] looks at.
+pub(super) const LARGEST_LEN: usize = NIFTI2_LEN;
 /// The 4 bytes of the extension flag that follow the header in a single `.nii` file.
 const EXTENDER_LEN: usize = 4;
 

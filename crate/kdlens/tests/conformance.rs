@@ -1,0 +1,363 @@
+//! Conformance with pydicom and nibabel over whole public corpora: every DICOM file of pydicom's
+//! test files and of pydicom-data, every NIfTI file of nibabel's test data (unpacked by
+//! `pkg-scripts/fetch-test-scans.sh`), against what the references read
+//! (`tests/fixtures/conformance.json`, from `pkg-scripts/make-scan-conformance.py`).
+//!
+//! The rule: what the reference decodes, kdlens shows the same — size, frames, the value range
+//! after the modality LUT within 1e-3 of its span, a strided sample of the values within one 8-bit
+//! step, colour within ±1 (±2 for lossy JPEG) — or refuses with a reason listed in
+//! [`KNOWN_REFUSALS`]; what the reference cannot decode (or is no image), kdlens refuses. The few
+//! files that decode differently are listed with why in [`KNOWN_DIFFERENCES`]. A difference or
+//! refusal not listed, and a listed one that no longer happens, fail. The outcome table in the
+//! README is this test's output (`KDLENS_UPDATE_README=1` rewrites it).
+
+use std::{collections::BTreeMap, path::PathBuf};
+
+use kdlens::image::scan::{ScanImage, ScanOptions, Window, WindowChoice, decode_scan};
+use serde_json::Value;
+
+/// Images the reference decodes and kdlens refuses, by file, with words its reason must contain
+/// (issue 28 adds the decoders: 1- and 32-bit pixels, PALETTE COLOR, planar configuration 1 and
+/// big-endian colour, JPEG-LS, 12-bit lossy JPEG, and the SC_rgb_jpeg.dcm element walk).
+const KNOWN_REFUSALS: &[(&str, &str)] = &[
+    ("pydicom/ExplVR_BigEnd.dcm", "cannot read the colour pixels"),
+    ("pydicom/JPEGLSNearLossless_08.dcm", "JPEG-LS"),
+    ("pydicom/JPEGLSNearLossless_16.dcm", "JPEG-LS"),
+    ("pydicom/JPGExtended.dcm", "cannot decode the pixel data"),
+    ("pydicom/MR_small_jpeg_ls_lossless.dcm", "JPEG-LS"),
+    ("pydicom/SC_rgb_jls_lossy_line.dcm", "JPEG-LS"),
+    ("pydicom/SC_rgb_jls_lossy_sample.dcm", "JPEG-LS"),
+    ("pydicom/SC_rgb_jpeg.dcm", "but only 4096 follow"),
+    ("pydicom/SC_rgb_rle_32bit.dcm", "32-bit pixels"),
+    ("pydicom/SC_rgb_rle_32bit_2frame.dcm", "32-bit pixels"),
+    ("pydicom/examples_palette.dcm", "PALETTE COLOR"),
+    ("pydicom/liver_1frame.dcm", "1-bit pixels"),
+    ("pydicom/liver_expb_1frame.dcm", "1-bit pixels"),
+    ("pydicom/rtdose.dcm", "32-bit pixels"),
+    ("pydicom/rtdose_1frame.dcm", "32-bit pixels"),
+    ("pydicom/rtdose_expb.dcm", "32-bit pixels"),
+    ("pydicom/rtdose_expb_1frame.dcm", "32-bit pixels"),
+    ("pydicom/rtdose_rle.dcm", "32-bit pixels"),
+    ("pydicom/rtdose_rle_1frame.dcm", "32-bit pixels"),
+    ("pydicom-data/OBXXXX1A.dcm", "PALETTE COLOR"),
+    ("pydicom-data/OBXXXX1A_2frame.dcm", "PALETTE COLOR"),
+    ("pydicom-data/OBXXXX1A_expb.dcm", "PALETTE COLOR"),
+    ("pydicom-data/OBXXXX1A_expb_2frame.dcm", "PALETTE COLOR"),
+    ("pydicom-data/OBXXXX1A_rle.dcm", "PALETTE COLOR"),
+    ("pydicom-data/OBXXXX1A_rle_2frame.dcm", "PALETTE COLOR"),
+    ("pydicom-data/SC_rgb_32bit.dcm", "32-bit pixels"),
+    ("pydicom-data/SC_rgb_32bit_2frame.dcm", "32-bit pixels"),
+    ("pydicom-data/SC_rgb_expb_32bit.dcm", "32-bit pixels"),
+    ("pydicom-data/SC_rgb_expb_32bit_2frame.dcm", "32-bit pixels"),
+    ("pydicom-data/color-pl.dcm", "cannot read the colour pixels"),
+    ("pydicom-data/emri_small_jpeg_ls_lossless.dcm", "JPEG-LS"),
+    ("pydicom-data/gdcm-US-ALOKA-16.dcm", "PALETTE COLOR"),
+    ("pydicom-data/gdcm-US-ALOKA-16_big.dcm", "PALETTE COLOR"),
+    ("pydicom-data/liver.dcm", "1-bit pixels"),
+    ("pydicom-data/liver_expb.dcm", "1-bit pixels"),
+];
+
+/// Files both read whose pictures differ, each with why: kdlens' errors still open, and the
+/// reference's limits where kdlens shows the right picture.
+const KNOWN_DIFFERENCES: &[(&str, &str)] = &[
+    (
+        "pydicom/SC_jpeg_no_color_transform.dcm",
+        "kdlens' error, open (issue 28): an RGB JPEG without colour-transform markers is converted as if \
+         it were YCbCr (colours off by up to 12 of 255)",
+    ),
+    (
+        "pydicom-data/emri_small_jpeg_2k_lossless_too_short.dcm",
+        "the reference's limit: pydicom reads no data set from it (its pixel data lacks the \
+         closing sequence delimiter); kdlens' middle frame equals that of \
+         emri_small_jpeg_2k_lossless.dcm",
+    ),
+];
+
+fn corpus_dir() -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/.cache/corpus");
+    if dir.join("complete").exists() {
+        Some(dir)
+    } else {
+        let why = "the scan corpora are not unpacked (run bash pkg-scripts/fetch-test-scans.sh)";
+        // CI fetches them: a missing corpus there is a failure, not a reason to skip.
+        assert!(std::env::var_os("CI").is_none(), "{why}");
+        eprintln!("skipping: {why}");
+        None
+    }
+}
+
+/// The reference's sampled values; `None` where a value is not finite (NaN in float data).
+fn samples(v: &Value) -> Vec<Option<f64>> {
+    v.as_array().unwrap().iter().map(Value::as_f64).collect()
+}
+
+fn floats(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
+
+/// What happened to one file.
+#[derive(Debug, Clone, PartialEq)]
+enum Outcome {
+    /// Both decode it, to the same picture.
+    Same,
+    /// The reference decodes it; kdlens refuses, as listed.
+    KnownRefusal(String),
+    /// Neither shows it: the reference's reason and kdlens'.
+    BothRefuse { reference: String, ours: String },
+    /// They differ, as listed, for the reason given there.
+    KnownDifference(String),
+}
+
+/// kdlens' reading of one corpus file against the reference, with the listed differences;
+/// `Err` says what differs.
+fn check(entry: &Value, bytes: &[u8]) -> Result<Outcome, String> {
+    let file = entry["file"].as_str().unwrap();
+    let outcome = compare(entry, bytes);
+    match KNOWN_DIFFERENCES.iter().find(|(f, _)| *f == file) {
+        None => outcome,
+        Some((_, why)) => match outcome {
+            Err(_) => Ok(Outcome::KnownDifference(why.to_string())),
+            Ok(_) => Err(
+                "reads as the reference does but is listed in KNOWN_DIFFERENCES: \
+                          remove it there"
+                    .into(),
+            ),
+        },
+    }
+}
+
+/// kdlens' reading of one corpus file against the reference; `Err` says what differs.
+fn compare(entry: &Value, bytes: &[u8]) -> Result<Outcome, String> {
+    let file = entry["file"].as_str().unwrap();
+    let ours = decode_scan(bytes, &ScanOptions::default());
+    let decoded_by_reference = entry["decoded"].as_bool() == Some(true);
+    let known = KNOWN_REFUSALS.iter().find(|(f, _)| *f == file);
+    match (decoded_by_reference, ours) {
+        (false, Ok(_)) => Err(format!(
+            "kdlens shows an image the reference cannot ({})",
+            entry["reason"]
+        )),
+        (false, Err(e)) => Ok(Outcome::BothRefuse {
+            reference: entry["reason"].as_str().unwrap().to_string(),
+            ours: e.to_string(),
+        }),
+        (true, Err(e)) => match known {
+            Some((_, words)) if e.to_string().contains(words) => {
+                Ok(Outcome::KnownRefusal(e.to_string()))
+            }
+            _ => Err(format!("refused: {e}")),
+        },
+        (true, Ok(scan)) => {
+            if known.is_some() {
+                return Err("decoded, but listed in KNOWN_REFUSALS: remove it there".into());
+            }
+            same_picture(entry, bytes, &scan).map(|()| Outcome::Same)
+        }
+    }
+}
+
+/// Size, frames, value range and the sampled values against the reference's.
+fn same_picture(entry: &Value, bytes: &[u8], scan: &ScanImage) -> Result<(), String> {
+    let size: Vec<usize> = floats(&entry["size"]).iter().map(|&v| v as usize).collect();
+    let frames = [&entry["frames"], &entry["frame"]].map(|v| v.as_u64().unwrap() as usize);
+    if scan.facts.size.to_vec() != size || [scan.facts.frames, scan.facts.frame] != frames {
+        return Err(format!(
+            "size {:?}, frame {} of {}; the reference: {size:?}, frame {} of {}",
+            scan.facts.size, scan.facts.frame, scan.facts.frames, frames[1], frames[0]
+        ));
+    }
+    let stride = entry["stride"].as_u64().unwrap() as usize;
+    let reference = samples(&entry["values"]);
+    if entry["kind"] == "rgb" {
+        let lossy = [".4.50", ".4.51", ".4.81", ".4.91"].iter().any(|ts| {
+            entry["transfer_syntax"]
+                .as_str()
+                .unwrap_or("")
+                .ends_with(ts)
+        });
+        let ours: Vec<f64> = rgb_samples(scan, stride, reference.len());
+        return within(&ours, &reference, if lossy { 2.0 } else { 1.0 }, "RGB");
+    }
+    let range = floats(&entry["value_range"]);
+    let ours = scan.facts.value_range.ok_or("no value range")?;
+    let span = (range[1] - range[0]).abs().max(1.0);
+    if (ours[0] - range[0]).abs() > 1e-3 * span || (ours[1] - range[1]).abs() > 1e-3 * span {
+        return Err(format!("value range {ours:?}, the reference's {range:?}"));
+    }
+    sampled_values(entry, bytes, stride, &reference)
+}
+
+/// kdlens' RGB samples: every `stride`-th value of the interleaved RGB array, `count` of them.
+fn rgb_samples(scan: &ScanImage, stride: usize, count: usize) -> Vec<f64> {
+    scan.image
+        .pixels()
+        .chunks_exact(4)
+        .flat_map(|p| p[..3].iter().map(|&v| v as f64))
+        .step_by(stride)
+        .take(count)
+        .collect()
+}
+
+/// The sampled values after the modality LUT, seen through a window spanning exactly their
+/// range: an error in the values shows at 8-bit resolution of that range.
+fn sampled_values(
+    entry: &Value,
+    bytes: &[u8],
+    stride: usize,
+    reference: &[Option<f64>],
+) -> Result<(), String> {
+    let (low, high) = reference
+        .iter()
+        .flatten()
+        .fold((f64::MAX, f64::MIN), |(l, h), &v| (l.min(v), h.max(v)));
+    if high <= low {
+        return Ok(());
+    }
+    let options = ScanOptions {
+        window: WindowChoice::Manual(Window {
+            center: (low + high) / 2.0 + 0.5,
+            width: high - low + 1.0,
+        }),
+        ..ScanOptions::default()
+    };
+    let scan = decode_scan(bytes, &options).map_err(|e| format!("with a window: {e}"))?;
+    let invert = entry["photometric"] == "MONOCHROME1";
+    let expected: Vec<Option<f64>> = reference
+        .iter()
+        .map(|v| {
+            v.map(|v| {
+                let shade = 255.0 * (v - low) / (high - low);
+                if invert { 255.0 - shade } else { shade }
+            })
+        })
+        .collect();
+    let ours: Vec<f64> = scan
+        .image
+        .pixels()
+        .chunks_exact(4)
+        .step_by(stride)
+        .take(reference.len())
+        .map(|p| p[0] as f64)
+        .collect();
+    within(&ours, &expected, 1.0 + 1e-6, "values")
+}
+
+/// Every sampled value within `tolerance` of the reference's (its non-finite ones skipped).
+fn within(
+    ours: &[f64],
+    reference: &[Option<f64>],
+    tolerance: f64,
+    what: &str,
+) -> Result<(), String> {
+    if ours.len() != reference.len() {
+        return Err(format!(
+            "{} {what} sampled, the reference {}",
+            ours.len(),
+            reference.len()
+        ));
+    }
+    let worst = ours
+        .iter()
+        .zip(reference)
+        .filter_map(|(a, b)| b.map(|b| (a - b).abs()))
+        .fold(0.0, f64::max);
+    if worst > tolerance {
+        return Err(format!("{what} differ by up to {worst:.1} of 255"));
+    }
+    Ok(())
+}
+
+/// The README's table of outcomes: counts, then every refusal with its reason.
+fn outcome_table(outcomes: &BTreeMap<String, Outcome>, versions: &Value) -> String {
+    let count = |f: fn(&Outcome) -> bool| outcomes.values().filter(|o| f(o)).count();
+    let mut md = format!(
+        "| {} files of the corpora | count |\n|---|---|\n\
+         | decoded by both, the same picture | {} |\n\
+         | decoded by the reference, refused by kdlens (listed below) | {} |\n\
+         | refused by both (no image, or not decodable) | {} |\n\
+         | decoded differently (listed below, with why) | {} |\n\n\
+         References: pydicom {} (with pylibjpeg), nibabel {}.\n\n\
+         | file | kdlens refuses it because |\n|---|---|\n",
+        outcomes.len(),
+        count(|o| *o == Outcome::Same),
+        count(|o| matches!(o, Outcome::KnownRefusal(_))),
+        count(|o| matches!(o, Outcome::BothRefuse { .. })),
+        count(|o| matches!(o, Outcome::KnownDifference(_))),
+        versions["pydicom"].as_str().unwrap_or("?"),
+        versions["nibabel"].as_str().unwrap_or("?"),
+    );
+    for (file, outcome) in outcomes {
+        if let Outcome::KnownRefusal(reason) = outcome {
+            md.push_str(&format!("| `{file}` | {} |\n", reason.replace('|', "\\|")));
+        }
+    }
+    md.push_str("\n| file | differs because |\n|---|---|\n");
+    for (file, outcome) in outcomes {
+        if let Outcome::KnownDifference(why) = outcome {
+            md.push_str(&format!("| `{file}` | {why} |\n"));
+        }
+    }
+    md
+}
+
+/// Checks (or, with `KDLENS_UPDATE_README=1`, rewrites) the README's outcome table.
+fn check_readme(table: &str) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../README.md");
+    let readme = std::fs::read_to_string(&path).unwrap();
+    let (start, end) = ("<!-- conformance:start -->\n", "<!-- conformance:end -->");
+    let from = readme
+        .find(start)
+        .expect("the README's conformance markers")
+        + start.len();
+    let to = readme.find(end).expect("the README's conformance markers");
+    if readme[from..to] == *table {
+        return;
+    }
+    if std::env::var_os("KDLENS_UPDATE_README").is_some() {
+        let updated = format!("{}{table}{}", &readme[..from], &readme[to..]);
+        std::fs::write(&path, updated).unwrap();
+        return;
+    }
+    panic!(
+        "the README's conformance table is out of date; run this test with \
+         KDLENS_UPDATE_README=1 to rewrite it. Now:\n{table}"
+    );
+}
+
+#[test]
+fn every_corpus_file_reads_as_the_references_read_it() {
+    let Some(dir) = corpus_dir() else { return };
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/conformance.json");
+    let fixture: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let mut outcomes = BTreeMap::new();
+    let mut failures = Vec::new();
+    for entry in fixture["files"].as_array().unwrap() {
+        let file = entry["file"].as_str().unwrap();
+        let bytes = std::fs::read(dir.join(file)).unwrap();
+        match check(entry, &bytes) {
+            Ok(outcome) => {
+                outcomes.insert(file.to_string(), outcome);
+            }
+            Err(why) => failures.push(format!("{file}: {why}")),
+        }
+    }
+    for (file, _) in KNOWN_REFUSALS.iter().chain(KNOWN_DIFFERENCES) {
+        if !outcomes.contains_key(*file) && !failures.iter().any(|f| f.starts_with(file)) {
+            failures.push(format!(
+                "{file}: listed in KNOWN_REFUSALS but not in the corpus"
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} files differ from the references:\n{}",
+        failures.len(),
+        fixture["files"].as_array().unwrap().len(),
+        failures.join("\n")
+    );
+    check_readme(&outcome_table(&outcomes, &fixture["versions"]));
+}
