@@ -503,7 +503,8 @@ pub struct BenchArgs {
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {
-    /// A couple of minutes instead of about fifteen (for CI).
+    /// The small demo the tests run: less data, fewer epochs (on 2 CPU cores about 6 minutes
+    /// instead of 38; README, "Quick start").
     #[arg(long)]
     pub quick: bool,
     /// Where to put the page's model folder — the student (`model.kdlens`), its teacher
