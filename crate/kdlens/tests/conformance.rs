@@ -16,6 +16,10 @@ use std::{collections::BTreeMap, path::PathBuf};
 use kdlens::image::scan::{ScanImage, ScanOptions, Window, WindowChoice, decode_scan};
 use serde_json::Value;
 
+mod common;
+
+use common::fetched::{fetched, fixture, floats};
+
 /// Images the reference decodes and kdlens refuses, by file, with words its reason must contain
 /// (issue 28 adds the decoders: 1- and 32-bit pixels, PALETTE COLOR, planar configuration 1 and
 /// big-endian colour, JPEG-LS, 12-bit lossy JPEG, and the SC_rgb_jpeg.dcm element walk).
@@ -73,30 +77,9 @@ const KNOWN_DIFFERENCES: &[(&str, &str)] = &[
     ),
 ];
 
-fn corpus_dir() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/.cache/corpus");
-    if dir.join("complete").exists() {
-        Some(dir)
-    } else {
-        let why = "the scan corpora are not unpacked (run bash pkg-scripts/fetch-test-scans.sh)";
-        // CI fetches them: a missing corpus there is a failure, not a reason to skip.
-        assert!(std::env::var_os("CI").is_none(), "{why}");
-        eprintln!("skipping: {why}");
-        None
-    }
-}
-
 /// The reference's sampled values; `None` where a value is not finite (NaN in float data).
 fn samples(v: &Value) -> Vec<Option<f64>> {
     v.as_array().unwrap().iter().map(Value::as_f64).collect()
-}
-
-fn floats(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect()
 }
 
 /// What happened to one file.
@@ -330,9 +313,10 @@ fn check_readme(table: &str) {
 
 #[test]
 fn every_corpus_file_reads_as_the_references_read_it() {
-    let Some(dir) = corpus_dir() else { return };
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/conformance.json");
-    let fixture: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let Some(dir) = fetched("corpus", "complete") else {
+        return;
+    };
+    let fixture = fixture("conformance.json");
     let mut outcomes = BTreeMap::new();
     let mut failures = Vec::new();
     for entry in fixture["files"].as_array().unwrap() {

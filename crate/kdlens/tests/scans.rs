@@ -7,30 +7,16 @@ use std::path::PathBuf;
 use kdlens::image::scan::{Plane, ScanFormat, ScanOptions, Window, WindowChoice, decode_scan};
 use serde_json::Value;
 
+mod common;
+
+use common::fetched::{fetched, fixture, floats};
+
 fn scans_dir() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/.cache/scans");
-    if dir.join("CT_small.dcm").exists() {
-        Some(dir)
-    } else {
-        let why = "the scan files are not fetched (run bash pkg-scripts/fetch-test-scans.sh)";
-        // CI fetches them: a missing file there is a failure, not a reason to skip.
-        assert!(std::env::var_os("CI").is_none(), "{why}");
-        eprintln!("skipping: {why}");
-        None
-    }
+    fetched("scans", "CT_small.dcm")
 }
 
 fn fixtures() -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/scans.json");
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
-
-fn floats(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect()
+    fixture("scans.json")
 }
 
 /// The gray level (red channel) of every `stride`-th pixel, on `[0, 1]`.

@@ -1,6 +1,7 @@
 //! Helpers shared by the core's integration tests.
 #![allow(dead_code)]
 
+pub mod fetched;
 pub mod formula;
 pub mod torch_file;
 
