@@ -19,7 +19,7 @@ set with Pixel Data, Float Pixel Data or Double Float Pixel Data, or a NIfTI vol
 reference decodes it (and why not), and for a decoded image what kdlens must show by default: the
 size, the frame count, the middle frame's value range after the modality LUT (monochrome) and a
 strided sample of its values (monochrome: after the modality LUT; colour: RGB as pydicom converts
-it, 8 bits). NIfTI: the middle axial slice of the middle volume of the canonical (RAS+) volume,
+it, 8 bits; PALETTE COLOR through `apply_color_lut`, 16-bit entries by their high byte). NIfTI: the middle axial slice of the middle volume of the canonical (RAS+) volume,
 as nibabel's `as_closest_canonical` gives it, read the radiological way.
 """
 import json
@@ -29,7 +29,7 @@ import warnings
 import nibabel as nib
 import numpy as np
 import pydicom
-from pydicom.pixels import apply_modality_lut
+from pydicom.pixels import apply_color_lut, apply_modality_lut
 
 CORPUS = "tests/.cache/corpus"
 OUT = "crate/kdlens/tests/fixtures/conformance.json"
@@ -70,6 +70,13 @@ def dicom_entry(path):
               "size": [int(ds.Rows), int(ds.Columns)], "samples": samples,
               "photometric": str(ds.PhotometricInterpretation),
               "transfer_syntax": str(ds.file_meta.TransferSyntaxUID)}
+    if entry["photometric"] == "PALETTE COLOR":
+        # A viewer shows the palette's colours (16-bit entries by their high byte).
+        rgb = apply_color_lut(pixels, ds).astype(np.float64)
+        if int(ds.RedPaletteColorLookupTableDescriptor[2]) == 16:
+            rgb = np.floor(rgb / 256)
+        stride, values = sample(rgb)
+        return entry | {"kind": "rgb", "stride": stride, "values": values}
     if samples == 3:
         rgb = pixels.astype(np.float64)
         if int(ds.BitsAllocated) > 8:

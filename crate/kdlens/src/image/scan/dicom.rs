@@ -52,6 +52,22 @@ pub(super) fn decode(bytes: &[u8], options: &ScanOptions) -> Result<ScanImage> {
         .decode_pixel_data_frame(frame as u32)
         .map_err(|_| Error::Decode(format!("cannot decode the pixel data of frame {frame}")))?;
     let photometric = pixels.photometric_interpretation().clone();
+    if photometric == PhotometricInterpretation::PaletteColor {
+        check_big_endian_8bit_words(&object, big_endian)?;
+        let indices: Vec<u16> = pixels
+            .to_vec_frame_with_options(
+                0,
+                &ConvertOptions::new()
+                    .with_modality_lut(ModalityLutOption::None)
+                    .with_voi_lut(VoiLutOption::Identity),
+            )
+            .map_err(|_| Error::Decode("cannot read the palette indices".into()))?;
+        let size = [layout.rows, layout.cols];
+        return Ok(ScanImage {
+            image: super::dicom_palette::palette_image(&object, &indices, size)?,
+            facts: facts(None, None, None),
+        });
+    }
     if photometric.is_monochrome() {
         let stored: Vec<f32> = pixels
             .to_vec_frame_with_options(
@@ -75,6 +91,28 @@ pub(super) fn decode(bytes: &[u8], options: &ScanOptions) -> Result<ScanImage> {
             facts: facts(None, None, None),
         })
     }
+}
+
+/// For a PALETTE COLOR file, an error for 8-bit pixel data kept as VR OW in Explicit VR Big Endian
+/// (16-bit words, two samples each, PS3.5 A.3): dicom-rs 0.10 hands out its palette indices in an
+/// order that differs from pydicom's (its RGB samples come out right), so such a file is refused
+/// rather than shown wrong.
+fn check_big_endian_8bit_words(object: &DefaultDicomObject, big_endian: bool) -> Result<()> {
+    let eight_bit = object
+        .get(tags::BITS_ALLOCATED)
+        .and_then(|e| e.to_int::<u16>().ok())
+        == Some(8);
+    let words = object
+        .get(tags::PIXEL_DATA)
+        .is_some_and(|e| e.vr() == dicom_core::VR::OW && e.fragments().is_none());
+    if big_endian && eight_bit && words {
+        return Err(Error::Decode(
+            "8-bit pixel data stored as 16-bit words (OW) in Explicit VR Big Endian is not \
+             supported"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// An uncompressed YBR_FULL_422 frame (`Y₁ Y₂ Cb Cr` for every two pixels of a row, PS3.3
@@ -540,7 +578,7 @@ fn color_image(
     if !ybr && *photometric != PhotometricInterpretation::Rgb {
         return Err(Error::Decode(format!(
             "the photometric interpretation {} is not supported (MONOCHROME1, MONOCHROME2, \
-             RGB, YBR_FULL and YBR_FULL_422 are)",
+             PALETTE COLOR, RGB, YBR_FULL and YBR_FULL_422 are)",
             defined_term(photometric.as_ref(), &PHOTOMETRIC_TERMS)
                 .unwrap_or("(not a defined term)")
         )));

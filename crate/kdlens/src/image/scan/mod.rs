@@ -16,6 +16,8 @@ mod dicom;
 #[cfg(feature = "scan")]
 mod dicom_lengths;
 #[cfg(feature = "scan")]
+mod dicom_palette;
+#[cfg(feature = "scan")]
 mod dicom_un;
 #[cfg(feature = "scan")]
 mod nifti;
