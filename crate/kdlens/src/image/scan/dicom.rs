@@ -54,14 +54,11 @@ pub(super) fn decode(bytes: &[u8], options: &ScanOptions) -> Result<ScanImage> {
     let photometric = pixels.photometric_interpretation().clone();
     if photometric == PhotometricInterpretation::PaletteColor {
         check_big_endian_8bit_words(&object, big_endian)?;
-        let indices: Vec<u16> = pixels
-            .to_vec_frame_with_options(
-                0,
-                &ConvertOptions::new()
-                    .with_modality_lut(ModalityLutOption::None)
-                    .with_voi_lut(VoiLutOption::Identity),
-            )
-            .map_err(|_| Error::Decode("cannot read the palette indices".into()))?;
+        // Indices are at most 16-bit: exact in f32.
+        let indices: Vec<u16> = stored_samples(&pixels, "palette indices")?
+            .iter()
+            .map(|&v| v as u16)
+            .collect();
         let size = [layout.rows, layout.cols];
         return Ok(ScanImage {
             image: super::dicom_palette::palette_image(&object, &indices, size)?,
@@ -69,14 +66,7 @@ pub(super) fn decode(bytes: &[u8], options: &ScanOptions) -> Result<ScanImage> {
         });
     }
     if photometric.is_monochrome() {
-        let stored: Vec<f32> = pixels
-            .to_vec_frame_with_options(
-                0,
-                &ConvertOptions::new()
-                    .with_modality_lut(ModalityLutOption::None)
-                    .with_voi_lut(VoiLutOption::Identity),
-            )
-            .map_err(|_| Error::Decode("cannot read the pixel values".into()))?;
+        let stored = stored_samples(&pixels, "pixel values")?;
         let bits = StoredBits::read(&object)?;
         let values = modality_lut(&object, frame, &bits.values(&stored), bits.signed)?;
         let (display, window, source) = display_of(&object, frame, options.window, &values)?;
@@ -91,6 +81,18 @@ pub(super) fn decode(bytes: &[u8], options: &ScanOptions) -> Result<ScanImage> {
             facts: facts(None, None, None),
         })
     }
+}
+
+/// The decoded frame's samples as stored (no modality or VOI LUT); `what` names them in errors.
+fn stored_samples(pixels: &dicom_pixeldata::DecodedPixelData<'_>, what: &str) -> Result<Vec<f32>> {
+    pixels
+        .to_vec_frame_with_options(
+            0,
+            &ConvertOptions::new()
+                .with_modality_lut(ModalityLutOption::None)
+                .with_voi_lut(VoiLutOption::Identity),
+        )
+        .map_err(|_| Error::Decode(format!("cannot read the {what}")))
 }
 
 /// For a PALETTE COLOR file, an error for 8-bit pixel data kept as VR OW in Explicit VR Big Endian
