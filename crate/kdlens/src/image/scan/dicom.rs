@@ -40,6 +40,16 @@ pub(super) fn decode(bytes: &[u8], options: &ScanOptions) -> Result<ScanImage> {
         value_range,
     };
     check_rle_frame(&object, &layout, frame)?;
+    if layout.bits == 1 {
+        let stored = one_bit_frame(&object, &layout, frame, big_endian)?;
+        let invert = photometric_term(&object)? == "MONOCHROME1";
+        let (image, window, source, range) =
+            monochrome(&object, frame, options.window, &layout, &stored, invert)?;
+        return Ok(ScanImage {
+            image,
+            facts: facts(window, Some(source), range),
+        });
+    }
     if let Some(image) = native_ybr_422(&object, &layout, frame)? {
         return Ok(ScanImage {
             image,
@@ -67,19 +77,80 @@ pub(super) fn decode(bytes: &[u8], options: &ScanOptions) -> Result<ScanImage> {
     }
     if photometric.is_monochrome() {
         let stored = stored_samples(&pixels, "pixel values")?;
-        let bits = StoredBits::read(&object)?;
-        let values = modality_lut(&object, frame, &bits.values(&stored), bits.signed)?;
-        let (display, window, source) = display_of(&object, frame, options.window, &values)?;
         let invert = photometric == PhotometricInterpretation::Monochrome1;
+        let (image, window, source, range) =
+            monochrome(&object, frame, options.window, &layout, &stored, invert)?;
         Ok(ScanImage {
-            image: gray_image(&values, [layout.rows, layout.cols], display, invert)?,
-            facts: facts(window, Some(source), value_range(&values)),
+            image,
+            facts: facts(window, Some(source), range),
         })
     } else {
         Ok(ScanImage {
             image: color_image(&pixels, &photometric, [layout.rows, layout.cols])?,
             facts: facts(None, None, None),
         })
+    }
+}
+
+/// A monochrome frame's stored words through the modality LUT and its display function (inverted
+/// for MONOCHROME1): the image, its window and where that came from, and the value range.
+#[allow(clippy::type_complexity)]
+fn monochrome(
+    object: &DefaultDicomObject,
+    frame: usize,
+    choice: WindowChoice,
+    layout: &Layout,
+    stored: &[f32],
+    invert: bool,
+) -> Result<(RgbaImage, Option<[f64; 2]>, String, Option<[f64; 2]>)> {
+    let bits = StoredBits::read(object)?;
+    let values = modality_lut(object, frame, &bits.values(stored), bits.signed)?;
+    let (display, window, source) = display_of(object, frame, choice, &values)?;
+    let image = gray_image(&values, [layout.rows, layout.cols], display, invert)?;
+    Ok((image, window, source, value_range(&values)))
+}
+
+/// Frame `frame` of 1-bit pixel data as stored words (0 or 1): pixels packed from the least
+/// significant bit of each byte, frames not padded to whole bytes (PS3.5 8.1.1, as pydicom's
+/// `unpack_bits`). Monochrome and uncompressed little endian only.
+fn one_bit_frame(
+    object: &DefaultDicomObject,
+    layout: &Layout,
+    frame: usize,
+    big_endian: bool,
+) -> Result<Vec<f32>> {
+    let element = object
+        .get(tags::PIXEL_DATA)
+        .ok_or_else(|| Error::Decode("the file has no pixel data".into()))?;
+    if big_endian || element.fragments().is_some() || layout.samples != 1 {
+        return Err(Error::Decode(
+            "1-bit pixels are supported monochrome and uncompressed, in little endian only".into(),
+        ));
+    }
+    let data = element
+        .to_bytes()
+        .map_err(|_| Error::Decode("cannot read the pixel values".into()))?;
+    let plane = layout.rows * layout.cols;
+    (frame * plane..(frame + 1) * plane)
+        .map(|p| data.get(p / 8).map(|byte| f32::from((byte >> (p % 8)) & 1)))
+        .collect::<Option<Vec<f32>>>()
+        .ok_or_else(|| Error::Decode("the pixel data is shorter than its frames".into()))
+}
+
+/// The Photometric Interpretation when it is one of the standard's terms.
+fn photometric_term(object: &DefaultDicomObject) -> Result<String> {
+    let text = object
+        .get(tags::PHOTOMETRIC_INTERPRETATION)
+        .and_then(|e| e.to_str().ok())
+        .ok_or_else(|| Error::Decode("the file has no Photometric Interpretation".into()))?;
+    match defined_term(&text, &PHOTOMETRIC_TERMS) {
+        Some(term @ ("MONOCHROME1" | "MONOCHROME2")) => Ok(term.to_string()),
+        Some(term) => Err(Error::Decode(format!(
+            "1-bit pixels are supported monochrome only, not {term}"
+        ))),
+        None => Err(Error::Decode(
+            "the photometric interpretation is not a defined term".into(),
+        )),
     }
 }
 
@@ -186,7 +257,8 @@ struct Layout {
     cols: usize,
     frames: usize,
     samples: usize,
-    bytes_per_sample: usize,
+    /// Bits Allocated: 1, 8 or 16.
+    bits: usize,
 }
 
 impl Layout {
@@ -198,9 +270,9 @@ impl Layout {
             .max(1);
         let samples = optional_int(object, tags::SAMPLES_PER_PIXEL)?.unwrap_or(1);
         let bits = required_int(object, tags::BITS_ALLOCATED, "Bits Allocated")?;
-        if !matches!(bits, 8 | 16) {
+        if !matches!(bits, 1 | 8 | 16) {
             return Err(Error::Decode(format!(
-                "{bits}-bit pixels are not supported (8 and 16 are)"
+                "{bits}-bit pixels are not supported (1, 8 and 16 are)"
             )));
         }
         if !matches!(samples, 1 | 3) {
@@ -218,7 +290,7 @@ impl Layout {
             cols,
             frames,
             samples,
-            bytes_per_sample: bits / 8,
+            bits,
         };
         layout.check_native_length(object)?;
         Ok(layout)
@@ -234,13 +306,13 @@ impl Layout {
             return Ok(());
         }
         let have = element.to_bytes().map(|b| b.len()).unwrap_or(0);
-        // YBR_FULL_422 stores two bytes per pixel in place of three.
-        let per_pixel = if is_ybr_422(object) {
-            2
+        // YBR_FULL_422 stores two bytes per pixel in place of three; 1-bit frames are packed.
+        let per_pixel_bits = if is_ybr_422(object) {
+            16
         } else {
-            self.samples * self.bytes_per_sample
+            self.samples * self.bits
         };
-        let need = self.frames * self.rows * self.cols * per_pixel;
+        let need = (self.frames * self.rows * self.cols * per_pixel_bits).div_ceil(8);
         if have < need {
             return Err(Error::Decode(format!(
                 "the pixel data holds {have} bytes where the header's {} frame(s) of {}×{} \
@@ -308,7 +380,7 @@ fn check_rle_frame(object: &DefaultDicomObject, layout: &Layout, frame: usize) -
             .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
     };
     let segments = word(0).ok_or_else(|| bad("no header"))?;
-    let expected = layout.samples * layout.bytes_per_sample;
+    let expected = layout.samples * layout.bits.div_ceil(8);
     if fragment.len() < 64 || segments != expected {
         return Err(bad("the header does not match the image"));
     }
