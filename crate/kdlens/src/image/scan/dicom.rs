@@ -4,13 +4,12 @@
 use dicom_core::Tag;
 use dicom_dictionary_std::tags;
 use dicom_object::{DefaultDicomObject, InMemDicomObject, OpenFileOptions, mem::InMemElement};
-use dicom_pixeldata::{
-    ConvertOptions, ModalityLutOption, PhotometricInterpretation, PixelDecoder, VoiLutOption,
-};
+use dicom_pixeldata::{PhotometricInterpretation, PixelDecoder, PlanarConfiguration};
 use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry};
 
 use super::{
     Ramp, ScanFacts, ScanFormat, ScanImage, ScanOptions, WindowChoice,
+    dicom_native::{Order, Shape},
     shared::{check_size, chosen_ramp, gray_image, pick, value_range},
 };
 use crate::{Error, Result, image::RgbaImage};
@@ -24,7 +23,6 @@ pub(super) fn decode(bytes: &[u8], options: &ScanOptions) -> Result<ScanImage> {
     let big_endian = transfer_syntax(&object) == EXPLICIT_VR_BIG_ENDIAN;
     super::dicom_un::read_known_vrs(&mut object, big_endian)?;
     let layout = Layout::read(&object)?;
-    check_transfer_syntax(&object)?;
     let frame = pick(options.frame, layout.frames, "frame")?;
     let facts = |window, window_source, value_range| ScanFacts {
         format: ScanFormat::Dicom,
@@ -39,153 +37,148 @@ pub(super) fn decode(bytes: &[u8], options: &ScanOptions) -> Result<ScanImage> {
         window_source,
         value_range,
     };
-    check_rle_frame(&object, &layout, frame)?;
-    if layout.bits == 1 {
-        let stored = one_bit_frame(&object, &layout, frame, big_endian)?;
-        let invert = photometric_term(&object)? == "MONOCHROME1";
-        let (image, window, source, range) =
-            monochrome(&object, frame, options.window, &layout, &stored, invert)?;
-        return Ok(ScanImage {
-            image,
-            facts: facts(window, Some(source), range),
-        });
-    }
     if let Some(image) = native_ybr_422(&object, &layout, frame)? {
         return Ok(ScanImage {
             image,
             facts: facts(None, None, None),
         });
     }
-    // dicom-rs' messages may quote header text (an unknown photometric interpretation): only
-    // this fixed one leaves.
-    let pixels = object
-        .decode_pixel_data_frame(frame as u32)
-        .map_err(|_| Error::Decode(format!("cannot decode the pixel data of frame {frame}")))?;
-    let photometric = pixels.photometric_interpretation().clone();
-    if photometric == PhotometricInterpretation::PaletteColor {
-        check_big_endian_8bit_words(&object, big_endian)?;
-        // Indices are at most 16-bit: exact in f32.
-        let indices: Vec<u16> = stored_samples(&pixels, "palette indices")?
-            .iter()
-            .map(|&v| v as u16)
-            .collect();
-        let size = [layout.rows, layout.cols];
-        return Ok(ScanImage {
-            image: super::dicom_palette::palette_image(&object, &indices, size)?,
+    let size = [layout.rows, layout.cols];
+    let (words, photometric, bits) = match frame_samples(&object, &layout, frame, big_endian)? {
+        Samples::Values(values) => {
+            let (image, window, source, range) =
+                monochrome(&object, frame, options.window, size, values, false)?;
+            return Ok(ScanImage {
+                image,
+                facts: facts(window, Some(source), range),
+            });
+        }
+        Samples::Words {
+            words,
+            photometric,
+            bits,
+        } => (words, photometric, bits),
+    };
+    match photometric {
+        PhotometricInterpretation::PaletteColor => {
+            let indices = words
+                .iter()
+                .map(|&w| u16::try_from(w))
+                .collect::<std::result::Result<Vec<u16>, _>>()
+                .map_err(|_| Error::Decode("palette indices wider than 16 bits".into()))?;
+            Ok(ScanImage {
+                image: super::dicom_palette::palette_image(&object, &indices, size)?,
+                facts: facts(None, None, None),
+            })
+        }
+        PhotometricInterpretation::Monochrome1 | PhotometricInterpretation::Monochrome2 => {
+            let invert = photometric == PhotometricInterpretation::Monochrome1;
+            let values = StoredBits::read(&object)?.values(&words);
+            let (image, window, source, range) =
+                monochrome(&object, frame, options.window, size, values, invert)?;
+            Ok(ScanImage {
+                image,
+                facts: facts(window, Some(source), range),
+            })
+        }
+        _ => Ok(ScanImage {
+            image: color_image(&words, &photometric, bits, size)?,
             facts: facts(None, None, None),
-        });
-    }
-    if photometric.is_monochrome() {
-        let stored = stored_samples(&pixels, "pixel values")?;
-        let invert = photometric == PhotometricInterpretation::Monochrome1;
-        let (image, window, source, range) =
-            monochrome(&object, frame, options.window, &layout, &stored, invert)?;
-        Ok(ScanImage {
-            image,
-            facts: facts(window, Some(source), range),
-        })
-    } else {
-        Ok(ScanImage {
-            image: color_image(&pixels, &photometric, [layout.rows, layout.cols])?,
-            facts: facts(None, None, None),
-        })
+        }),
     }
 }
 
-/// A monochrome frame's stored words through the modality LUT and its display function (inverted
-/// for MONOCHROME1): the image, its window and where that came from, and the value range.
+/// One frame's samples as decoded: stored words (with the photometric interpretation and Bits
+/// Allocated they are to be read with), or values of Float / Double Float Pixel Data.
+enum Samples {
+    Words {
+        words: Vec<u32>,
+        photometric: PhotometricInterpretation,
+        bits: usize,
+    },
+    Values(Vec<f32>),
+}
+
+/// Frame `frame`'s samples, pixel by pixel: native and RLE data read by kdlens, float data as
+/// stored, other encapsulated data decoded by dicom-rs (which may turn YBR into RGB, and says so).
+fn frame_samples(
+    object: &DefaultDicomObject,
+    layout: &Layout,
+    frame: usize,
+    big_endian: bool,
+) -> Result<Samples> {
+    let element = layout.pixel_element(object)?;
+    if layout.pixels != PixelKind::Integer {
+        let count = layout.shape().frame_samples();
+        let values = element
+            .to_multi_float64()
+            .map_err(|_| Error::Decode("cannot read the float pixel data".into()))?;
+        let values = values
+            .get(frame * count..(frame + 1) * count)
+            .ok_or_else(|| Error::Decode("the pixel data is shorter than its frames".into()))?;
+        return Ok(Samples::Values(values.iter().map(|&v| v as f32).collect()));
+    }
+    let as_stored = |words| Samples::Words {
+        words,
+        photometric: layout.photometric.clone(),
+        bits: layout.bits,
+    };
+    let Some(fragments) = element.fragments() else {
+        let (bytes, order) = super::dicom_native::file_bytes(element, big_endian)?;
+        let words = super::dicom_native::frame_words(&bytes, layout.shape(), frame, order)?;
+        return Ok(as_stored(words));
+    };
+    if transfer_syntax(object) == RLE_LOSSLESS {
+        let fragment = fragments.get(frame).ok_or_else(|| {
+            Error::Decode("corrupt RLE pixel data: no fragment for the frame".into())
+        })?;
+        let shape = Shape {
+            planar: false,
+            ..layout.shape()
+        };
+        let bytes = super::dicom_rle::unpack_frame(fragment, shape)?;
+        let words = super::dicom_native::frame_words(&bytes, shape, 0, Order::LITTLE)?;
+        return Ok(as_stored(words));
+    }
+    check_transfer_syntax(object)?;
+    // dicom-rs' messages may quote header text (an unknown photometric interpretation): only
+    // this fixed one leaves.
+    let cannot = || Error::Decode(format!("cannot decode the pixel data of frame {frame}"));
+    let pixels = object
+        .decode_pixel_data_frame(frame as u32)
+        .map_err(|_| cannot())?;
+    let shape = Shape {
+        rows: layout.rows,
+        cols: layout.cols,
+        samples: usize::from(pixels.samples_per_pixel()),
+        bits: usize::from(pixels.bits_allocated()),
+        planar: pixels.planar_configuration() == PlanarConfiguration::PixelFirst,
+    };
+    let bytes = pixels.frame_data(0).map_err(|_| cannot())?;
+    Ok(Samples::Words {
+        words: super::dicom_native::frame_words(bytes, shape, 0, Order::LITTLE)?,
+        photometric: pixels.photometric_interpretation().clone(),
+        bits: shape.bits,
+    })
+}
+
+/// A monochrome frame's values (stored values, or float pixel data) through the modality LUT and
+/// its display function (inverted for MONOCHROME1): the image, its window and where that came
+/// from, and the value range.
 #[allow(clippy::type_complexity)]
 fn monochrome(
     object: &DefaultDicomObject,
     frame: usize,
     choice: WindowChoice,
-    layout: &Layout,
-    stored: &[f32],
+    size: [usize; 2],
+    values: Vec<f32>,
     invert: bool,
 ) -> Result<(RgbaImage, Option<[f64; 2]>, String, Option<[f64; 2]>)> {
-    let bits = StoredBits::read(object)?;
-    let values = modality_lut(object, frame, &bits.values(stored), bits.signed)?;
+    let signed = optional_int(object, tags::PIXEL_REPRESENTATION)? == Some(1);
+    let values = modality_lut(object, frame, &values, signed)?;
     let (display, window, source) = display_of(object, frame, choice, &values)?;
-    let image = gray_image(&values, [layout.rows, layout.cols], display, invert)?;
+    let image = gray_image(&values, size, display, invert)?;
     Ok((image, window, source, value_range(&values)))
-}
-
-/// Frame `frame` of 1-bit pixel data as stored words (0 or 1): pixels packed from the least
-/// significant bit of each byte, frames not padded to whole bytes (PS3.5 8.1.1, as pydicom's
-/// `unpack_bits`). Monochrome and uncompressed little endian only.
-fn one_bit_frame(
-    object: &DefaultDicomObject,
-    layout: &Layout,
-    frame: usize,
-    big_endian: bool,
-) -> Result<Vec<f32>> {
-    let element = object
-        .get(tags::PIXEL_DATA)
-        .ok_or_else(|| Error::Decode("the file has no pixel data".into()))?;
-    if big_endian || element.fragments().is_some() || layout.samples != 1 {
-        return Err(Error::Decode(
-            "1-bit pixels are supported monochrome and uncompressed, in little endian only".into(),
-        ));
-    }
-    let data = element
-        .to_bytes()
-        .map_err(|_| Error::Decode("cannot read the pixel values".into()))?;
-    let plane = layout.rows * layout.cols;
-    (frame * plane..(frame + 1) * plane)
-        .map(|p| data.get(p / 8).map(|byte| f32::from((byte >> (p % 8)) & 1)))
-        .collect::<Option<Vec<f32>>>()
-        .ok_or_else(|| Error::Decode("the pixel data is shorter than its frames".into()))
-}
-
-/// The Photometric Interpretation when it is one of the standard's terms.
-fn photometric_term(object: &DefaultDicomObject) -> Result<String> {
-    let text = object
-        .get(tags::PHOTOMETRIC_INTERPRETATION)
-        .and_then(|e| e.to_str().ok())
-        .ok_or_else(|| Error::Decode("the file has no Photometric Interpretation".into()))?;
-    match defined_term(&text, &PHOTOMETRIC_TERMS) {
-        Some(term @ ("MONOCHROME1" | "MONOCHROME2")) => Ok(term.to_string()),
-        Some(term) => Err(Error::Decode(format!(
-            "1-bit pixels are supported monochrome only, not {term}"
-        ))),
-        None => Err(Error::Decode(
-            "the photometric interpretation is not a defined term".into(),
-        )),
-    }
-}
-
-/// The decoded frame's samples as stored (no modality or VOI LUT); `what` names them in errors.
-fn stored_samples(pixels: &dicom_pixeldata::DecodedPixelData<'_>, what: &str) -> Result<Vec<f32>> {
-    pixels
-        .to_vec_frame_with_options(
-            0,
-            &ConvertOptions::new()
-                .with_modality_lut(ModalityLutOption::None)
-                .with_voi_lut(VoiLutOption::Identity),
-        )
-        .map_err(|_| Error::Decode(format!("cannot read the {what}")))
-}
-
-/// For a PALETTE COLOR file, an error for 8-bit pixel data kept as VR OW in Explicit VR Big Endian
-/// (16-bit words, two samples each, PS3.5 A.3): dicom-rs 0.10 hands out its palette indices in an
-/// order that differs from pydicom's (its RGB samples come out right), so such a file is refused
-/// rather than shown wrong.
-fn check_big_endian_8bit_words(object: &DefaultDicomObject, big_endian: bool) -> Result<()> {
-    let eight_bit = object
-        .get(tags::BITS_ALLOCATED)
-        .and_then(|e| e.to_int::<u16>().ok())
-        == Some(8);
-    let words = object
-        .get(tags::PIXEL_DATA)
-        .is_some_and(|e| e.vr() == dicom_core::VR::OW && e.fragments().is_none());
-    if big_endian && eight_bit && words {
-        return Err(Error::Decode(
-            "8-bit pixel data stored as 16-bit words (OW) in Explicit VR Big Endian is not \
-             supported"
-                .into(),
-        ));
-    }
-    Ok(())
 }
 
 /// An uncompressed YBR_FULL_422 frame (`Y₁ Y₂ Cb Cr` for every two pixels of a row, PS3.3
@@ -204,7 +197,7 @@ fn native_ybr_422(
                 .trim_end_matches(['\0', ' ']),
         )
         .is_some_and(|ts| !ts.is_encapsulated_pixel_data());
-    if !is_ybr_422(object) || !native {
+    if layout.photometric != PhotometricInterpretation::YbrFull422 || !native {
         return Ok(None);
     }
     let [rows, cols] = [layout.rows, layout.cols];
@@ -233,14 +226,6 @@ fn native_ybr_422(
     RgbaImage::new(cols, rows, out).map(Some)
 }
 
-/// Whether the file's photometric interpretation is YBR_FULL_422.
-fn is_ybr_422(object: &DefaultDicomObject) -> bool {
-    object
-        .get(tags::PHOTOMETRIC_INTERPRETATION)
-        .and_then(|e| e.to_str().ok())
-        .is_some_and(|p| p.trim() == "YBR_FULL_422")
-}
-
 /// One YBR_FULL pixel as 8-bit RGB (PS3.3 C.7.6.3.1.2).
 fn ybr_to_rgb([y, cb, cr]: [f64; 3]) -> [u8; 3] {
     [
@@ -257,12 +242,60 @@ struct Layout {
     cols: usize,
     frames: usize,
     samples: usize,
-    /// Bits Allocated: 1, 8 or 16.
+    /// Bits Allocated: 1, 8, 16 or 32 (integers), 32 or 64 (float pixel data).
     bits: usize,
+    /// Planar Configuration 1 (colour stored plane by plane).
+    planar: bool,
+    photometric: PhotometricInterpretation,
+    pixels: PixelKind,
+}
+
+/// Which of the three pixel data elements holds the image (PS3.3 C.7.6.3.1.4 and C.7.6.24).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum PixelKind {
+    /// Pixel Data: stored integers.
+    Integer,
+    /// Float Pixel Data: 32-bit floats.
+    Float,
+    /// Double Float Pixel Data: 64-bit floats.
+    Double,
+}
+
+impl PixelKind {
+    /// The kind of the file's pixel data, if it has any.
+    fn of(object: &DefaultDicomObject) -> Option<Self> {
+        [
+            (tags::PIXEL_DATA, Self::Integer),
+            (tags::FLOAT_PIXEL_DATA, Self::Float),
+            (tags::DOUBLE_FLOAT_PIXEL_DATA, Self::Double),
+        ]
+        .into_iter()
+        .find(|(tag, _)| object.get(*tag).is_some())
+        .map(|(_, kind)| kind)
+    }
+
+    fn tag(self) -> Tag {
+        match self {
+            Self::Integer => tags::PIXEL_DATA,
+            Self::Float => tags::FLOAT_PIXEL_DATA,
+            Self::Double => tags::DOUBLE_FLOAT_PIXEL_DATA,
+        }
+    }
+
+    /// The Bits Allocated this kind allows.
+    fn allows(self, bits: usize) -> bool {
+        match self {
+            Self::Integer => matches!(bits, 1 | 8 | 16 | 32),
+            Self::Float => bits == 32,
+            Self::Double => bits == 64,
+        }
+    }
 }
 
 impl Layout {
     fn read(object: &DefaultDicomObject) -> Result<Self> {
+        let pixels = PixelKind::of(object)
+            .ok_or_else(|| Error::Decode("the file has no pixel data".into()))?;
         let rows = required_int(object, tags::ROWS, "Rows")?;
         let cols = required_int(object, tags::COLUMNS, "Columns")?;
         let frames = optional_int(object, tags::NUMBER_OF_FRAMES)?
@@ -270,16 +303,23 @@ impl Layout {
             .max(1);
         let samples = optional_int(object, tags::SAMPLES_PER_PIXEL)?.unwrap_or(1);
         let bits = required_int(object, tags::BITS_ALLOCATED, "Bits Allocated")?;
-        if !matches!(bits, 1 | 8 | 16) {
+        if !pixels.allows(bits) {
             return Err(Error::Decode(format!(
-                "{bits}-bit pixels are not supported (1, 8 and 16 are)"
+                "{bits}-bit pixels are not supported in {} (1, 8, 16 and 32 bits are, 32 and 64 \
+                 in float pixel data)",
+                match pixels {
+                    PixelKind::Integer => "pixel data",
+                    PixelKind::Float | PixelKind::Double => "float pixel data",
+                }
             )));
         }
-        if !matches!(samples, 1 | 3) {
+        if !matches!(samples, 1 | 3) || (pixels != PixelKind::Integer && samples != 1) {
             return Err(Error::Decode(format!(
-                "{samples} samples per pixel are not supported (1 and 3 are)"
+                "{samples} samples per pixel are not supported (1 and 3 are, 1 in float pixel data)"
             )));
         }
+        let photometric = photometric(object, pixels)?;
+        let planar = samples == 3 && optional_int(object, tags::PLANAR_CONFIGURATION)? == Some(1);
         let values = rows
             .saturating_mul(cols)
             .saturating_mul(samples)
@@ -291,23 +331,42 @@ impl Layout {
             frames,
             samples,
             bits,
+            planar,
+            photometric,
+            pixels,
         };
         layout.check_native_length(object)?;
         Ok(layout)
     }
 
+    /// How one frame's samples lie in their bytes.
+    fn shape(&self) -> Shape {
+        Shape {
+            rows: self.rows,
+            cols: self.cols,
+            samples: self.samples,
+            bits: self.bits,
+            planar: self.planar,
+        }
+    }
+
+    /// The element holding the pixels.
+    fn pixel_element<'a>(&self, object: &'a DefaultDicomObject) -> Result<&'a InMemElement> {
+        object
+            .get(self.pixels.tag())
+            .ok_or_else(|| Error::Decode("the file has no pixel data".into()))
+    }
+
     /// For pixel data stored as it is (not encapsulated), that it holds every frame the header
     /// claims, so that no decoder sizes a buffer for data that is not there.
     fn check_native_length(&self, object: &DefaultDicomObject) -> Result<()> {
-        let Some(element) = object.get(tags::PIXEL_DATA) else {
-            return Err(Error::Decode("the file has no pixel data".into()));
-        };
+        let element = self.pixel_element(object)?;
         if element.fragments().is_some() {
             return Ok(());
         }
         let have = element.to_bytes().map(|b| b.len()).unwrap_or(0);
         // YBR_FULL_422 stores two bytes per pixel in place of three; 1-bit frames are packed.
-        let per_pixel_bits = if is_ybr_422(object) {
+        let per_pixel_bits = if self.photometric == PhotometricInterpretation::YbrFull422 {
             16
         } else {
             self.samples * self.bits
@@ -322,6 +381,25 @@ impl Layout {
         }
         Ok(())
     }
+}
+
+/// The file's Photometric Interpretation, one of the standard's terms that carry an image (PS3.3
+/// C.7.6.3.1.2); float pixel data is MONOCHROME2 whatever it says.
+fn photometric(
+    object: &DefaultDicomObject,
+    pixels: PixelKind,
+) -> Result<PhotometricInterpretation> {
+    if pixels != PixelKind::Integer {
+        return Ok(PhotometricInterpretation::Monochrome2);
+    }
+    let text = object
+        .get(tags::PHOTOMETRIC_INTERPRETATION)
+        .and_then(|e| e.to_str().ok())
+        .ok_or_else(|| Error::Decode("the file has no Photometric Interpretation".into()))?;
+    let term = defined_term(&text, &PHOTOMETRIC_TERMS).ok_or_else(|| {
+        Error::Decode("the photometric interpretation is not a defined term".into())
+    })?;
+    Ok(PhotometricInterpretation::from(term))
 }
 
 /// An error unless dicom-rs can decode the file's transfer syntax here; the message names it.
@@ -355,78 +433,9 @@ const EXPLICIT_VR_BIG_ENDIAN: &str = "1.2.840.10008.1.2.2";
 /// The RLE Lossless transfer syntax.
 const RLE_LOSSLESS: &str = "1.2.840.10008.1.2.5";
 
-/// For an RLE Lossless file, checks frame `frame`'s fragment before dicom-rs decodes it: a
-/// 64-byte header with one segment per byte of every sample, offsets inside the fragment, and
-/// segments that unpack to at least a full plane. dicom-rs 0.10.1 panics on fragments that break
-/// these rules (found by fuzzing: `adapters/rle_lossless.rs`, the header read and the copy of a
-/// short segment).
-fn check_rle_frame(object: &DefaultDicomObject, layout: &Layout, frame: usize) -> Result<()> {
-    let uid = object
-        .meta()
-        .transfer_syntax()
-        .trim_end_matches(['\0', ' ']);
-    if uid != RLE_LOSSLESS {
-        return Ok(());
-    }
-    let bad = |why: &str| Error::Decode(format!("corrupt RLE pixel data: {why}"));
-    let fragment = object
-        .get(tags::PIXEL_DATA)
-        .and_then(|e| e.fragments())
-        .and_then(|f| f.get(frame))
-        .ok_or_else(|| bad("no fragment for the frame"))?;
-    let word = |i: usize| {
-        fragment
-            .get(4 * i..4 * i + 4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
-    };
-    let segments = word(0).ok_or_else(|| bad("no header"))?;
-    let expected = layout.samples * layout.bits.div_ceil(8);
-    if fragment.len() < 64 || segments != expected {
-        return Err(bad("the header does not match the image"));
-    }
-    let mut offsets: Vec<usize> = (1..=segments).filter_map(word).collect();
-    offsets.push(fragment.len());
-    let plane = layout.rows * layout.cols;
-    for pair in offsets.windows(2) {
-        let segment = fragment
-            .get(pair[0]..pair[1])
-            .filter(|_| pair[0] >= 64)
-            .ok_or_else(|| bad("a segment lies outside the fragment"))?;
-        if packbits_len(segment) < plane {
-            return Err(bad("a segment unpacks to less than a plane"));
-        }
-    }
-    Ok(())
-}
-
-/// How many bytes PackBits-encoded `data` unpacks to (PS3.5 G.3.1): a header byte `n` copies
-/// `n + 1` literal bytes (0 ≤ n ≤ 127), repeats the next byte `257 − n` times (129 ≤ n ≤ 255)
-/// or does nothing (128).
-fn packbits_len(data: &[u8]) -> usize {
-    let (mut at, mut len) = (0, 0);
-    while let Some(&n) = data.get(at) {
-        match n {
-            0..=127 => {
-                let run = n as usize + 1;
-                len += run.min(data.len().saturating_sub(at + 1));
-                at += 1 + run;
-            }
-            128 => at += 1,
-            _ => {
-                if at + 1 < data.len() {
-                    len += 257 - n as usize;
-                }
-                at += 2;
-            }
-        }
-    }
-    len
-}
-
 /// Where a sample's value sits in its word (Bits Allocated / Bits Stored / High Bit) and whether
 /// it is signed (Pixel Representation 1).
 struct StoredBits {
-    allocated: u32,
     stored: u32,
     high_bit: u32,
     signed: bool,
@@ -445,24 +454,22 @@ impl StoredBits {
             ));
         }
         Ok(Self {
-            allocated,
             stored,
             high_bit,
             signed,
         })
     }
 
-    /// The stored values of `words` (each word as dicom-rs reads it: unsigned, or a 16-bit word
-    /// as `i16`): the `stored` bits ending at `high_bit`, sign-extended when signed (PS3.5
-    /// 8.1.1), so that bits above them (overlays, junk) do not count.
-    fn values(&self, words: &[f32]) -> Vec<f32> {
-        let word_mask = (1u64 << self.allocated) - 1;
+    /// The stored values of `words` (unsigned words of Bits Allocated bits): the `stored` bits
+    /// ending at `high_bit`, sign-extended when signed (PS3.5 8.1.1), so that bits above them
+    /// (overlays, junk) do not count.
+    fn values(&self, words: &[u32]) -> Vec<f32> {
         let shift = self.high_bit + 1 - self.stored;
         let mask = (1u64 << self.stored) - 1;
         words
             .iter()
             .map(|&w| {
-                let bits = (((w as i64) as u64 & word_mask) >> shift) & mask;
+                let bits = (u64::from(w) >> shift) & mask;
                 let negative = self.signed && (bits >> (self.stored - 1)) & 1 == 1;
                 let value = bits as i64 - if negative { 1i64 << self.stored } else { 0 };
                 value as f32
@@ -631,20 +638,14 @@ impl Lut {
     }
 }
 
-/// A colour frame as stored (RGB; YBR_FULL and YBR_FULL_422 converted as PS3.3 C.7.6.3.1.2
-/// defines them), 16-bit samples reduced to their high byte.
+/// A colour frame from its samples, pixel by pixel (RGB; YBR_FULL and YBR_FULL_422 converted as
+/// PS3.3 C.7.6.3.1.2 defines them), samples wider than 8 bits reduced to their high byte.
 fn color_image(
-    pixels: &dicom_pixeldata::DecodedPixelData<'_>,
+    samples: &[u32],
     photometric: &PhotometricInterpretation,
+    bits: usize,
     [rows, cols]: [usize; 2],
 ) -> Result<RgbaImage> {
-    let samples: Vec<u16> = pixels
-        .to_vec_frame_with_options(
-            0,
-            &ConvertOptions::new().with_modality_lut(ModalityLutOption::None),
-        )
-        .map_err(|_| Error::Decode("cannot read the colour pixels".into()))?;
-    let shift = if pixels.bits_allocated() == 16 { 8 } else { 0 };
     let ybr = matches!(
         photometric,
         PhotometricInterpretation::YbrFull | PhotometricInterpretation::YbrFull422
@@ -657,13 +658,19 @@ fn color_image(
                 .unwrap_or("(not a defined term)")
         )));
     }
+    if bits < 8 || samples.len() != rows * cols * 3 {
+        return Err(Error::Decode(
+            "a colour image needs three samples of at least 8 bits a pixel".into(),
+        ));
+    }
+    let shift = bits - 8;
     let mut out = Vec::with_capacity(rows * cols * 4);
     for pixel in samples.chunks_exact(3) {
-        let sample = [0, 1, 2].map(|i| pixel[i] >> shift);
+        let sample = [0, 1, 2].map(|i| (pixel[i] >> shift) as u8);
         if ybr {
             out.extend(ybr_to_rgb(sample.map(f64::from)));
         } else {
-            out.extend(sample.map(|v| v as u8));
+            out.extend(sample);
         }
         out.push(255);
     }
@@ -989,12 +996,84 @@ mod tests {
         }
     }
 
+    /// A 1-frame 2×2 MONOCHROME2 file whose pixels are in `tag` (Float or Double Float Pixel
+    /// Data) with `bits` allocated.
+    fn float_file(tag: Tag, vr: VR, bits: u16, values: PrimitiveValue) -> Vec<u8> {
+        let mut object = InMemDicomObject::new_empty();
+        for (tag, value) in [
+            (tags::ROWS, 2u16),
+            (tags::COLUMNS, 2),
+            (tags::SAMPLES_PER_PIXEL, 1),
+            (tags::BITS_ALLOCATED, bits),
+        ] {
+            object.put(DataElement::new(tag, VR::US, PrimitiveValue::from(value)));
+        }
+        object.put(DataElement::new(
+            tags::PHOTOMETRIC_INTERPRETATION,
+            VR::CS,
+            PrimitiveValue::from("MONOCHROME2"),
+        ));
+        object.put(DataElement::new(tag, vr, values));
+        let file = object
+            .with_meta(
+                FileMetaTableBuilder::new()
+                    .transfer_syntax(uids::EXPLICIT_VR_LITTLE_ENDIAN)
+                    .media_storage_sop_class_uid(uids::PARAMETRIC_MAP_STORAGE)
+                    .media_storage_sop_instance_uid("2.25.8"),
+            )
+            .unwrap();
+        let mut bytes = Vec::new();
+        file.write_all(&mut bytes).unwrap();
+        bytes
+    }
+
     #[test]
-    fn packbits_lengths_by_hand() {
-        // 3 literal bytes, a run of 4, a no-op, a run of 2.
-        assert_eq!(packbits_len(&[2, 9, 8, 7, 253, 5, 128, 255, 1]), 9);
-        // A literal cut short counts what is there; a run without its byte counts nothing.
-        assert_eq!(packbits_len(&[5, 1, 2]), 2);
-        assert_eq!(packbits_len(&[250]), 0);
+    fn float_pixel_data_is_shown_as_its_values() {
+        let values = [-1.5, 0.0, 2.5, 100.0];
+        let single = PrimitiveValue::F32(values.iter().map(|&v| v as f32).collect());
+        let double = PrimitiveValue::F64(values.iter().copied().collect());
+        for bytes in [
+            float_file(tags::FLOAT_PIXEL_DATA, VR::OF, 32, single),
+            float_file(tags::DOUBLE_FLOAT_PIXEL_DATA, VR::OD, 64, double),
+        ] {
+            let scan = decode(&bytes, &ScanOptions::default()).unwrap();
+            assert_eq!(scan.facts.value_range, Some([-1.5, 100.0]));
+            // The full range is the window: −1.5 black, 100 white, 2.5 at 4/101.5 of the way.
+            let gray: Vec<u8> = scan.image.pixels().chunks(4).map(|p| p[0]).collect();
+            assert_eq!(gray[0], 0);
+            assert_eq!(gray[3], 255);
+            assert_eq!(gray[2], (4.0_f64 / 101.5 * 255.0).round() as u8);
+        }
+        // Float pixel data of the wrong width is refused by name.
+        let wrong = float_file(
+            tags::FLOAT_PIXEL_DATA,
+            VR::OF,
+            64,
+            PrimitiveValue::F32([0.0f32; 4].into_iter().collect()),
+        );
+        let error = decode(&wrong, &ScanOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("64-bit pixels are not supported in float pixel data"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn stored_bits_sign_extend_at_every_width() {
+        let bits = |stored, high_bit, signed| StoredBits {
+            stored,
+            high_bit,
+            signed,
+        };
+        // 32-bit signed: the full word.
+        assert_eq!(bits(32, 31, true).values(&[0xFFFF_FFFE, 5]), [-2.0, 5.0]);
+        // 12 bits stored at bits 11..0 of a 16-bit word, junk above them ignored.
+        assert_eq!(
+            bits(12, 11, true).values(&[0xF800, 0x07FF]),
+            [-2048.0, 2047.0]
+        );
+        assert_eq!(bits(12, 11, false).values(&[0xF800]), [2048.0]);
     }
 }

@@ -16,7 +16,11 @@ mod dicom;
 #[cfg(feature = "scan")]
 mod dicom_lengths;
 #[cfg(feature = "scan")]
+mod dicom_native;
+#[cfg(feature = "scan")]
 mod dicom_palette;
+#[cfg(feature = "scan")]
+mod dicom_rle;
 #[cfg(feature = "scan")]
 mod dicom_un;
 #[cfg(feature = "scan")]
