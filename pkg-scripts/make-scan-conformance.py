@@ -14,6 +14,9 @@ Run by hand (never in CI), from the repository root:
 Last run with: Python 3.11.7, pydicom 3.0.2, nibabel 5.4.2, numpy 2.4.6, pylibjpeg 2.1,
 pylibjpeg-libjpeg 2.3, pylibjpeg-openjpeg 2.5, pillow 13.0.0.
 
+A file without preamble or file meta, or whose meta names no transfer syntax, is read with
+`force=True` and the transfer syntax of the encoding pydicom detects (`read_forced`).
+
 Writes crate/kdlens/tests/fixtures/conformance.json: per file, whether it is an image (a DICOM data
 set with Pixel Data, Float Pixel Data or Double Float Pixel Data, or a NIfTI volume), whether the
 reference decodes it (and why not), and for a decoded image what kdlens must show by default: the
@@ -29,7 +32,9 @@ import warnings
 import nibabel as nib
 import numpy as np
 import pydicom
+from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_color_lut, apply_modality_lut
+from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 CORPUS = "tests/.cache/corpus"
 OUT = "crate/kdlens/tests/fixtures/conformance.json"
@@ -49,10 +54,28 @@ def short(error):
     return f"{type(error).__name__}: {error}".splitlines()[0][:160]
 
 
+def read_forced(path):
+    """The data set in `path`, read as a pydicom user reads a file without preamble or file meta
+    (old ACR-NEMA-style exports) or whose meta names no transfer syntax: with `force=True`, and
+    the transfer syntax set from the encoding pydicom found."""
+    try:
+        ds = pydicom.dcmread(path)
+    except InvalidDicomError:
+        ds = pydicom.dcmread(path, force=True)
+    if "TransferSyntaxUID" not in ds.file_meta and ds.original_encoding[0] is not None:
+        implicit, little = ds.original_encoding
+        ds.file_meta.TransferSyntaxUID = (
+            ImplicitVRLittleEndian if implicit
+            else ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
+    return ds
+
+
 def dicom_entry(path):
     entry = {"file": os.path.relpath(path, CORPUS)}
     try:
-        ds = pydicom.dcmread(path)
+        ds = read_forced(path)
+        if len(ds) == 0:
+            raise InvalidDicomError("no data elements")
     except Exception as error:  # noqa: BLE001 - every failure is an outcome
         return entry | {"image": False, "reason": "unreadable: " + short(error)}
     if not any(tag in ds for tag in PIXEL_TAGS):

@@ -3,23 +3,21 @@
 
 use dicom_core::Tag;
 use dicom_dictionary_std::tags;
-use dicom_object::{DefaultDicomObject, InMemDicomObject, OpenFileOptions, mem::InMemElement};
+use dicom_object::{DefaultDicomObject, InMemDicomObject, mem::InMemElement};
 use dicom_pixeldata::{PhotometricInterpretation, PixelDecoder, PlanarConfiguration};
 use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry};
 
 use super::{
     Ramp, ScanFacts, ScanFormat, ScanImage, ScanOptions, WindowChoice,
     dicom_native::{Order, Shape},
+    dicom_open::{EXPLICIT_VR_BIG_ENDIAN, printable},
     shared::{check_size, chosen_ramp, gray_image, pick, value_range},
 };
 use crate::{Error, Result, image::RgbaImage};
 
 /// Decodes one frame of the DICOM file in `bytes`.
 pub(super) fn decode(bytes: &[u8], options: &ScanOptions) -> Result<ScanImage> {
-    super::dicom_lengths::check(bytes)?;
-    let mut object = OpenFileOptions::new()
-        .from_reader(bytes)
-        .map_err(|e| Error::Decode(format!("not a readable DICOM file ({})", kind_of(&e))))?;
+    let mut object = super::dicom_open::open(bytes)?;
     let big_endian = transfer_syntax(&object) == EXPLICIT_VR_BIG_ENDIAN;
     super::dicom_un::read_known_vrs(&mut object, big_endian)?;
     let layout = Layout::read(&object)?;
@@ -426,9 +424,6 @@ fn transfer_syntax(object: &DefaultDicomObject) -> &str {
         .transfer_syntax()
         .trim_end_matches(['\0', ' '])
 }
-
-/// The Explicit VR Big Endian transfer syntax (retired, still found in old archives).
-const EXPLICIT_VR_BIG_ENDIAN: &str = "1.2.840.10008.1.2.2";
 
 /// The RLE Lossless transfer syntax.
 const RLE_LOSSLESS: &str = "1.2.840.10008.1.2.5";
@@ -865,33 +860,6 @@ fn float_of(element: Option<&InMemElement>, tag: Tag) -> Result<Option<f64>> {
 /// An error naming the attribute, never its value.
 fn bad_attribute(name: &str) -> Error {
     Error::Decode(format!("the attribute {name} is malformed"))
-}
-
-/// What kind of read error this was, without the values it may quote.
-fn kind_of(error: &dicom_object::ReadError) -> String {
-    use dicom_object::ReadError as E;
-    match error {
-        E::ReadPreambleBytes { .. } => "it ends before the preamble does".into(),
-        E::ParseMetaDataSet { .. } => "no valid file meta information".into(),
-        E::ReadUnrecognizedTransferSyntax { uid, .. } => {
-            format!("unknown transfer syntax {}", printable(uid))
-        }
-        E::ReadUnsupportedTransferSyntax { uid, .. }
-        | E::ReadUnsupportedTransferSyntaxWithSuggestion { uid, .. } => {
-            format!("unsupported transfer syntax {}", printable(uid))
-        }
-        _ => "the data set cannot be parsed".into(),
-    }
-}
-
-/// A UID shown only if it is one (digits and dots).
-fn printable(uid: &str) -> String {
-    let uid = uid.trim_end_matches(['\0', ' ']);
-    if !uid.is_empty() && uid.len() <= 64 && uid.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-        uid.to_string()
-    } else {
-        "(not a UID)".into()
-    }
 }
 
 #[cfg(test)]

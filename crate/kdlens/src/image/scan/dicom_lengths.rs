@@ -44,20 +44,26 @@ enum Encoding {
     ExplicitBig,
 }
 
-/// Checks the DICOM file in `bytes` (preamble and `DICM` included or not): every element value
-/// and pixel-data fragment states a length that fits in what follows it.
-pub(super) fn check(bytes: &[u8]) -> Result<()> {
+/// Where a Part 10 file's data set starts (after the preamble, `DICM` and the file meta group)
+/// and the transfer syntax the meta group names (empty when it names none); `None` for bytes
+/// without `DICM` at 128 or at 0.
+pub(super) fn meta_group(bytes: &[u8]) -> Result<Option<(usize, String)>> {
     let start = if bytes.get(128..132) == Some(b"DICM") {
         132
     } else if bytes.get(..4) == Some(b"DICM") {
         4
     } else {
-        return Ok(()); // not Part 10: dicom-rs refuses it
+        return Ok(None);
     };
     let mut meta = Walker::new(&bytes[start..], Encoding::ExplicitLittle);
     let transfer_syntax = meta.meta_group()?;
-    let data_set = &bytes[start + meta.read as usize..];
-    if DEFLATED.contains(&transfer_syntax.as_str()) {
+    Ok(Some((start + meta.read as usize, transfer_syntax)))
+}
+
+/// Checks the data set `data_set`, written in `transfer_syntax`: every element value and
+/// pixel-data fragment states a length that fits in what follows it.
+pub(super) fn check_data_set(data_set: &[u8], transfer_syntax: &str) -> Result<()> {
+    if DEFLATED.contains(&transfer_syntax) {
         let inflated = flate2::read::DeflateDecoder::new(data_set).take(MAX_INFLATED + 1);
         let mut walker = Walker::new(inflated, Encoding::ExplicitLittle);
         walker.data_set()?;
@@ -68,7 +74,7 @@ pub(super) fn check(bytes: &[u8]) -> Result<()> {
         }
         return Ok(());
     }
-    let encoding = match transfer_syntax.as_str() {
+    let encoding = match transfer_syntax {
         "1.2.840.10008.1.2" => Encoding::ImplicitLittle,
         "1.2.840.10008.1.2.2" => Encoding::ExplicitBig,
         _ => Encoding::ExplicitLittle,
@@ -287,6 +293,12 @@ fn long_length(vr: VR) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The whole check of a Part 10 file, as the reader runs it.
+    fn check(bytes: &[u8]) -> Result<()> {
+        let (at, transfer_syntax) = meta_group(bytes)?.expect("a Part 10 file");
+        check_data_set(&bytes[at..], &transfer_syntax)
+    }
 
     /// An explicit-VR little-endian element.
     fn element(group: u16, element: u16, vr: &[u8; 2], value: &[u8]) -> Vec<u8> {

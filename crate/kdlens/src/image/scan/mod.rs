@@ -18,6 +18,8 @@ mod dicom_lengths;
 #[cfg(feature = "scan")]
 mod dicom_native;
 #[cfg(feature = "scan")]
+mod dicom_open;
+#[cfg(feature = "scan")]
 mod dicom_palette;
 #[cfg(feature = "scan")]
 mod dicom_rle;
@@ -167,10 +169,16 @@ pub struct ScanImage {
 
 /// Which scan format `bytes` are, by their magic numbers: `DICM` at byte 128 (or at 0, without
 /// the preamble), a NIfTI-1 or NIfTI-2 header (`n+1`, `n+2`), or gzip (taken as `.nii.gz`).
-/// `None` for anything else.
+/// A DICOM data set without preamble or meta (ACR-NEMA-style exports) has no magic number; it is
+/// told by its first element's group, 0008, little endian, or big endian followed by an explicit
+/// VR. `None` for anything else.
 pub fn sniff(bytes: &[u8]) -> Option<ScanFormat> {
     let at = |offset: usize, magic: &[u8]| bytes.get(offset..offset + magic.len()) == Some(magic);
-    if at(128, b"DICM") || at(0, b"DICM") {
+    let explicit_vr = bytes
+        .get(4..6)
+        .is_some_and(|vr| vr.iter().all(u8::is_ascii_uppercase));
+    let data_set = at(0, &[0x08, 0x00]) || (at(0, &[0x00, 0x08]) && explicit_vr);
+    if at(128, b"DICM") || at(0, b"DICM") || data_set {
         Some(ScanFormat::Dicom)
     } else if at(344, b"n+1\0") || at(4, b"n+2\0") || at(0, &[0x1f, 0x8b]) {
         Some(ScanFormat::Nifti)
@@ -215,5 +223,19 @@ mod tests {
         assert_eq!(sniff(&nifti), Some(ScanFormat::Nifti));
         assert_eq!(sniff(&[0x1f, 0x8b, 8, 0]), Some(ScanFormat::Nifti));
         assert_eq!(sniff(b"\x89PNG\r\n\x1a\n"), None);
+        // Data sets without meta: implicit or explicit VR little endian, explicit big endian.
+        assert_eq!(
+            sniff(b"\x08\x00\x05\x00\x0a\x00\x00\x00"),
+            Some(ScanFormat::Dicom)
+        );
+        assert_eq!(
+            sniff(b"\x08\x00\x05\x00CS\x0a\x00"),
+            Some(ScanFormat::Dicom)
+        );
+        assert_eq!(
+            sniff(b"\x00\x08\x00\x05CS\x00\x0a"),
+            Some(ScanFormat::Dicom)
+        );
+        assert_eq!(sniff(b"\x00\x08\x00\x05\x00\x00\x00\x0a"), None);
     }
 }
