@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.." || exit 1
 dest=tests/.cache/scans
 pydicom_files=(CT_small MR_small MR_small_bigendian MR_small_implicit MR_small_expb MR_small_RLE
   JPGExtended SC_rgb_jpeg_dcmtk image_dfl SC_rgb_small_odd SC_ybr_full_422_uncompressed SC_rgb_rle_2frame
-  MR_small_jp2klossless MR_small_jpeg_ls_lossless 693_J2KI JPEG2000 examples_jpeg2k)
+  MR_small_jp2klossless MR_small_jpeg_ls_lossless 693_J2KI JPEG2000 examples_jpeg2k
+  SC_rgb_jls_lossy_line)
 data_files=(RG1_UNCR vlut_04 emri_small JPEG-LL explicit_VR-UN mlut_18)
 nibabel_files=(anatomical.nii example4d.nii.gz standard.nii.gz example_nifti2.nii.gz)
 wanted=$(( ${#pydicom_files[@]} + ${#data_files[@]} + ${#nibabel_files[@]} ))

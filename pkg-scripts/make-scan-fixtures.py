@@ -24,8 +24,7 @@ crate/kdlens/fuzz/regressions/scan_decode/: a made-up 8×8 two-frame CT DICOM fi
 NIfTI-1 volume (gzipped and not) and a 4×4×3×2 NIfTI-2 volume, each behind the option byte the
 harness reads first.
 
-Files that kdlens must refuse with a message naming the transfer syntax (JPEG-LS) are listed with
-the words that message must contain.
+Files that kdlens must refuse (colour JPEG-LS) are listed with the words its message must contain.
 """
 import json
 import os
@@ -169,7 +168,9 @@ def main():
               # JPEG 2000, lossless and lossy (pydicom decodes them with pylibjpeg-openjpeg).
               "MR_small_jp2klossless.dcm", "693_J2KI.dcm", "JPEG2000.dcm", "examples_jpeg2k.dcm",
               # Known attributes stored as UN; a Modality LUT Sequence in place of rescale.
-              "explicit_VR-UN.dcm", "mlut_18.dcm"]
+              "explicit_VR-UN.dcm", "mlut_18.dcm",
+              # JPEG-LS (pure_jpegls) and 12-bit lossy JPEG (libjpeg-turbo-rs).
+              "MR_small_jpeg_ls_lossless.dcm", "JPGExtended.dcm"]
     # A fixed window per volume, in the volume's own units, so that the display is defined
     # without kdlens's percentile rule.
     niftis = [("anatomical.nii", (60.0, 120.0)), ("example4d.nii.gz", (1500.0, 3000.0)),
@@ -178,9 +179,8 @@ def main():
         "dicom": [dicom_entry(n) for n in dicoms],
         "nifti": [nifti_entry(n, w) for n, w in niftis],
         "refused": [
-            {"file": "MR_small_jpeg_ls_lossless.dcm", "message": "JPEG-LS"},
-            # 12-bit lossy JPEG: neither jpeg-decoder nor Pillow decodes it.
-            {"file": "JPGExtended.dcm", "message": "cannot decode the pixel data"},
+            # Colour JPEG-LS: no pure-Rust decoder reads more than one component.
+            {"file": "SC_rgb_jls_lossy_line.dcm", "message": "colour JPEG-LS is not supported"},
         ],
         "versions": {"pydicom": pydicom.__version__, "nibabel": nib.__version__, "numpy": np.__version__},
     }

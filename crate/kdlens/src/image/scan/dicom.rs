@@ -138,6 +138,21 @@ fn frame_samples(
         let words = super::dicom_native::frame_words(&bytes, shape, 0, Order::LITTLE)?;
         return Ok(as_stored(words));
     }
+    let own = super::dicom_codecs::decode_frame(
+        element,
+        transfer_syntax(object),
+        layout.frames,
+        frame,
+        layout.shape(),
+        &layout.photometric,
+    )?;
+    if let Some((words, photometric)) = own {
+        return Ok(Samples::Words {
+            words,
+            photometric,
+            bits: layout.bits,
+        });
+    }
     check_transfer_syntax(object)?;
     // dicom-rs' messages may quote header text (an unknown photometric interpretation): only
     // this fixed one leaves.

@@ -60,10 +60,15 @@ pub(super) fn meta_group(bytes: &[u8]) -> Result<Option<(usize, String)>> {
     Ok(Some((start + meta.read as usize, transfer_syntax)))
 }
 
+/// Whether a data set in transfer syntax `uid` is deflated.
+pub(super) fn is_deflated(uid: &str) -> bool {
+    DEFLATED.contains(&uid)
+}
+
 /// Checks the data set `data_set`, written in `transfer_syntax`: every element value and
 /// pixel-data fragment states a length that fits in what follows it.
 pub(super) fn check_data_set(data_set: &[u8], transfer_syntax: &str) -> Result<()> {
-    if DEFLATED.contains(&transfer_syntax) {
+    if is_deflated(transfer_syntax) {
         let inflated = flate2::read::DeflateDecoder::new(data_set).take(MAX_INFLATED + 1);
         let mut walker = Walker::new(inflated, Encoding::ExplicitLittle);
         walker.data_set()?;

@@ -17,10 +17,14 @@ pub(super) const EXPLICIT_VR_BIG_ENDIAN: &str = "1.2.840.10008.1.2.2";
 
 /// The DICOM object in `bytes`, its meta information made up for a data set without one (the
 /// transfer syntax it was read in; Secondary Capture unless the data set names its SOP class).
+/// A data set stated as explicit VR but written in implicit VR is read as implicit VR.
 pub(super) fn open(bytes: &[u8]) -> Result<DefaultDicomObject> {
     match meta_group(bytes)? {
-        Some((at, transfer_syntax)) if !transfer_syntax.is_empty() => {
-            check_data_set(&bytes[at..], &transfer_syntax)?;
+        Some((at, uid)) if implicit_though_explicit(&bytes[at..], &uid) => {
+            read_data_set(&bytes[at..], IMPLICIT_VR_LITTLE_ENDIAN, &uid)
+        }
+        Some((at, uid)) if !uid.is_empty() => {
+            check_data_set(&bytes[at..], &uid)?;
             OpenFileOptions::new()
                 .from_reader(bytes)
                 .map_err(|e| unreadable(&kind_of(&e)))
@@ -30,18 +34,34 @@ pub(super) fn open(bytes: &[u8]) -> Result<DefaultDicomObject> {
     }
 }
 
+/// Whether a data set whose transfer syntax `uid` says explicit VR little endian (every one but
+/// implicit VR, big endian and the deflated ones) starts with an element without an explicit VR:
+/// written in implicit VR by mistake, as some writers do; pydicom then reads it as implicit VR.
+fn implicit_though_explicit(data_set: &[u8], uid: &str) -> bool {
+    let stated_explicit_little = !uid.is_empty()
+        && ![IMPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_BIG_ENDIAN].contains(&uid)
+        && !super::dicom_lengths::is_deflated(uid);
+    stated_explicit_little && encoding_of(data_set) == Some(IMPLICIT_VR_LITTLE_ENDIAN)
+}
+
 /// A data set without (usable) file meta information.
 fn data_set_alone(bytes: &[u8]) -> Result<DefaultDicomObject> {
     let uid = encoding_of(bytes)
         .ok_or_else(|| unreadable("no file meta information, and no data set either"))?;
-    check_data_set(bytes, uid)?;
+    read_data_set(bytes, uid, uid)
+}
+
+/// The data set in `bytes`, its elements read in transfer syntax `read_in`, its pixel data
+/// encoded as transfer syntax `pixels_in` says.
+fn read_data_set(bytes: &[u8], read_in: &str, pixels_in: &str) -> Result<DefaultDicomObject> {
+    check_data_set(bytes, read_in)?;
     let syntax = TransferSyntaxRegistry
-        .get(uid)
+        .get(read_in)
         .ok_or_else(|| unreadable("the transfer syntax is not known"))?;
     let object = InMemDicomObject::read_dataset_with_ts(bytes, syntax)
         .map_err(|_| unreadable("the data set cannot be parsed"))?;
     let meta = FileMetaTableBuilder::new()
-        .transfer_syntax(uid)
+        .transfer_syntax(pixels_in)
         .media_storage_sop_class_uid("1.2.840.10008.5.1.4.1.1.7")
         .media_storage_sop_instance_uid("2.25.0");
     object
@@ -153,6 +173,31 @@ mod tests {
                 .unwrap();
             assert_eq!(&pixels[..], [10, 200], "{uid}");
         }
+    }
+
+    #[test]
+    fn a_data_set_written_implicit_though_stated_explicit_is_read_as_implicit() {
+        let meta = FileMetaTableBuilder::new()
+            .transfer_syntax(EXPLICIT_VR_LITTLE_ENDIAN)
+            .media_storage_sop_class_uid("1.2.840.10008.5.1.4.1.1.7")
+            .media_storage_sop_instance_uid("2.25.1")
+            .build()
+            .unwrap();
+        let mut bytes = vec![0u8; 128];
+        bytes.extend_from_slice(b"DICM");
+        meta.write(&mut bytes).unwrap();
+        bytes.extend(data_set(IMPLICIT_VR_LITTLE_ENDIAN));
+        let object = open(&bytes).unwrap();
+        let pixels = object
+            .element(tags::PIXEL_DATA)
+            .unwrap()
+            .to_bytes()
+            .unwrap();
+        assert_eq!(&pixels[..], [10, 200]);
+        assert_eq!(
+            object.meta().transfer_syntax().trim_end_matches('\0'),
+            EXPLICIT_VR_LITTLE_ENDIAN
+        );
     }
 
     #[test]

@@ -14,6 +14,8 @@ mod c_alloc;
 #[cfg(feature = "scan")]
 mod dicom;
 #[cfg(feature = "scan")]
+mod dicom_codecs;
+#[cfg(feature = "scan")]
 mod dicom_lengths;
 #[cfg(feature = "scan")]
 mod dicom_native;
