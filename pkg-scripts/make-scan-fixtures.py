@@ -22,7 +22,8 @@ exactly their sampled range, at the same 8-bit resolution.
 It also writes the seeds of the `scan_decode` fuzz target into
 crate/kdlens/fuzz/regressions/scan_decode/: a made-up 8×8 two-frame CT DICOM file, a 4×4×3
 NIfTI-1 volume (gzipped and not) and a 4×4×3×2 NIfTI-2 volume, each behind the option byte the
-harness reads first.
+harness reads first; and two files that claim more than they hold — a gzip bomb (a header
+claiming 1024³ voxels) and a DICOM header claiming 1000 frames of 12000×12000.
 
 Files that kdlens must refuse (colour JPEG-LS) are listed with the words its message must contain.
 """
@@ -158,6 +159,21 @@ def write_fuzz_seeds():
     volume2 = nib.Nifti2Image((np.arange(96, dtype=np.int16) * 5).reshape(4, 4, 3, 2), affine)
     with open(os.path.join(out, "volume2.nii"), "wb") as f:
         f.write(b"\x21" + volume2.to_bytes())
+    # A gzip bomb: a header claiming a 1024³ int16 volume (2 GiB), then 64 MiB of zeros that
+    # deflate to about 64 kB. kdlens must refuse it from the header, before inflating the rest.
+    bomb = nib.Nifti1Image(np.zeros((1, 1, 1), dtype=np.int16), affine)
+    bomb.header.set_data_shape((1024, 1024, 1024))
+    header = bomb.header.binaryblock + b"\x00" * 4
+    with open(os.path.join(out, "bomb.nii.gz"), "wb") as f:
+        f.write(b"\x00" + gzip.compress(header + bytes(64 << 20), compresslevel=9, mtime=0))
+    # A DICOM file whose header claims 1000 frames of 12000×12000 over 8 bytes of pixel data:
+    # refused from the header, before any buffer is sized from it.
+    ds.Rows, ds.Columns, ds.NumberOfFrames = 12000, 12000, 1000
+    ds.PixelData = bytes(8)
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    with open(os.path.join(out, "ct-claims-huge.dcm"), "wb") as f:
+        f.write(b"\x00" + buffer.getvalue())
 
 
 def main():

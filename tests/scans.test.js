@@ -167,8 +167,12 @@ describe('scans in the page (CPU)', () => {
 
   test('unreadable and unsupported scans get a message that names the file and the problem', async () => {
     const shown = await page.evaluate(() => window.kdlens.lastResult.probabilities);
+    // A gzip bomb (a header claiming 1024³ voxels, 64 MiB of zeros in 64 kB), saved for the
+    // fuzz regressions behind the harness's option byte: refused before the wasm heap grows.
+    const bomb = await readFile(join(ROOT, 'crate/kdlens/fuzz/regressions/scan_decode/bomb.nii.gz'));
     const cases = [
-      [(await scan('MR_small_jpeg_ls_lossless.dcm')).bytes, 'MR_small_jpeg_ls_lossless.dcm', /JPEG-LS/],
+      [(await scan('SC_rgb_jls_lossy_line.dcm')).bytes, 'SC_rgb_jls_lossy_line.dcm', /colour JPEG-LS is not supported/],
+      [bomb.subarray(1), 'bomb.nii.gz', /bomb\.nii\.gz could not be read: .*claims 1073741824 voxels/],
       [(await scan('anatomical.nii')).bytes.subarray(0, 1000), 'cut.nii', /cut\.nii could not be read: the file holds fewer voxels than its header claims/],
       [(await scan('CT_small.dcm')).bytes.subarray(0, 2000), 'cut.dcm', /cut\.dcm could not be read/],
     ];

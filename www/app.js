@@ -275,7 +275,8 @@ function describeScan(facts) {
     const { center, width } = centerWidth(facts.window);
     parts.push(`window ${formatValue(center)} / ${formatValue(width)}${hu} (${facts.window_source})`);
   } else if (facts.window_source) {
-    parts.push(`window from the file's ${facts.window_source === 'voi-lut' ? 'VOI LUT' : facts.window_source}`);
+    const named = { 'voi-lut': 'VOI LUT', sigmoid: 'window, through a sigmoid' };
+    parts.push(`window from the file's ${named[facts.window_source] ?? facts.window_source}`);
   }
   if (facts.value_range) parts.push(`values ${formatValue(facts.value_range[0])} to ${formatValue(facts.value_range[1])}${hu}`);
   return parts.join(' · ');

@@ -3,7 +3,9 @@
 //! `train-teacher`, `distill`, `evaluate`, `explain` (every method, faithfulness), `audit` and
 //! `export`, one of them through a decoding error; every file those commands write, and
 //! everything they print, is searched for each value. The page's browser test searches its
-//! exports for the same values, in files that `write_patient_files` writes.
+//! exports for the same values, in files that `write_patient_files` writes. And every file of the
+//! public scan corpora goes through the decoder that all of those share: what it returns (the
+//! scan's facts, or its error) holds none of the file's identifying values.
 
 mod common;
 
@@ -13,9 +15,11 @@ use std::{
 };
 
 use common::files_under;
-use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
+use dicom_core::{DataElement, PrimitiveValue, Tag, VR, header::Header};
 use dicom_dictionary_std::{tags, uids};
-use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
+use dicom_object::{FileMetaTableBuilder, InMemDicomObject, OpenFileOptions};
+use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry};
+use kdlens::image::scan::{ScanOptions, decode_scan};
 
 /// Identifying attributes of the basic profile (PS3.15 Table E.1-1) with a made-up value each:
 /// text that appears nowhere else, dates and times, and UIDs under an unregistered root. Some of
@@ -100,7 +104,7 @@ fn searchable(n: usize) -> Vec<(Tag, String)> {
         .collect()
 }
 
-/// A 24×24 12-bit CT frame carrying `identifying(n)`; `bits` allocated (32 makes it unreadable).
+/// A 24×24 12-bit CT frame carrying `identifying(n)`; `bits` allocated (24 makes it unreadable).
 fn write_dicom(path: &Path, n: usize, bits: u16) {
     let mut object = InMemDicomObject::new_empty();
     for (tag, vr, value) in identifying(n) {
@@ -199,7 +203,7 @@ fn no_identifying_value_reaches_any_output() {
         }
     }
     let unreadable = tmp.path().join("unreadable.dcm");
-    write_dicom(&unreadable, 0, 32);
+    write_dicom(&unreadable, 0, 24);
     let runs = tmp.path().join("runs");
     let run = |name: &str| runs.join(name).to_string_lossy().into_owned();
     let data_arg = data.to_string_lossy().into_owned();
@@ -323,7 +327,7 @@ fn no_identifying_value_reaches_any_output() {
         &model,
     ]);
     assert!(
-        !ok && text.contains("unreadable.dcm") && text.contains("32-bit"),
+        !ok && text.contains("unreadable.dcm") && text.contains("24-bit"),
         "{text}"
     );
     printed += &text;
@@ -378,4 +382,80 @@ fn no_identifying_value_reaches_any_output() {
             }
         }
     }
+}
+
+/// The identifying values a real file holds: the text of every attribute of [`identifying`]'s
+/// list and of every person name, anywhere in the data set (sequences included), each value of a
+/// multi-valued attribute and each part of a name of 4 characters or more.
+fn identifying_values(object: &InMemDicomObject, out: &mut Vec<String>) {
+    let profile: Vec<Tag> = identifying(0).into_iter().map(|(tag, _, _)| tag).collect();
+    for element in object {
+        if let Some(items) = element.items() {
+            for item in items {
+                identifying_values(item, out);
+            }
+            continue;
+        }
+        if !(profile.contains(&element.tag()) || element.vr() == VR::PN) {
+            continue;
+        }
+        let Ok(text) = element.to_str() else { continue };
+        for value in text.split('\\') {
+            let value = value.trim_matches([' ', '\0']);
+            let parts = std::iter::once(value).chain(value.split('^'));
+            out.extend(parts.filter(|p| p.len() >= 4).map(str::to_string));
+        }
+    }
+}
+
+/// A corpus file's data set as dicom-rs reads it: a Part 10 file, or a data set alone in implicit
+/// or explicit VR little endian; `None` for anything else (NIfTI, text).
+fn data_set_of(bytes: &[u8]) -> Option<InMemDicomObject> {
+    if let Ok(file) = OpenFileOptions::new().from_reader(bytes) {
+        return Some(file.into_inner());
+    }
+    ["1.2.840.10008.1.2", "1.2.840.10008.1.2.1"]
+        .into_iter()
+        .filter_map(|uid| TransferSyntaxRegistry.get(uid))
+        .find_map(|ts| InMemDicomObject::read_dataset_with_ts(bytes, ts).ok())
+}
+
+#[test]
+fn no_identifying_value_of_the_corpora_reaches_the_decoders_output() {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/.cache/corpus");
+    if !corpus.join("complete").exists() {
+        eprintln!("skipped: run pkg-scripts/fetch-test-scans.sh for the scan corpora");
+        return;
+    }
+    let (mut files, mut with_values) = (0, 0);
+    for path in files_under(&corpus) {
+        if path.ends_with("complete") {
+            continue;
+        }
+        files += 1;
+        let bytes = std::fs::read(&path).unwrap();
+        let mut values = Vec::new();
+        if let Some(object) = data_set_of(&bytes) {
+            identifying_values(&object, &mut values);
+        }
+        with_values += usize::from(!values.is_empty());
+        let output = match decode_scan(&bytes, &ScanOptions::default()) {
+            Ok(scan) => serde_json::to_string(&scan.facts).unwrap(),
+            Err(error) => error.to_string(),
+        };
+        let output_words = words(output.as_bytes());
+        for value in values {
+            assert!(
+                !output_words.contains(value.as_bytes()),
+                "{}: an identifying value in {output}",
+                path.display()
+            );
+        }
+    }
+    assert!(files >= 240, "{files} corpus files");
+    // Most of the corpora's files name a patient, an institution or a physician.
+    assert!(
+        with_values > files / 2,
+        "{with_values} of {files} files hold identifying values"
+    );
 }

@@ -54,6 +54,25 @@ fn saved_scan_decode_inputs_do_not_panic() {
     replay("scan_decode", harness::scan_decode);
 }
 
+/// The saved files that claim far more than they hold (written by
+/// `pkg-scripts/make-scan-fixtures.py`) are refused from their headers, with what they claim.
+#[test]
+fn files_claiming_more_than_they_hold_are_refused_from_their_headers() {
+    use kdlens::image::scan::{ScanOptions, decode_scan};
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions/scan_decode");
+    for (file, words) in [
+        ("bomb.nii.gz", "claims 1073741824 voxels"),
+        ("ct-claims-huge.dcm", "the scan claims 144000000000 values"),
+    ] {
+        // After the harness's option byte.
+        let bytes = std::fs::read(dir.join(file)).unwrap();
+        let error = decode_scan(&bytes[1..], &ScanOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(words), "{file}: {error}");
+    }
+}
+
 /// The smallest DenseNet a bundle can hold (≈30 kB, mostly tensor names), so that the fuzzer's
 /// inputs stay small.
 fn tiny_bundle() -> Bundle {

@@ -497,7 +497,13 @@ fn modality_lut(
     stored: &[f32],
     signed: bool,
 ) -> Result<Vec<f32>> {
-    if let Some(lut) = Lut::first(object, tags::MODALITY_LUT_SEQUENCE, "Modality LUT", signed)? {
+    if let Some(lut) = Lut::first(
+        object,
+        frame,
+        tags::MODALITY_LUT_SEQUENCE,
+        "Modality LUT",
+        signed,
+    )? {
         return Ok(stored.iter().map(|&v| lut.entry(v as f64) as f32).collect());
     }
     let rescale = |tag| {
@@ -532,12 +538,24 @@ fn display_of(
         (display, window, source)
     };
     if choice == WindowChoice::Auto {
-        if let Some(lut) = Lut::first(object, tags::VOILUT_SEQUENCE, "VOI LUT", false)? {
+        if let Some(lut) = Lut::first(object, frame, tags::VOILUT_SEQUENCE, "VOI LUT", false)? {
             let display: Box<dyn Fn(f64) -> f64> = Box::new(move |v| lut.display(v));
             return Ok((display, None, "voi-lut".into()));
         }
-        if let Some(window) = stored_window(object, frame)? {
-            return Ok(linear((window.ramp(), "file".into())));
+        if let Some((window, function)) = stored_window(object, frame)? {
+            let super::Window { center, width } = window;
+            return Ok(match function {
+                VoiFunction::Linear => linear((window.ramp(), "file".into())),
+                VoiFunction::LinearExact => {
+                    let (low, high) = (center - width / 2.0, center + width / 2.0);
+                    linear((Ramp { low, high }, "file".into()))
+                }
+                VoiFunction::Sigmoid => {
+                    let display: Box<dyn Fn(f64) -> f64> =
+                        Box::new(move |v| 1.0 / (1.0 + (-4.0 * (v - center) / width).exp()));
+                    (display, None, "sigmoid".into())
+                }
+            });
         }
         let ramp = chosen_ramp(WindowChoice::Full, values)
             .ok_or_else(|| Error::Decode("the frame has no pixel values".into()))?;
@@ -548,24 +566,52 @@ fn display_of(
     Ok(linear(ramp))
 }
 
-/// The first Window Center / Window Width pair that the file states for `frame`, if any.
-fn stored_window(object: &DefaultDicomObject, frame: usize) -> Result<Option<super::Window>> {
+/// The VOI LUT Function that turns a window into display values (PS3.3 C.11.2.1.3).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum VoiFunction {
+    /// `LINEAR` (the default): black up to `c − 0.5 − (w − 1)/2`, white above `c − 0.5 + (w − 1)/2`.
+    Linear,
+    /// `LINEAR_EXACT`: black up to `c − w/2`, white above `c + w/2`.
+    LinearExact,
+    /// `SIGMOID`: `1 / (1 + exp(−4 (x − c) / w))`.
+    Sigmoid,
+}
+
+/// The first Window Center / Window Width pair that the file states for `frame`, and its VOI LUT
+/// Function, if there is a pair valid for that function (width ≥ 1 for LINEAR, > 0 otherwise).
+fn stored_window(
+    object: &DefaultDicomObject,
+    frame: usize,
+) -> Result<Option<(super::Window, VoiFunction)>> {
+    let element = |tag| frame_element(object, frame, tags::FRAME_VOILUT_SEQUENCE, tag);
     let first = |tag: Tag| -> Result<Option<f64>> {
-        Ok(
-            match frame_element(object, frame, tags::FRAME_VOILUT_SEQUENCE, tag) {
-                Some(e) => e
-                    .to_multi_float64()
-                    .map_err(|_| bad_attribute("Window Center/Width"))?
-                    .first()
-                    .copied(),
-                None => None,
-            },
-        )
+        Ok(match element(tag) {
+            Some(e) => e
+                .to_multi_float64()
+                .map_err(|_| bad_attribute("Window Center/Width"))?
+                .first()
+                .copied(),
+            None => None,
+        })
+    };
+    let function = match element(tags::VOILUT_FUNCTION).and_then(|e| e.to_str().ok()) {
+        None => VoiFunction::Linear,
+        Some(text) => match text.trim() {
+            "" | "LINEAR" => VoiFunction::Linear,
+            "LINEAR_EXACT" => VoiFunction::LinearExact,
+            "SIGMOID" => VoiFunction::Sigmoid,
+            _ => return Err(bad_attribute("VOI LUT Function")),
+        },
+    };
+    let least = if function == VoiFunction::Linear {
+        1.0
+    } else {
+        f64::MIN_POSITIVE
     };
     Ok(
         match (first(tags::WINDOW_CENTER)?, first(tags::WINDOW_WIDTH)?) {
-            (Some(center), Some(width)) if center.is_finite() && width >= 1.0 => {
-                Some(super::Window { center, width })
+            (Some(center), Some(width)) if center.is_finite() && width >= least => {
+                Some((super::Window { center, width }, function))
             }
             _ => None,
         },
@@ -584,17 +630,24 @@ struct Lut {
 }
 
 impl Lut {
-    /// The table of the first item of `sequence` (named `name` in errors), if the file has one.
-    /// `signed_input`: the table's inputs are signed, so a first input value stored as US above
-    /// 32767 is negative (the LUT Descriptor is "US or SS", PS3.3 C.11.1.1).
+    /// The table of the first item of `sequence` (named `name` in errors) for `frame`, if the
+    /// file has one: the file's own, else the one in the frame's functional groups (a VOI LUT
+    /// in the Frame VOI LUT group, a Modality LUT in the Pixel Value Transformation group, PS3.3
+    /// C.7.6.16.2.9–10). `signed_input`: the table's inputs are signed, so a first input value
+    /// stored as US above 32767 is negative (the LUT Descriptor is "US or SS", PS3.3 C.11.1.1).
     fn first(
         object: &DefaultDicomObject,
+        frame: usize,
         sequence: Tag,
         name: &str,
         signed_input: bool,
     ) -> Result<Option<Lut>> {
-        let Some(item) = object
-            .get(sequence)
+        let group = if sequence == tags::VOILUT_SEQUENCE {
+            tags::FRAME_VOILUT_SEQUENCE
+        } else {
+            tags::PIXEL_VALUE_TRANSFORMATION_SEQUENCE
+        };
+        let Some(item) = frame_element(object, frame, group, sequence)
             .and_then(|e| e.items())
             .and_then(|items| items.first())
         else {
@@ -1058,5 +1111,92 @@ mod tests {
             [-2048.0, 2047.0]
         );
         assert_eq!(bits(12, 11, false).values(&[0xF800]), [2048.0]);
+    }
+
+    /// A 1-frame 1×5 MONOCHROME2 16-bit file of `values`, with `elements` added.
+    fn gray_file(values: [u16; 5], elements: Vec<InMemElement>) -> Vec<u8> {
+        let mut object = InMemDicomObject::new_empty();
+        for (tag, value) in [
+            (tags::ROWS, 1u16),
+            (tags::COLUMNS, 5),
+            (tags::SAMPLES_PER_PIXEL, 1),
+            (tags::BITS_ALLOCATED, 16),
+        ] {
+            object.put(DataElement::new(tag, VR::US, PrimitiveValue::from(value)));
+        }
+        object.put(DataElement::new(
+            tags::PHOTOMETRIC_INTERPRETATION,
+            VR::CS,
+            PrimitiveValue::from("MONOCHROME2"),
+        ));
+        object.put(DataElement::new(
+            tags::PIXEL_DATA,
+            VR::OW,
+            PrimitiveValue::U16(values.into_iter().collect()),
+        ));
+        for element in elements {
+            object.put(element);
+        }
+        let file = object
+            .with_meta(
+                FileMetaTableBuilder::new()
+                    .transfer_syntax(uids::EXPLICIT_VR_LITTLE_ENDIAN)
+                    .media_storage_sop_class_uid(uids::ENHANCED_CT_IMAGE_STORAGE)
+                    .media_storage_sop_instance_uid("2.25.9"),
+            )
+            .unwrap();
+        let mut bytes = Vec::new();
+        file.write_all(&mut bytes).unwrap();
+        bytes
+    }
+
+    #[test]
+    fn voi_lut_functions_shape_the_window() {
+        let text = |tag, vr, value: &str| DataElement::new(tag, vr, PrimitiveValue::from(value));
+        let stated = |function: &str| {
+            vec![
+                text(tags::WINDOW_CENTER, VR::DS, "50"),
+                text(tags::WINDOW_WIDTH, VR::DS, "20"),
+                text(tags::VOILUT_FUNCTION, VR::CS, function),
+            ]
+        };
+        let values = [0, 40, 50, 55, 100];
+        let shades = |elements| {
+            let scan = decode(&gray_file(values, elements), &ScanOptions::default()).unwrap();
+            let gray: Vec<u8> = scan.image.pixels().chunks(4).map(|p| p[0]).collect();
+            (gray, scan.facts.window, scan.facts.window_source)
+        };
+        // SIGMOID: 255 / (1 + exp(−4 (x − 50) / 20)).
+        let sigmoid = |x: f64| (255.0 / (1.0 + (-4.0 * (x - 50.0) / 20.0).exp())).round() as u8;
+        let (gray, window, source) = shades(stated("SIGMOID"));
+        assert_eq!(gray, values.map(|v| sigmoid(f64::from(v))));
+        assert_eq!((window, source.as_deref()), (None, Some("sigmoid")));
+        // LINEAR_EXACT: black at 40, white at 60; 55 is three quarters of the way.
+        let (gray, window, _) = shades(stated("LINEAR_EXACT"));
+        assert_eq!(window, Some([40.0, 60.0]));
+        assert_eq!(gray, [0, 0, 128, 191, 255]);
+        // LINEAR: black up to 40.5 − 9.5 = 40, white above 59.
+        let (_, window, _) = shades(stated("LINEAR"));
+        assert_eq!(window, Some([40.0, 59.0]));
+        // The same from a per-frame functional group.
+        let item = |elements: Vec<InMemElement>| InMemDicomObject::from_element_iter(elements);
+        let sequence = |tag, items: Vec<InMemDicomObject>| {
+            DataElement::new(tag, VR::SQ, DataSetSequence::from(items))
+        };
+        let grouped = sequence(
+            tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE,
+            vec![item(vec![sequence(
+                tags::FRAME_VOILUT_SEQUENCE,
+                vec![item(stated("SIGMOID"))],
+            )])],
+        );
+        let (gray, _, source) = shades(vec![grouped]);
+        assert_eq!(gray, values.map(|v| sigmoid(f64::from(v))));
+        assert_eq!(source.as_deref(), Some("sigmoid"));
+        // An unknown function is an error naming the attribute.
+        let error = decode(&gray_file(values, stated("CUBIC")), &ScanOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("VOI LUT Function"), "{error}");
     }
 }

@@ -151,7 +151,8 @@ pub struct ScanFacts {
     /// The window used, as `[black, white]` values (after the modality LUT); `None` for colour
     /// images, which are shown as stored.
     pub window: Option<[f64; 2]>,
-    /// Where the window came from: `voi-lut`, `file`, `full`, `percentiles`, a preset or
+    /// Where the window came from: `voi-lut`, `file`, `sigmoid` (the file's window through its
+    /// SIGMOID VOI LUT Function; no `[black, white]` then), `full`, `percentiles`, a preset or
     /// `manual`.
     pub window_source: Option<String>,
     /// The smallest and largest finite value, after the modality LUT, of the frame (DICOM) or
