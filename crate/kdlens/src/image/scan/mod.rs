@@ -9,8 +9,6 @@
 //! acquisition facts (modality, sizes, the window used), and errors name the problem, never a
 //! header value.
 
-#[cfg(all(feature = "scan", target_arch = "wasm32"))]
-mod c_alloc;
 #[cfg(feature = "scan")]
 mod dicom;
 #[cfg(feature = "scan")]

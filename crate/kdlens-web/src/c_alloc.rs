@@ -7,6 +7,9 @@
 //! - an allocator that accepts freeing a null pointer: openjp2 frees code-block buffers it never
 //!   allocated (null) through `std::alloc::dealloc`, which native allocators tolerate as C's
 //!   `free(NULL)` does, and which traps in wasm32's allocator ("memory access out of bounds").
+//!
+//! Both belong to the program that links openjp2, this crate, not to the core: a library must
+//! not choose the global allocator of every wasm32 program that uses it.
 
 use std::{
     alloc::{GlobalAlloc, Layout, System, alloc, alloc_zeroed, dealloc, realloc as resize},
