@@ -21,7 +21,7 @@ use burn::{
 use indicatif::{ProgressBar, ProgressStyle};
 use kdlens::{
     bundle::{Manifest, WeightPrecision},
-    distill::DistillConfig,
+    distill::{DistillConfig, batch_loss},
     image::Preprocessing,
     model::{Classifier, ModelSpec},
 };
@@ -31,7 +31,7 @@ pub use checkpoint::EpochRecord;
 use checkpoint::{Checkpoint, Checkpoints, LoopState};
 pub use config::{TrainConfig, default_replicas};
 use rules::Verdict;
-use step::{batch_loss, correct, labels_tensor, replica_step, scalar};
+use step::{correct, labels_tensor, replica_step, scalar};
 use teacher::TeacherLogits;
 
 use crate::{
@@ -474,11 +474,11 @@ fn validate(
     let logits = as_tensor(&logits);
     let all: Vec<usize> = (0..val.len()).collect();
     let loss = batch_loss(
-        cx.distill,
         logits.clone(),
-        cx.teacher.map(|t| as_tensor(&t.val)),
         labels_tensor(val, &all, device),
-    );
+        cx.distill,
+        cx.teacher.map(|t| as_tensor(&t.val)),
+    )?;
     Ok((
         scalar(loss)?,
         correct(&logits, val.labels())? as f64 / val.len() as f64,

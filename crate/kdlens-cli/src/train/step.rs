@@ -5,10 +5,10 @@ use anyhow::Result;
 use burn::{
     module::Module,
     optim::{GradientsParams, MultiGradientsParams},
-    tensor::{Device, Int, Tensor, TensorData, activation::log_softmax},
+    tensor::{Device, Int, Tensor, TensorData},
 };
 use kdlens::{
-    distill::{DistillConfig, kd_loss},
+    distill::{DistillConfig, batch_loss},
     model::{Classifier, LayeredClassifier},
 };
 
@@ -30,25 +30,6 @@ pub(super) fn images_tensor(
     device: &Device,
 ) -> Tensor<4> {
     Tensor::from_data(TensorData::new(values, [n, 3, size[0], size[1]]), device)
-}
-
-/// Loss of a batch for the objective; `teacher_logits` are needed for distillation.
-pub(super) fn batch_loss(
-    distill: Option<DistillConfig>,
-    logits: Tensor<2>,
-    teacher_logits: Option<Tensor<2>>,
-    labels: Tensor<1, Int>,
-) -> Tensor<1> {
-    match (distill, teacher_logits) {
-        (Some(config), Some(teacher)) => kd_loss(logits, teacher, labels, config),
-        _ => {
-            let [n, _] = logits.dims();
-            log_softmax(logits, 1)
-                .gather(1, labels.reshape([n, 1]))
-                .mean()
-                .neg()
-        }
-    }
 }
 
 pub(super) fn correct(logits: &Tensor<2>, labels: &[usize]) -> Result<usize> {
@@ -127,7 +108,7 @@ pub(super) fn replica_step(
             )
         });
         let logits = replica.forward(images);
-        let shard_loss = batch_loss(distill, logits.clone(), teacher, targets);
+        let shard_loss = batch_loss(logits.clone(), targets, distill, teacher)?;
         hits += correct(&logits, &labels[start..end])?;
         loss += scalar(shard_loss.clone())? * m as f64;
         pending.push((shard_loss * (m as f64 / n as f64), replica, device.clone()));

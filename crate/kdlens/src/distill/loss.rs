@@ -55,8 +55,7 @@ pub fn kd_loss(
     config: DistillConfig,
 ) -> Tensor<1> {
     let [batch, _] = student_logits.dims();
-    let log_p = log_softmax(student_logits.clone(), 1);
-    let hard = log_p.gather(1, labels.reshape([batch, 1])).mean().neg();
+    let hard = cross_entropy(student_logits.clone(), labels);
     if config.alpha >= 1.0 {
         return hard;
     }
@@ -66,6 +65,43 @@ pub fn kd_loss(
     let q_teacher = log_q_teacher.clone().exp();
     let kl = (q_teacher * (log_q_teacher - log_q_student)).sum() / batch as f64;
     hard * config.alpha + kl * ((1.0 - config.alpha) * t * t)
+}
+
+/// The mean cross-entropy `[1]` of `logits` `[batch, classes]` against `labels` `[batch]`:
+/// label-only training's loss and distillation's hard term.
+pub fn cross_entropy(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1> {
+    let [batch, _] = logits.dims();
+    log_softmax(logits, 1)
+        .gather(1, labels.reshape([batch, 1]))
+        .mean()
+        .neg()
+}
+
+/// A training batch's loss `[1]`: [`cross_entropy`] with the labels when `distill` is `None`,
+/// otherwise [`kd_loss`] against `teacher_logits` `[batch, classes]`.
+///
+/// Errors when distillation is asked for without the teacher's logits (training would
+/// otherwise quietly learn from the labels alone) or with logits of another shape.
+pub fn batch_loss(
+    logits: Tensor<2>,
+    labels: Tensor<1, Int>,
+    distill: Option<DistillConfig>,
+    teacher_logits: Option<Tensor<2>>,
+) -> Result<Tensor<1>> {
+    let Some(config) = distill else {
+        return Ok(cross_entropy(logits, labels));
+    };
+    let teacher = teacher_logits.ok_or_else(|| {
+        Error::InvalidRequest("a distillation step needs the teacher's logits".into())
+    })?;
+    if teacher.dims() != logits.dims() {
+        return Err(Error::InvalidRequest(format!(
+            "the teacher's logits {:?} and the student's {:?} differ in shape",
+            teacher.dims(),
+            logits.dims()
+        )));
+    }
+    Ok(kd_loss(logits, teacher, labels, config))
 }
 
 #[cfg(test)]
@@ -143,6 +179,26 @@ mod tests {
             DistillConfig::new(0.0, 3.0).unwrap(),
         ));
         assert!(loss.abs() < 1e-6, "{loss}");
+    }
+
+    #[test]
+    fn a_batch_learns_from_the_labels_or_from_the_teacher_it_is_given() {
+        let (s, t, y) = batch();
+        let labels_only = value(batch_loss(s.clone(), y.clone(), None, None).unwrap());
+        assert!((labels_only - CE).abs() < 1e-6, "{labels_only}");
+        let config = DistillConfig::new(0.7, 2.0).unwrap();
+        let distilled = value(batch_loss(s.clone(), y.clone(), Some(config), Some(t)).unwrap());
+        assert!(
+            (distilled - (0.7 * CE + 0.3 * 4.0 * KL)).abs() < 1e-6,
+            "{distilled}"
+        );
+        let missing = batch_loss(s.clone(), y.clone(), Some(config), None).unwrap_err();
+        assert!(
+            missing.to_string().contains("teacher's logits"),
+            "{missing}"
+        );
+        let narrow = s.clone().slice([0..2, 0..2]);
+        assert!(batch_loss(s, y, Some(config), Some(narrow)).is_err());
     }
 
     #[test]

@@ -8,4 +8,4 @@
 
 mod loss;
 
-pub use loss::{DistillConfig, kd_loss};
+pub use loss::{DistillConfig, batch_loss, cross_entropy, kd_loss};
