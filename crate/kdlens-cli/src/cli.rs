@@ -6,7 +6,7 @@ use clap::{ArgMatches, Args, CommandFactory, Parser, Subcommand, ValueEnum, pars
 use kdlens::{
     explain::{
         Baseline, CamScore, Colormap, DEFAULT_OPACITY, FaithfulnessPlan, IntegratedGradientsPlan,
-        Method, ShapPlan,
+        Method, Request, ShapPlan,
     },
     image::scan::{Plane, ScanOptions, WindowChoice},
 };
@@ -334,7 +334,7 @@ pub struct EvaluateArgs {
 pub struct RequestArgs {
     /// Methods, repeated or comma-separated: grad-cam, grad-cam++, hires-cam, layer-cam,
     /// integrated-gradients, shap (feature-map means always come with them).
-    #[arg(long = "method", value_delimiter = ',', default_value = "grad-cam")]
+    #[arg(long = "method", value_delimiter = ',', default_values_t = Request::default().methods)]
     pub methods: Vec<Method>,
     /// Every method (SHAP included).
     #[arg(long, conflicts_with = "methods")]
@@ -349,13 +349,13 @@ pub struct RequestArgs {
     #[arg(long)]
     pub class: Option<String>,
     /// The score the CAM methods differentiate: logit or probability.
-    #[arg(long, default_value = "logit")]
+    #[arg(long, default_value_t = Request::default().score)]
     pub score: CamScore,
     /// Points on the integrated-gradients path.
     #[arg(long, default_value_t = IntegratedGradientsPlan::default().steps)]
     pub ig_steps: usize,
     /// Integrated-gradients baseline: black, blur or noise.
-    #[arg(long, default_value = "black")]
+    #[arg(long, default_value_t = IntegratedGradientsPlan::default().baseline)]
     pub ig_baseline: Baseline,
     /// SHAP samples per image.
     #[arg(long, default_value_t = ShapPlan::default().samples)]
@@ -388,7 +388,7 @@ pub struct ExplainArgs {
     #[command(flatten)]
     pub scan: ScanArgs,
     /// Heatmap colours: viridis (colour-blind safe) or jet (the paper's).
-    #[arg(long, default_value = "viridis")]
+    #[arg(long, default_value_t = Colormap::default())]
     pub colormap: Colormap,
     /// Heatmap opacity over the image, 0–1.
     #[arg(long, default_value_t = DEFAULT_OPACITY)]

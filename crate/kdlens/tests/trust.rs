@@ -145,6 +145,35 @@ fn deletion_and_insertion_of_a_linear_model_follow_the_hand_computed_curves() {
         (flat.probabilities[1] - sigmoid(1.5)).abs() < 1e-6,
         "pixel 0 goes first"
     );
+
+    // Zeros of either sign tie: ranked 2, 0, 1, 3 (position order among the zeros), not 2, 1,
+    // 0, 3 (+0 above −0). Deleting leaves logits 4.5, 2.5, −0.5, 0.5, 0; inserting gives 0, 2,
+    // 5, 4, 4.5.
+    let signed_zeros = [-0.0, 0.0, 5.0, -0.0];
+    let (deletion, insertion) = block_on(deletion_insertion(
+        &model,
+        &input,
+        &zeros,
+        &zeros,
+        [2, 2],
+        &signed_zeros,
+        0,
+        4,
+        8,
+        &device,
+    ))
+    .unwrap();
+    let expected_deletion = [4.5, 2.5, -0.5, 0.5, 0.0].map(sigmoid);
+    let expected_insertion = [0.0, 2.0, 5.0, 4.0, 4.5].map(sigmoid);
+    for (curve, expected) in [
+        (&deletion, expected_deletion),
+        (&insertion, expected_insertion),
+    ] {
+        for (a, b) in curve.probabilities.iter().zip(&expected) {
+            assert!((a - b).abs() < 1e-6, "{:?}", curve.probabilities);
+        }
+        assert!((curve.auc - auc(&expected)).abs() < 1e-6);
+    }
 }
 
 #[test]
@@ -262,6 +291,20 @@ fn randomisation_replaces_exactly_the_chosen_groups_and_keeps_their_scale() {
         parameter_values(&randomized(&model, &groups[4..], 1)),
         after,
         "seeded"
+    );
+    // A group's random weights are drawn once: the same whichever groups are randomised with it
+    // (as the cascade descends), and the same when the groups are randomised one at a time.
+    let top_only = parameter_values(&randomized(&model, &groups[8..], 1));
+    assert_eq!(
+        top_only[5], after[5],
+        "the classifier keeps its random weights"
+    );
+    let one_by_one = randomized(&randomized(&model, &groups[8..], 1), &groups[4..8], 1);
+    assert_eq!(parameter_values(&one_by_one), after);
+    assert_ne!(
+        parameter_values(&randomized(&model, &groups[8..], 2))[5],
+        after[5],
+        "another seed, other weights"
     );
 
     let dn = small_densenet(&device);

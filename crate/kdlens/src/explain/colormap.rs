@@ -23,6 +23,12 @@ impl std::str::FromStr for Colormap {
     }
 }
 
+impl std::fmt::Display for Colormap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&super::option_name(self))
+    }
+}
+
 /// Piecewise-linear segments of matplotlib's `jet` (`_jet_data`): `(x, value)` per channel.
 const JET: [&[(f32, f32)]; 3] = [
     &[

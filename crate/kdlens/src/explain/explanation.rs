@@ -12,7 +12,7 @@ use super::{
     cam::{activation_and_gradient, cams_from_values},
     expected_gradients_with_progress,
     feature_maps::{check_single_image, pack, unpack},
-    integrated::{baseline, integrated_gradients},
+    integrated::{baseline, black_image, integrated_gradients},
     report::{Completeness, LayerMap, MethodMap, ModelSummary, REPORT_VERSION, Report},
 };
 use crate::{
@@ -228,7 +228,7 @@ pub async fn explain<M: LayeredClassifier>(
     let mut faithfulness = Vec::new();
     if let Some(plan) = &request.faithfulness {
         let step = Instant::now();
-        let black = baseline(&pixels, [ih, iw], &Default::default(), preprocessing);
+        let black = black_image([ih, iw], preprocessing);
         let blurred = gaussian_blur(&pixels, [ih, iw], plan.blur_sigma * ih.max(iw) as f32);
         for map in &maps {
             let (deletion, insertion) = deletion_insertion(

@@ -10,11 +10,11 @@ use rand::{RngExt, SeedableRng, rngs::StdRng};
 
 use super::{
     Attribution, Baseline, IntegratedGradientsPlan, Quadrature, feature_maps::check_single_image,
-    shap::class_input_gradient,
+    request::integrated_gradients_plan_error, shap::class_input_gradient,
 };
 use crate::{
     Error, Result,
-    image::{Preprocessing, gaussian_blur},
+    image::{ColorMode, Preprocessing, gaussian_blur},
     model::LayeredClassifier,
     read_f32,
 };
@@ -84,7 +84,8 @@ fn legendre(n: usize, x: f64) -> (f64, f64) {
 }
 
 /// The baseline `x'` for an input `[3, H, W]` (already normalised by `preprocessing`): a black
-/// image, the input blurred by `plan.blur_sigma · max(H, W)` pixels, or seeded uniform noise.
+/// image, the input blurred by `plan.blur_sigma · max(H, W)` pixels, or seeded uniform noise
+/// (one noise plane on all three channels for a grayscale model).
 pub fn baseline(
     input: &[f32],
     size: [usize; 2],
@@ -95,15 +96,39 @@ pub fn baseline(
     let normalised =
         |c: usize, pixel: f32| (pixel / 255.0 - preprocessing.mean[c]) / preprocessing.std[c];
     match plan.baseline {
-        Baseline::Black => (0..3 * plane).map(|i| normalised(i / plane, 0.0)).collect(),
+        Baseline::Black => black_image(size, preprocessing),
         Baseline::Blur => gaussian_blur(input, size, plan.blur_sigma * size[0].max(size[1]) as f32),
         Baseline::Noise => {
+            // A grayscale model sees three equal channels: its noise is one plane, repeated.
+            let planes = match preprocessing.color {
+                ColorMode::Rgb => 3,
+                ColorMode::Grayscale => 1,
+            };
             let mut rng = StdRng::seed_from_u64(plan.seed);
+            let noise: Vec<f32> = (0..planes * plane)
+                .map(|_| rng.random::<f32>() * 255.0)
+                .collect();
             (0..3 * plane)
-                .map(|i| normalised(i / plane, rng.random::<f32>() * 255.0))
+                .map(|i| {
+                    let (channel, position) = (i / plane, i % plane);
+                    normalised(channel, noise[(channel % planes) * plane + position])
+                })
                 .collect()
         }
     }
+}
+
+/// A black image `[3, H, W]` (pixel value 0) normalised by `preprocessing`: the black baseline,
+/// and what the deletion curve replaces pixels with.
+pub fn black_image(size: [usize; 2], preprocessing: &Preprocessing) -> Vec<f32> {
+    let plane = size[0] * size[1];
+    (0..3 * plane)
+        .map(|i| {
+            let channel = i / plane;
+            // 0 − mean, not −mean: a zero mean gives +0.0 rather than −0.0.
+            (0.0 - preprocessing.mean[channel]) / preprocessing.std[channel]
+        })
+        .collect()
 }
 
 /// Integrated gradients of one image `[1, 3, H, W]` from `baseline` `[1, 3, H, W]` for
@@ -124,10 +149,8 @@ pub async fn integrated_gradients<M: LayeredClassifier>(
             input.dims()
         )));
     }
-    if plan.steps == 0 || plan.batch_size == 0 {
-        return Err(Error::InvalidRequest(
-            "integrated gradients need at least one step and a positive batch size".into(),
-        ));
+    if plan.steps < IntegratedGradientsPlan::MIN_STEPS || plan.batch_size == 0 {
+        return Err(integrated_gradients_plan_error(plan));
     }
     super::Target::Class(class).validate(model.num_classes())?;
     let [_, _, h, w] = input.dims();
@@ -221,5 +244,19 @@ mod tests {
         assert_eq!(a, baseline(&[5.0; 12], [2, 2], &plan(1), &pre));
         assert_ne!(a, baseline(&[0.0; 12], [2, 2], &plan(2), &pre));
         assert!(a.iter().all(|v| (0.0..=1.0).contains(v)));
+        assert_ne!(a[..4], a[4..8], "RGB: the channels are drawn apart");
+
+        let gray = Preprocessing {
+            color: ColorMode::Grayscale,
+            mean: [0.5, 0.25, 0.0],
+            std: [0.5, 0.25, 2.0],
+            ..pre
+        };
+        let g = baseline(&[0.0; 12], [2, 2], &plan(1), &gray);
+        let pixels: Vec<f32> = g[..4].iter().map(|v| v * 0.5 + 0.5).collect();
+        for (p, &pixel) in pixels.iter().enumerate() {
+            assert!((g[4 + p] * 0.25 + 0.25 - pixel).abs() < 1e-6, "green = red");
+            assert!((g[8 + p] * 2.0 - pixel).abs() < 1e-6, "blue = red");
+        }
     }
 }

@@ -28,14 +28,14 @@ pub use colormap::{Colormap, composite, diverging_rgb};
 pub use explanation::{Context, Progress, argmax, assess_input, explain, predict, softmax};
 pub use feature_maps::{FeatureMaps, feature_maps};
 pub use heatmap::Heatmap;
-pub use integrated::{baseline, integrated_gradients, quadrature};
+pub use integrated::{baseline, black_image, integrated_gradients, quadrature};
 pub use report::{
     Completeness, DEFAULT_OPACITY, ImageSummary, LayerMap, MethodMap, ModelSummary, REPORT_VERSION,
     Report, View,
 };
 pub use request::{
     Baseline, CamScore, DEFAULT_BLUR_SIGMA, FaithfulnessPlan, IntegratedGradientsPlan, Method,
-    Quadrature, Request, ShapPlan, Target, parse_name,
+    Quadrature, Request, ShapPlan, Target, option_name, parse_name,
 };
 pub use shap::{
     Attribution, ExpectedGradients, expected_gradients, expected_gradients_with_progress,

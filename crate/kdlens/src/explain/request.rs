@@ -20,6 +20,26 @@ pub fn parse_name<T: DeserializeOwned>(text: &str) -> Result<T> {
         .map_err(|e| Error::InvalidRequest(format!("`{text}`: {e}")))
 }
 
+/// The serde name of an option value (a unit variant), the name [`parse_name`] parses; empty
+/// for a value that does not serialise to a string.
+pub fn option_name<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(name)) => name,
+        _ => String::new(),
+    }
+}
+
+/// `Display` by the serde name, so that a default shown or parsed anywhere is the core's.
+macro_rules! display_by_serde_name {
+    ($($t:ty),*) => {$(
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&option_name(self))
+            }
+        }
+    )*};
+}
+
 macro_rules! from_str_by_serde_name {
     ($($t:ty),*) => {$(
         impl FromStr for $t {
@@ -171,6 +191,7 @@ pub enum Quadrature {
 }
 
 from_str_by_serde_name!(Method, CamScore, Baseline, Quadrature);
+display_by_serde_name!(CamScore, Baseline, Quadrature);
 
 /// Integrated-gradients settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -189,6 +210,11 @@ pub struct IntegratedGradientsPlan {
     /// Path points evaluated per forward/backward pass (bounds memory; results do not depend
     /// on it).
     pub batch_size: usize,
+}
+
+impl IntegratedGradientsPlan {
+    /// The fewest points a path can have: both of its ends.
+    pub const MIN_STEPS: usize = 2;
 }
 
 impl Default for IntegratedGradientsPlan {
@@ -301,12 +327,9 @@ impl Request {
         self.target.validate(num_classes)?;
         let ig = &self.integrated_gradients;
         if self.methods.contains(&Method::IntegratedGradients)
-            && (ig.steps < 2 || ig.batch_size == 0)
+            && (ig.steps < IntegratedGradientsPlan::MIN_STEPS || ig.batch_size == 0)
         {
-            return Err(Error::InvalidRequest(format!(
-                "integrated gradients need at least 2 steps and a positive batch size (got {} and {})",
-                ig.steps, ig.batch_size
-            )));
+            return Err(integrated_gradients_plan_error(ig));
         }
         if self.methods.contains(&Method::Shap)
             && (self.shap.samples == 0 || self.shap.batch_size == 0)
@@ -325,6 +348,16 @@ impl Request {
         }
         Ok(())
     }
+}
+
+/// Why `plan` cannot be run: too few steps or no batch.
+pub(crate) fn integrated_gradients_plan_error(plan: &IntegratedGradientsPlan) -> Error {
+    Error::InvalidRequest(format!(
+        "integrated gradients need at least {} steps and a positive batch size (got {} and {})",
+        IntegratedGradientsPlan::MIN_STEPS,
+        plan.steps,
+        plan.batch_size
+    ))
 }
 
 #[cfg(test)]
@@ -349,6 +382,13 @@ mod tests {
             "riemann_trapezoid".parse::<Quadrature>().unwrap(),
             Quadrature::Trapezoid
         );
+        assert_eq!(Quadrature::Trapezoid.to_string(), "riemann_trapezoid");
+        for score in [CamScore::Logit, CamScore::Probability] {
+            assert_eq!(score.to_string().parse::<CamScore>().unwrap(), score);
+        }
+        for baseline in [Baseline::Black, Baseline::Blur, Baseline::Noise] {
+            assert_eq!(baseline.to_string().parse::<Baseline>().unwrap(), baseline);
+        }
     }
 
     #[test]

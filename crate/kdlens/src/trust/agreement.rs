@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::pixel_order;
 use crate::{
     Result,
     explain::{Heatmap, Method, Report, Request},
@@ -118,10 +119,9 @@ pub fn spearman(a: &[f32], b: &[f32]) -> Option<f64> {
     pearson(&ranks(a), &ranks(b))
 }
 
-/// The indices of the `k` largest values (ties broken by position).
+/// The indices of the `k` largest values, ranked as deletion and insertion rank them.
 fn top_k(values: &[f32], k: usize) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..values.len()).collect();
-    order.sort_by(|&a, &b| values[b].total_cmp(&values[a]).then(a.cmp(&b)));
+    let mut order = pixel_order(values);
     order.truncate(k);
     order.sort_unstable();
     order
@@ -174,6 +174,16 @@ mod tests {
         let agreement = compare_maps(&map, &map, [4, 10]);
         assert!((agreement.spearman.unwrap() - 1.0).abs() < 1e-12);
         assert_eq!(agreement.top_iou, Some(1.0));
+    }
+
+    #[test]
+    fn top_pixels_rank_the_two_zeros_as_equal() {
+        // Top 2 of `a`: 2 and then 0 (the first of the tied zeros), as of `b`; with +0 above −0
+        // `a`'s would be 2 and 1.
+        let a = [-0.0, 0.0, 1.0, -1.0];
+        let b = [0.5, 0.0, 1.0, -1.0];
+        assert_eq!(top_k(&a, 2), vec![0, 2]);
+        assert_eq!(top_fraction_iou(&a, &b, 0.5), Some(1.0));
     }
 
     #[test]

@@ -9,6 +9,7 @@
 use burn::tensor::{Device, Tensor, TensorData, activation::softmax};
 use serde::{Deserialize, Serialize};
 
+use super::pixel_order;
 use crate::{Error, Result, explain::Method, model::LayeredClassifier, read_f32};
 
 /// One curve: the class probability after each step and the area under it.
@@ -31,18 +32,6 @@ pub struct Faithfulness {
     pub deletion: Curve,
     /// Pixels revealed over a blurred image most important first; higher area is better.
     pub insertion: Curve,
-}
-
-/// Positions ordered by decreasing `saliency` (ties in position order; NaN last).
-pub fn pixel_order(saliency: &[f32]) -> Vec<usize> {
-    let key = |v: f32| if v.is_nan() { f32::NEG_INFINITY } else { v };
-    let mut order: Vec<usize> = (0..saliency.len()).collect();
-    order.sort_by(|&a, &b| {
-        key(saliency[b])
-            .total_cmp(&key(saliency[a]))
-            .then(a.cmp(&b))
-    });
-    order
 }
 
 /// Trapezoid area under equally spaced values on `[0, 1]` (0 for fewer than two points).
@@ -144,14 +133,6 @@ pub async fn deletion_insertion<M: LayeredClassifier>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn order_is_descending_with_ties_by_position_and_nan_last() {
-        assert_eq!(
-            pixel_order(&[0.5, f32::NAN, 2.0, 0.5, -1.0]),
-            vec![2, 0, 3, 4, 1]
-        );
-    }
 
     #[test]
     fn area_of_a_line_and_of_a_step() {

@@ -13,14 +13,16 @@
 pub mod agreement;
 pub mod faithfulness;
 pub mod ood;
+mod order;
 pub mod sanity;
 
 pub use agreement::{
     Agreement, MapAgreement, TOP_FRACTION, compare_maps, kl_divergence, spearman, teacher_request,
     top_fraction_iou,
 };
-pub use faithfulness::{Curve, Faithfulness, auc, deletion_insertion, pixel_order};
+pub use faithfulness::{Curve, Faithfulness, auc, deletion_insertion};
 pub use ood::{InDistribution, OodReference, pooled_features};
+pub use order::pixel_order;
 pub use sanity::{
     SANITY_THRESHOLD, SanityCheck, SanityStep, parameter_groups, randomized, sanity_check,
 };

@@ -9,6 +9,8 @@ use burn::{
 };
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 
 use crate::{
     Error, Result,
@@ -102,7 +104,21 @@ impl ModuleVisitor for Groups {
 struct Randomizer<'a> {
     path: Vec<String>,
     groups: &'a [String],
-    rng: StdRng,
+    seed: u64,
+    /// One generator per group, started when the group's first parameter is drawn.
+    streams: HashMap<String, StdRng>,
+}
+
+/// The generator of `group`'s random weights: seeded from `seed` and the group's name, so a
+/// group is given the same weights whichever other groups are randomised with it.
+fn group_stream(seed: u64, group: &str) -> StdRng {
+    let digest = Sha256::new()
+        .chain_update(seed.to_le_bytes())
+        .chain_update(group.as_bytes())
+        .finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    StdRng::seed_from_u64(u64::from_le_bytes(first))
 }
 
 impl ModuleMapper for Randomizer<'_> {
@@ -113,10 +129,15 @@ impl ModuleMapper for Randomizer<'_> {
         self.path.pop();
     }
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        if is_buffer(&self.path) || !self.groups.contains(&group_of(&self.path)) {
+        let group = group_of(&self.path);
+        if is_buffer(&self.path) || !self.groups.contains(&group) {
             return param;
         }
-        let rng = &mut self.rng;
+        let seed = self.seed;
+        let rng = self
+            .streams
+            .entry(group)
+            .or_insert_with_key(|group| group_stream(seed, group));
         param.map(|tensor| redraw(tensor, rng))
     }
 }
@@ -164,12 +185,14 @@ pub fn parameter_groups(model: &Classifier) -> Vec<String> {
 }
 
 /// A copy of `model` whose parameters in `groups` are replaced by random values drawn from
-/// `seed`; BatchNorm running statistics are kept.
+/// `seed`; BatchNorm running statistics are kept. Each group's values depend only on `seed`, the
+/// group and its parameters: a group randomised alone or with others gets the same weights.
 pub fn randomized(model: &Classifier, groups: &[String], seed: u64) -> Classifier {
     let mut mapper = Randomizer {
         path: Vec::new(),
         groups,
-        rng: StdRng::seed_from_u64(seed),
+        seed,
+        streams: HashMap::new(),
     };
     match model.clone() {
         Classifier::FiveLayer(m) => Classifier::FiveLayer(m.map(&mut mapper)),
@@ -191,7 +214,7 @@ fn compared_map(report: &Report, method: Method, size: [usize; 2]) -> Result<Vec
 
 /// Runs the cascade for `method` on one image `[1, 3, H, W]`: the trained model's map of its
 /// predicted class (or `request`'s target), then the map of the same class after randomising
-/// each further parameter group from the top (weights drawn from `seed`).
+/// each further parameter group from the top (weights drawn once per group from `seed`).
 ///
 /// Costs one explanation per parameter group (9 for the five-layer student, 11 for DenseNet).
 pub async fn sanity_check(
@@ -217,9 +240,12 @@ pub async fn sanity_check(
             "the model has no parameters to randomise".into(),
         ));
     }
+    // Each step randomises one more group of the previous step's model: the groups above keep
+    // the weights they were given (Adebayo et al.'s cascade).
+    let mut broken = model.clone();
     let mut steps = Vec::with_capacity(groups.len());
     for top in (0..groups.len()).rev() {
-        let broken = randomized(model, &groups[top..], seed);
+        broken = randomized(&broken, &groups[top..=top], seed);
         let report = explain(&broken, input.clone(), &request, context).await?;
         steps.push(SanityStep {
             randomized: groups[top].clone(),
