@@ -397,6 +397,22 @@ fn quick_demo_runs_end_to_end_and_its_student_beats_chance() {
         let rho = row["spearman"]["mean"].as_f64().unwrap();
         assert!((-1.0..=1.0).contains(&rho), "{row}");
     }
+    // Every comparison carries its paired interval: the two students on agreement (2 measures
+    // × 5 methods), each student against the teacher on deletion and insertion (2 × 2 × 5).
+    let comparisons = audit["comparisons"].as_array().unwrap();
+    assert_eq!(comparisons.len(), 2 * 5 + 2 * 2 * 5);
+    for row in comparisons {
+        let d = &row["difference"];
+        let (low, mean, high) = (
+            d["interval"][0].as_f64().unwrap(),
+            d["mean"].as_f64().unwrap(),
+            d["interval"][1].as_f64().unwrap(),
+        );
+        assert!(
+            low <= mean && mean <= high && d["n"].as_u64().unwrap() > 0,
+            "{row}"
+        );
+    }
     assert_eq!(
         audit["cam_layers"]["teacher"], "features.transition2",
         "the deepest 4×4 stage at 32²"
@@ -415,6 +431,7 @@ fn quick_demo_runs_end_to_end_and_its_student_beats_chance() {
         assert!(run_dir.join(file).exists(), "{file}");
     }
     assert!(text(&out).contains("Does the student explain like its teacher?"));
+    assert!(text(&out).contains("## Comparisons"));
 
     out_of_distribution_images_are_flagged(
         &run_dir.join("student-kd/student.kdlens"),

@@ -374,3 +374,132 @@ fn the_teachers_request_puts_its_maps_on_the_stage_comparable_to_the_models() {
     let err = teacher_request(&asked(Some("features.norm5")), &student, &teacher).unwrap_err();
     assert!(err.to_string().contains("features.norm5"), "{err}");
 }
+
+/// The audit's summary of hand-chosen reports: three images explained by a teacher and two
+/// students (the second a copy of the first); the statistics and every comparison follow from
+/// the reports' own values.
+#[test]
+fn the_audit_summary_restates_the_reports_and_compares_models_image_by_image() {
+    use kdlens::trust::{AuditSummary, Measure, ModelReports, PairedDifference, Stats};
+    let device = Device::flex();
+    device.seed(8);
+    let (teacher, student) = (small_densenet(&device), student(&device));
+    let methods = [Method::GradCam, Method::IntegratedGradients];
+    let images: Vec<Tensor<4>> = (0..3)
+        .map(|_| Tensor::random([1, 3, 32, 32], Distribution::Uniform(0.0, 1.0), &device))
+        .collect();
+    let labels = [0usize, 3, 3];
+    let explain_all = |model: &Classifier, layer: &str| -> Vec<kdlens::explain::Report> {
+        images
+            .iter()
+            .zip(labels)
+            .map(|(image, label)| {
+                let request = Request {
+                    methods: methods.to_vec(),
+                    layer: Some(layer.into()),
+                    target: Target::Class(label),
+                    faithfulness: Some(Default::default()),
+                    ..Request::default()
+                };
+                block_on(kdlens::explain::explain(
+                    model,
+                    image.clone(),
+                    &request,
+                    &Context::default(),
+                ))
+                .unwrap()
+            })
+            .collect()
+    };
+    let teacher_reports = explain_all(&teacher, "features.transition3");
+    let student_reports = explain_all(&student, "conv5");
+    let models = [
+        ModelReports {
+            name: "teacher",
+            reports: &teacher_reports,
+        },
+        ModelReports {
+            name: "kd",
+            reports: &student_reports,
+        },
+        ModelReports {
+            name: "copy",
+            reports: &student_reports,
+        },
+    ];
+    let classes: Vec<String> = ["a", "b", "c", "d"].map(String::from).to_vec();
+    let summary = AuditSummary::of(&models, &methods, &classes, [32, 32], 5);
+
+    // Faithfulness: 3 models × 2 methods, each the statistics of its reports' areas.
+    assert_eq!(summary.faithfulness.len(), 6);
+    let deletion = |reports: &[kdlens::explain::Report], method| -> Vec<f64> {
+        reports
+            .iter()
+            .map(|r| r.faithfulness_of(method).unwrap().deletion.auc as f64)
+            .collect()
+    };
+    let kd_grad_cam = &summary.faithfulness[2];
+    assert_eq!(
+        (kd_grad_cam.model.as_str(), kd_grad_cam.method),
+        ("kd", Method::GradCam)
+    );
+    assert_eq!(
+        kd_grad_cam.deletion_auc,
+        Stats::of(&deletion(&student_reports, Method::GradCam))
+    );
+    assert_eq!(kd_grad_cam.deletion_curve.len(), 17);
+
+    // Agreement per student and method, per class over the images of that class.
+    // (Integrated gradients: the untrained models' Grad-CAM maps may be constant, which have
+    // no rank correlation.)
+    assert_eq!(summary.agreement.len(), 4);
+    let kd = &summary.agreement[1];
+    assert_eq!(kd.method, Method::IntegratedGradients);
+    assert_eq!(kd.spearman.n, 3);
+    assert_eq!((kd.per_class["a"].0.n, kd.per_class["d"].0.n), (1, 2));
+    assert_eq!(kd.per_class["b"].0.n, 0);
+    assert_eq!(summary.predictions.len(), 2);
+    // (As JSON: a class without images has a NaN mean, which equals nothing.)
+    assert_eq!(
+        serde_json::to_string(&summary.agreement[1]).unwrap(),
+        serde_json::to_string(&{
+            let mut copy = summary.agreement[3].clone();
+            copy.student = "kd".into();
+            copy
+        })
+        .unwrap()
+    );
+
+    // Comparisons: kd − copy on two agreement measures per method (identical students: exactly
+    // 0, no clear difference), then each student − teacher on deletion and insertion.
+    assert_eq!(summary.comparisons.len(), 2 * 2 + 2 * 2 * 2);
+    for c in &summary.comparisons[..4] {
+        assert_eq!((c.first.as_str(), c.second.as_str()), ("kd", "copy"));
+        if let Some(d) = c.difference {
+            assert_eq!((d.mean, d.interval), (0.0, [0.0, 0.0]), "{c:?}");
+        }
+        assert_eq!(c.reading(), "no clear difference");
+    }
+    let kd_deletion = summary
+        .comparisons
+        .iter()
+        .find(|c| {
+            c.measure == Measure::DeletionAuc && c.method == Method::GradCam && c.first == "kd"
+        })
+        .unwrap();
+    assert_eq!(kd_deletion.second, "teacher");
+    let by_hand = PairedDifference::of(
+        &deletion(&student_reports, Method::GradCam)
+            .into_iter()
+            .map(Some)
+            .collect::<Vec<_>>(),
+        &deletion(&teacher_reports, Method::GradCam)
+            .into_iter()
+            .map(Some)
+            .collect::<Vec<_>>(),
+        5,
+    );
+    assert_eq!(kd_deletion.difference, by_hand);
+    let d = by_hand.unwrap();
+    assert!(d.interval[0] <= d.mean && d.mean <= d.interval[1] && d.n == 3);
+}

@@ -17,7 +17,10 @@ use kdlens::{
     },
     image::{RgbaImage, decode_file},
     model::LayeredClassifier,
-    trust::{Agreement, InDistribution, SanityCheck, sanity_check},
+    trust::{
+        AuditSummary, InDistribution, ModelReports, SanityCheck, Stats, audit::MethodFaithfulness,
+        sanity_check,
+    },
 };
 use serde::Serialize;
 
@@ -32,40 +35,6 @@ use crate::{
     report::{Panel, markdown_table, plot_lines},
     run::RunDir,
 };
-
-/// Mean, sample standard deviation and count of a list of values.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Stats {
-    /// Arithmetic mean (NaN when empty).
-    pub mean: f64,
-    /// Sample standard deviation (0 for one value).
-    pub sd: f64,
-    /// Number of values.
-    pub n: usize,
-}
-
-impl Stats {
-    /// The statistics of `values`.
-    pub fn of(values: &[f64]) -> Self {
-        let n = values.len();
-        let mean = values.iter().sum::<f64>() / n as f64;
-        let sd = if n > 1 {
-            (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt()
-        } else {
-            0.0
-        };
-        Self { mean, sd, n }
-    }
-
-    /// `mean ± sd` with `digits` decimals, or `—` without values.
-    pub fn show(&self, digits: usize) -> String {
-        if self.n == 0 {
-            "—".into()
-        } else {
-            format!("{:.digits$} ± {:.digits$}", self.mean, self.sd)
-        }
-    }
-}
 
 /// One model under audit.
 struct Audited {
@@ -98,51 +67,6 @@ impl Audited {
             ..request.clone()
         }
     }
-}
-
-/// What the audit found for one model and method.
-#[derive(Debug, Clone, Serialize)]
-pub struct MethodFaithfulness {
-    /// Model name.
-    pub model: String,
-    /// Method.
-    pub method: Method,
-    /// Deletion area (lower is better).
-    pub deletion_auc: Stats,
-    /// Insertion area (higher is better).
-    pub insertion_auc: Stats,
-    /// Mean deletion curve.
-    pub deletion_curve: Vec<f64>,
-    /// Mean insertion curve.
-    pub insertion_curve: Vec<f64>,
-}
-
-/// Teacher–student agreement of one method, overall and per class.
-#[derive(Debug, Clone, Serialize)]
-pub struct MethodAgreement {
-    /// Student name.
-    pub student: String,
-    /// Method.
-    pub method: Method,
-    /// Spearman rank correlation of the two maps.
-    pub spearman: Stats,
-    /// Top-10 % IoU of the two maps.
-    pub top_iou: Stats,
-    /// The same per class (by class name).
-    pub per_class: BTreeMap<String, (Stats, Stats)>,
-    /// Every image's Spearman correlation (for the histogram).
-    pub values: Vec<f64>,
-}
-
-/// Prediction agreement of a student with the teacher.
-#[derive(Debug, Clone, Serialize)]
-pub struct PredictionAgreement {
-    /// Student name.
-    pub student: String,
-    /// Share of images where both predict the same class.
-    pub same_prediction: f64,
-    /// `KL(teacher ‖ student)` in nats.
-    pub kl_divergence: Stats,
 }
 
 /// Sanity-check results of one model and method.
@@ -204,12 +128,9 @@ pub struct AuditResult {
     pub request: Request,
     /// The stage of each model's CAM maps.
     pub cam_layers: BTreeMap<String, String>,
-    /// Deletion and insertion per model and method.
-    pub faithfulness: Vec<MethodFaithfulness>,
-    /// Map agreement per student and method.
-    pub agreement: Vec<MethodAgreement>,
-    /// Prediction agreement per student.
-    pub predictions: Vec<PredictionAgreement>,
+    /// Faithfulness, agreement and the comparisons between the models.
+    #[serde(flatten)]
+    pub summary: AuditSummary,
     /// Sanity checks per model and method.
     pub sanity: Vec<MethodSanity>,
     /// Out-of-distribution rates per model.
@@ -260,20 +181,6 @@ fn explain_one(
         request,
         &context,
     ))?)
-}
-
-/// The mean of equally long curves.
-fn mean_curve<'a>(curves: impl Iterator<Item = &'a [f32]>) -> Vec<f64> {
-    let mut sum: Vec<f64> = Vec::new();
-    let mut n = 0;
-    for curve in curves {
-        if sum.is_empty() {
-            sum = vec![0.0; curve.len()];
-        }
-        sum.iter_mut().zip(curve).for_each(|(s, &v)| *s += v as f64);
-        n += 1;
-    }
-    sum.into_iter().map(|s| s / n.max(1) as f64).collect()
 }
 
 /// `kdlens audit --teacher T --student S… --data DIR`.
@@ -397,8 +304,20 @@ pub fn run_audit(
         images.push((sample.image.describe(), sample.label, image));
     }
 
-    let faithfulness = summarise_faithfulness(&models, &reports, &methods);
-    let (agreement, predictions) = summarise_agreement(&models, &reports, &methods, &classes);
+    let summary = AuditSummary::of(
+        &models
+            .iter()
+            .zip(&reports)
+            .map(|(m, r)| ModelReports {
+                name: &m.name,
+                reports: r,
+            })
+            .collect::<Vec<_>>(),
+        &methods,
+        &classes,
+        models[0].loaded.manifest().spec.input_size,
+        global.seed,
+    );
 
     let mut sanity = Vec::new();
     let sanity_methods: Vec<Method> = methods
@@ -513,9 +432,7 @@ pub fn run_audit(
             .iter()
             .map(|m| (m.name.clone(), m.cam_layer.clone()))
             .collect(),
-        faithfulness,
-        agreement,
-        predictions,
+        summary,
         sanity,
         ood,
         explain_ms,
@@ -530,116 +447,11 @@ pub fn run_audit(
     Ok(())
 }
 
-fn summarise_faithfulness(
-    models: &[Audited],
-    reports: &[Vec<Report>],
-    methods: &[Method],
-) -> Vec<MethodFaithfulness> {
-    let mut out = Vec::new();
-    for (model, reports) in models.iter().zip(reports) {
-        for &method in methods {
-            let found: Vec<_> = reports
-                .iter()
-                .filter_map(|r| r.faithfulness_of(method))
-                .collect();
-            out.push(MethodFaithfulness {
-                model: model.name.clone(),
-                method,
-                deletion_auc: Stats::of(
-                    &found
-                        .iter()
-                        .map(|f| f.deletion.auc as f64)
-                        .collect::<Vec<_>>(),
-                ),
-                insertion_auc: Stats::of(
-                    &found
-                        .iter()
-                        .map(|f| f.insertion.auc as f64)
-                        .collect::<Vec<_>>(),
-                ),
-                deletion_curve: mean_curve(
-                    found.iter().map(|f| f.deletion.probabilities.as_slice()),
-                ),
-                insertion_curve: mean_curve(
-                    found.iter().map(|f| f.insertion.probabilities.as_slice()),
-                ),
-            });
-        }
-    }
-    out
-}
-
-fn summarise_agreement(
-    models: &[Audited],
-    reports: &[Vec<Report>],
-    methods: &[Method],
-    classes: &[String],
-) -> (Vec<MethodAgreement>, Vec<PredictionAgreement>) {
-    let mut maps = Vec::new();
-    let mut predictions = Vec::new();
-    let size = models[0].loaded.manifest().spec.input_size;
-    for (model, student) in models.iter().zip(reports).skip(1) {
-        let per_image: Vec<(usize, Agreement)> = reports[0]
-            .iter()
-            .zip(student)
-            .map(|(t, s)| (t.class, Agreement::between(t, s, methods, size)))
-            .collect();
-        let n = per_image.len().max(1) as f64;
-        predictions.push(PredictionAgreement {
-            student: model.name.clone(),
-            same_prediction: per_image.iter().filter(|(_, a)| a.same_prediction).count() as f64 / n,
-            kl_divergence: Stats::of(
-                &per_image
-                    .iter()
-                    .map(|(_, a)| a.kl_divergence)
-                    .collect::<Vec<_>>(),
-            ),
-        });
-        for &method in methods {
-            let of = |class: Option<usize>,
-                      pick: fn(&kdlens::trust::MapAgreement) -> Option<f64>| {
-                per_image
-                    .iter()
-                    .filter(|(c, _)| class.is_none_or(|k| k == *c))
-                    .filter_map(|(_, a)| {
-                        a.maps
-                            .iter()
-                            .find(|(m, _)| *m == method)
-                            .and_then(|(_, g)| pick(g))
-                    })
-                    .collect::<Vec<f64>>()
-            };
-            let spearman = |g: &kdlens::trust::MapAgreement| g.spearman;
-            let iou = |g: &kdlens::trust::MapAgreement| g.top_iou;
-            maps.push(MethodAgreement {
-                student: model.name.clone(),
-                method,
-                spearman: Stats::of(&of(None, spearman)),
-                top_iou: Stats::of(&of(None, iou)),
-                per_class: classes
-                    .iter()
-                    .enumerate()
-                    .map(|(c, name)| {
-                        (
-                            name.clone(),
-                            (
-                                Stats::of(&of(Some(c), spearman)),
-                                Stats::of(&of(Some(c), iou)),
-                            ),
-                        )
-                    })
-                    .collect(),
-                values: of(None, spearman),
-            });
-        }
-    }
-    (maps, predictions)
-}
-
 fn write_plots(result: &AuditResult, run: &RunDir) -> Result<()> {
     let models: Vec<&String> = result.explain_ms.keys().collect();
     for model in models {
         let rows: Vec<&MethodFaithfulness> = result
+            .summary
             .faithfulness
             .iter()
             .filter(|f| &f.model == model)
@@ -688,6 +500,7 @@ fn write_plots(result: &AuditResult, run: &RunDir) -> Result<()> {
             .collect::<Vec<_>>()
     };
     let students: Vec<String> = result
+        .summary
         .predictions
         .iter()
         .map(|p| p.student.clone())
@@ -699,6 +512,7 @@ fn write_plots(result: &AuditResult, run: &RunDir) -> Result<()> {
             x_label: "Spearman rank correlation of the maps".into(),
             y_range: 0.0..1.0,
             series: result
+                .summary
                 .agreement
                 .iter()
                 .filter(|a| &a.student == student)
@@ -714,6 +528,7 @@ pub fn audit_markdown(result: &AuditResult) -> String {
     let faithfulness = markdown_table(
         &["model", "method", "deletion AUC ↓", "insertion AUC ↑"],
         &result
+            .summary
             .faithfulness
             .iter()
             .map(|f| {
@@ -734,6 +549,7 @@ pub fn audit_markdown(result: &AuditResult) -> String {
             "top-10 % IoU",
         ],
         &result
+            .summary
             .agreement
             .iter()
             .map(|a| {
@@ -753,6 +569,7 @@ pub fn audit_markdown(result: &AuditResult) -> String {
             "KL(teacher ‖ student), nats",
         ],
         &result
+            .summary
             .predictions
             .iter()
             .map(|p| {
@@ -764,10 +581,35 @@ pub fn audit_markdown(result: &AuditResult) -> String {
             })
             .collect::<Vec<_>>(),
     );
-    let first = result.agreement.first().map(|a| a.method);
+    let comparisons = markdown_table(
+        &[
+            "measure",
+            "method",
+            "first − second",
+            "difference [95 % interval]",
+            "reading",
+        ],
+        &result
+            .summary
+            .comparisons
+            .iter()
+            .map(|c| {
+                vec![
+                    c.measure.label().into(),
+                    c.method.name().into(),
+                    format!("{} − {}", c.first, c.second),
+                    c.difference
+                        .map_or_else(|| "—".into(), |d| format!("{} (n = {})", d.show(3), d.n)),
+                    c.reading(),
+                ]
+            })
+            .collect::<Vec<_>>(),
+    );
+    let first = result.summary.agreement.first().map(|a| a.method);
     let per_class = markdown_table(
         &["class", "student", "Spearman ρ", "top-10 % IoU"],
         &result
+            .summary
             .agreement
             .iter()
             .filter(|a| Some(a.method) == first)
@@ -835,6 +677,9 @@ pub fn audit_markdown(result: &AuditResult) -> String {
          ## Faithfulness (deletion / insertion, {} steps)\n\n{faithfulness}\n\
          ## Does the student explain like its teacher?\n\n{agreement}\n{predictions}\n\
          Per class ({}):\n\n{per_class}\n\
+         ## Comparisons\n\nEach difference is taken image by image over the same images, with a \
+         percentile-bootstrap {}-resample 95 % interval; where the interval contains 0 the \
+         audit does not support a difference.\n\n{comparisons}\n\
          ## Sanity check (cascading randomisation, passes below ρ = {})\n\n{sanity}\n\
          ## Out-of-distribution check and time\n\n{ood}",
         result.images,
@@ -847,30 +692,7 @@ pub fn audit_markdown(result: &AuditResult) -> String {
             .join(", "),
         result.request.faithfulness.as_ref().map_or(0, |f| f.steps),
         first.map_or("—", |m| m.name()),
+        kdlens::trust::stats::BOOTSTRAP_RESAMPLES,
         kdlens::trust::SANITY_THRESHOLD,
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stats_are_mean_and_sample_deviation() {
-        let s = Stats::of(&[1.0, 2.0, 3.0, 4.0]);
-        assert_eq!(s.mean, 2.5);
-        assert!((s.sd - (5.0f64 / 3.0).sqrt()).abs() < 1e-12);
-        assert_eq!(Stats::of(&[7.0]).sd, 0.0);
-        assert_eq!(Stats::of(&[]).show(2), "—");
-    }
-
-    #[test]
-    fn mean_curve_averages_pointwise() {
-        let a = [1.0f32, 0.5];
-        let b = [0.0f32, 0.5];
-        assert_eq!(
-            mean_curve([a.as_slice(), b.as_slice()].into_iter()),
-            vec![0.5, 0.5]
-        );
-    }
 }
