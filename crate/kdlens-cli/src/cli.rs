@@ -413,9 +413,10 @@ pub struct AuditArgs {
         default_value = "grad-cam,grad-cam++,hires-cam,layer-cam,integrated-gradients"
     )]
     pub methods: Vec<Method>,
-    /// The CAM methods use each model's deepest stage with at least this many positions per
-    /// side (a small input's last stage can be 1×1, where every CAM is a constant).
-    #[arg(long, default_value_t = 4)]
+    /// The CAM methods use each student's deepest stage with at least this many positions per
+    /// side (a small input's last stage can be 1×1, where every CAM is a constant), and the
+    /// teacher's stage comparable to the first student's, as the page picks it.
+    #[arg(long, default_value_t = kdlens::trust::CAM_MIN_SIDE)]
     pub cam_min_side: usize,
     /// Test images audited: a seeded sample of this many (stratified by class).
     #[arg(long, default_value_t = 100)]

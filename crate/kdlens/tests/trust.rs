@@ -503,3 +503,30 @@ fn the_audit_summary_restates_the_reports_and_compares_models_image_by_image() {
     let d = by_hand.unwrap();
     assert!(d.interval[0] <= d.mean && d.mean <= d.interval[1] && d.n == 3);
 }
+
+#[test]
+fn the_audit_puts_the_teachers_maps_where_the_page_does() {
+    use kdlens::trust::{CAM_MIN_SIDE, cam_stages};
+    let device = Device::flex();
+    let (teacher, student) = (small_densenet(&device), student(&device));
+    // At 32²: the students' deepest 4×4 stage is conv4; the teacher's comparable stage, as
+    // teacher_request picks it beside conv4, is transition2 (denseblock2 is 4×4 too, but
+    // shallower).
+    let stages = cam_stages(&teacher, &[&student, &student], CAM_MIN_SIDE).unwrap();
+    assert_eq!(stages, ["features.transition2", "conv4", "conv4"]);
+    let beside = teacher_request(
+        &Request {
+            layer: Some("conv4".into()),
+            ..Request::default()
+        },
+        &student,
+        &teacher,
+    )
+    .unwrap();
+    assert_eq!(beside.layer.as_deref(), Some(stages[0].as_str()));
+    // Without a student the teacher's own deepest stage with 2 positions per side.
+    assert_eq!(
+        cam_stages(&teacher, &[], 2).unwrap(),
+        ["features.transition3"]
+    );
+}

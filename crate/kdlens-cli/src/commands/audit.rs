@@ -16,10 +16,9 @@ use kdlens::{
         Target, explain,
     },
     image::{RgbaImage, decode_file},
-    model::LayeredClassifier,
     trust::{
         AuditSummary, InDistribution, ModelReports, SanityCheck, Stats, audit::MethodFaithfulness,
-        sanity_check,
+        cam_stages, sanity_check,
     },
 };
 use serde::Serialize;
@@ -45,20 +44,6 @@ struct Audited {
 }
 
 impl Audited {
-    /// Loads a model; its CAM stage is the deepest one with at least `min_side` positions on
-    /// each side (the first stage if none has), so that a small input's 1×1 last stage does not
-    /// reduce every CAM to a constant.
-    fn load(name: String, path: &Path, min_side: usize, device: &Device) -> Result<Self> {
-        let loaded = model_io::load(path, device)?;
-        let index = loaded.model.deepest_layer_with_side(min_side);
-        let cam_layer = loaded.model.layers()[index].name.clone();
-        Ok(Self {
-            name,
-            loaded,
-            cam_layer,
-        })
-    }
-
     /// `request` for this model: its CAM stage, class `label`.
     fn request(&self, request: &Request, label: usize) -> Request {
         Request {
@@ -183,19 +168,18 @@ fn explain_one(
     ))?)
 }
 
-/// `kdlens audit --teacher T --student S… --data DIR`.
+/// `kdlens audit --teacher T --student S… --data DIR`: writes `audit.json`, `audit.md` and the
+/// plots to `run`, and returns what they hold.
 pub fn run_audit(
     args: &AuditArgs,
     global: &GlobalArgs,
     run: &RunDir,
     device: &Device,
-) -> Result<()> {
-    let mut models = vec![Audited::load(
-        "teacher".into(),
-        &args.teacher,
-        args.cam_min_side,
-        device,
-    )?];
+) -> Result<AuditResult> {
+    let mut loaded = vec![(
+        "teacher".to_string(),
+        model_io::load(&args.teacher, device)?,
+    )];
     for path in &args.students {
         let name = path
             .parent()
@@ -203,8 +187,19 @@ pub fn run_audit(
             .map(|n| n.to_string_lossy().into_owned())
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| path.display().to_string());
-        models.push(Audited::load(name, path, args.cam_min_side, device)?);
+        loaded.push((name, model_io::load(path, device)?));
     }
+    let students: Vec<_> = loaded[1..].iter().map(|(_, l)| &l.model).collect();
+    let stages = cam_stages(&loaded[0].1.model, &students, args.cam_min_side)?;
+    let models: Vec<Audited> = loaded
+        .into_iter()
+        .zip(stages)
+        .map(|((name, loaded), cam_layer)| Audited {
+            name,
+            loaded,
+            cam_layer,
+        })
+        .collect();
     let classes = models[0].loaded.manifest().classes.clone();
     for model in &models[1..] {
         if model.loaded.manifest().classes != classes {
@@ -444,7 +439,7 @@ pub fn run_audit(
     run.write_text("audit.md", &markdown)?;
     println!("{markdown}");
     run.log(format!("audit written to {}", run.path().display()));
-    Ok(())
+    Ok(result)
 }
 
 fn write_plots(result: &AuditResult, run: &RunDir) -> Result<()> {
@@ -523,8 +518,13 @@ fn write_plots(result: &AuditResult, run: &RunDir) -> Result<()> {
     plot_lines(&panels, &run.join("agreement.png"))
 }
 
-/// The audit as Markdown tables.
+/// The audit as a Markdown document.
 pub fn audit_markdown(result: &AuditResult) -> String {
+    format!("# kdlens audit\n\n{}", audit_sections(result))
+}
+
+/// The audit's findings as Markdown sections, without a title.
+pub fn audit_sections(result: &AuditResult) -> String {
     let faithfulness = markdown_table(
         &["model", "method", "deletion AUC ↓", "insertion AUC ↑"],
         &result
@@ -672,7 +672,7 @@ pub fn audit_markdown(result: &AuditResult) -> String {
             .collect::<Vec<_>>(),
     );
     format!(
-        "# kdlens audit\n\n{} test images ({} classes), each explained for its true class; mean ± standard deviation. \
+        "{} test images ({} classes), each explained for its true class; mean ± standard deviation. \
          CAM stages: {}.\n\n\
          ## Faithfulness (deletion / insertion, {} steps)\n\n{faithfulness}\n\
          ## Does the student explain like its teacher?\n\n{agreement}\n{predictions}\n\

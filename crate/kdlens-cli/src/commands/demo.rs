@@ -17,7 +17,7 @@ use kdlens::{
 use serde::Serialize;
 
 use super::{
-    audit::run_audit,
+    audit::{audit_sections, run_audit},
     bench::{BenchSettings, Contender, bench_table, measure},
     common::{DataConfig, PreparedData, prepare},
     distill::{DistillRunConfig, distill_on},
@@ -412,11 +412,11 @@ impl Demo<'_> {
     }
 
     /// Phase 6: the explanations' audit — faithfulness, teacher–student agreement, sanity
-    /// checks — in `audit/`; returns its report.
+    /// checks — in `audit/`; returns its findings as Markdown sections.
     fn audit(&self, teacher_path: &Path, students: &[Student]) -> Result<String> {
         let audit_run = RunDir::open(Some(&self.run.join("audit")), "audit")?;
         let split = &self.data_config.split;
-        run_audit(
+        let result = run_audit(
             &AuditArgs {
                 data: DataArgs {
                     data: Some(self.args.data.clone()),
@@ -435,7 +435,7 @@ impl Demo<'_> {
                     .into_iter()
                     .filter(|m| *m != Method::Shap)
                     .collect(),
-                cam_min_side: 4,
+                cam_min_side: kdlens::trust::CAM_MIN_SIDE,
                 images: self.plan.audit_images,
                 sanity_images: self.plan.sanity_images,
                 faithfulness_steps: FaithfulnessPlan::default().steps,
@@ -447,8 +447,7 @@ impl Demo<'_> {
             &audit_run,
             self.device,
         )?;
-        let path = audit_run.join("audit.md");
-        std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))
+        Ok(audit_sections(&result))
     }
 
     /// Phase 7: the page's model folder `web_model_dir` — the distilled student as its model
@@ -514,18 +513,14 @@ impl Demo<'_> {
         let size = self.plan.image_size;
         let summary = format!(
             "# kdlens demo\n\nData: {} — {} classes, {} train / {} validation / {} test images at {size}×{size} (grayscale).\n\
-             Wall time: {minutes:.1} min on {}.\n\n## Accuracy\n\n{comparison}\n## Efficiency\n\n{bench_md}\n{}\n",
+             Wall time: {minutes:.1} min on {}.\n\n## Accuracy\n\n{comparison}\n## Efficiency\n\n{bench_md}\n\
+             ## Explanations: faithfulness, agreement, sanity\n\n{audit_md}\n",
             data.splits.origin,
             data.splits.classes.len(),
             data.train.len(),
             data.val.len(),
             data.test.len(),
             crate::device::describe(self.global.device),
-            audit_md.replacen(
-                "# kdlens audit",
-                "## Explanations: faithfulness, agreement, sanity",
-                1
-            ),
         );
         self.run.write_text("summary.md", &summary)?;
         println!("{summary}");

@@ -9,8 +9,48 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Agreement, MapAgreement, PairedDifference, Stats};
-use crate::explain::{Method, Report};
+use super::{Agreement, MapAgreement, PairedDifference, Stats, teacher_request};
+use crate::{
+    Result,
+    explain::{Method, Report, Request},
+    model::LayeredClassifier,
+};
+
+/// The fewest positions per side of the stage the audit's CAM maps are computed on: a small
+/// input's last stage can be 1×1, where every CAM is a constant with no ranking to compare.
+pub const CAM_MIN_SIDE: usize = 4;
+
+/// The CAM stage of each audited model, the teacher's first: each student's deepest stage with
+/// at least `min_side` positions per side, and the teacher's chosen as the page chooses it beside
+/// a model ([`teacher_request`]): comparable to the first student's stage.
+pub fn cam_stages<M: LayeredClassifier>(
+    teacher: &M,
+    students: &[&M],
+    min_side: usize,
+) -> Result<Vec<String>> {
+    let student_stages: Vec<String> = students
+        .iter()
+        .map(|s| s.layers()[s.deepest_layer_with_side(min_side)].name.clone())
+        .collect();
+    let teacher_stage = match (students.first(), student_stages.first()) {
+        (Some(student), Some(stage)) => {
+            let asked = Request {
+                layer: Some(stage.clone()),
+                ..Request::default()
+            };
+            teacher_request(&asked, *student, teacher)?.layer
+        }
+        _ => None,
+    }
+    .unwrap_or_else(|| {
+        teacher.layers()[teacher.deepest_layer_with_side(min_side)]
+            .name
+            .clone()
+    });
+    Ok(std::iter::once(teacher_stage)
+        .chain(student_stages)
+        .collect())
+}
 
 /// One model's reports, one per audited image.
 #[derive(Debug, Clone, Copy)]

@@ -26,7 +26,7 @@ pub use agreement::{
     Agreement, MapAgreement, TOP_FRACTION, compare_maps, kl_divergence, spearman, teacher_request,
     top_fraction_iou,
 };
-pub use audit::{AuditSummary, Comparison, Measure, ModelReports};
+pub use audit::{AuditSummary, CAM_MIN_SIDE, Comparison, Measure, ModelReports, cam_stages};
 pub use faithfulness::{Curve, Faithfulness, auc, deletion_insertion};
 pub use ood::{InDistribution, OodReference, pooled_features};
 pub use order::pixel_order;
