@@ -3,13 +3,10 @@
 use anyhow::Result;
 use burn::tensor::{Device, Tensor, TensorData};
 use kdlens::{
+    block_on,
     image::Preprocessing,
     model::{Classifier, LayeredClassifier},
-    trust::{
-        OodReference,
-        ood::{DEFAULT_COMPONENTS, DEFAULT_QUANTILE},
-        pooled_features,
-    },
+    trust::{OodReference, reference_sample},
 };
 
 use crate::data::{ImageCache, augment::Transform};
@@ -42,9 +39,8 @@ pub fn logits(
     Ok(out)
 }
 
-/// The out-of-distribution reference of a trained model: class means and the compact shared
-/// covariance of its pooled last-stage features over (at most `limit`, evenly spread) training
-/// images, with the threshold at the core's default quantile of the validation images' scores.
+/// The out-of-distribution reference of a trained model ([`OodReference::of_model`]) from at
+/// most `limit` training and `limit` validation images, spread over each split's classes.
 pub fn ood_reference(
     model: &Classifier,
     train: &ImageCache,
@@ -53,64 +49,29 @@ pub fn ood_reference(
     device: &Device,
     limit: usize,
 ) -> Result<OodReference> {
-    let spread = |cache: &ImageCache| -> Vec<usize> {
-        let stride = cache.len().div_ceil(limit.max(1)).max(1);
-        (0..cache.len()).step_by(stride).collect()
-    };
-    let (train_indices, val_indices) = (spread(train), spread(val));
-    let (features, _, dim) = pooled(model, train, &train_indices, preprocessing, device)?;
-    let (validation, validation_logits, _) =
-        pooled(model, val, &val_indices, preprocessing, device)?;
-    let labels: Vec<usize> = train_indices.iter().map(|&i| train.labels()[i]).collect();
-    Ok(OodReference::fit(
-        &features,
-        &labels,
-        model.num_classes(),
-        dim,
-        &validation,
-        &validation_logits,
-        DEFAULT_COMPONENTS,
-        DEFAULT_QUANTILE,
-    )?)
+    let validation = reference_batches(val, limit, preprocessing, device).map(|(images, _)| images);
+    Ok(block_on(OodReference::of_model(
+        model,
+        reference_batches(train, limit, preprocessing, device),
+        validation,
+    ))?)
 }
 
-/// Pooled last-stage features and logits of the images `indices` of `cache`, row-major, and
-/// the features' width.
-fn pooled(
-    model: &Classifier,
-    cache: &ImageCache,
-    indices: &[usize],
-    preprocessing: &Preprocessing,
-    device: &Device,
-) -> Result<(Vec<f32>, Vec<f32>, usize)> {
+/// Batches of 32 images (`[n, 3, H, W]`) of [`reference_sample`] of `cache`, with their labels.
+fn reference_batches<'a>(
+    cache: &'a ImageCache,
+    limit: usize,
+    preprocessing: &'a Preprocessing,
+    device: &'a Device,
+) -> impl Iterator<Item = (Tensor<4>, Vec<usize>)> + 'a {
     let [h, w] = cache.size();
-    let mut out = Vec::new();
-    let mut logits = Vec::new();
-    let mut dim = 0;
-    for chunk in indices.chunks(32) {
-        let values = cache.batch(chunk, |_| Transform::identity(), preprocessing);
+    let chosen = reference_sample(cache.labels(), limit);
+    let batches: Vec<Vec<usize>> = chosen.chunks(32).map(<[usize]>::to_vec).collect();
+    batches.into_iter().map(move |indices| {
+        let values = cache.batch(&indices, |_| Transform::identity(), preprocessing);
         let images =
-            Tensor::<4>::from_data(TensorData::new(values, [chunk.len(), 3, h, w]), device);
-        let mut trace = model.forward_with_activations(images);
-        let last = trace
-            .activations
-            .pop()
-            .ok_or_else(|| anyhow::anyhow!("the model has no stage to take features from"))?;
-        logits.extend(
-            trace
-                .logits
-                .into_data()
-                .try_to_vec::<f32>()
-                .map_err(|e| anyhow::anyhow!("cannot read logits: {e:?}"))?,
-        );
-        let features = pooled_features(last);
-        dim = features.dims()[1];
-        out.extend(
-            features
-                .into_data()
-                .try_to_vec::<f32>()
-                .map_err(|e| anyhow::anyhow!("cannot read features: {e:?}"))?,
-        );
-    }
-    Ok((out, logits, dim))
+            Tensor::<4>::from_data(TensorData::new(values, [indices.len(), 3, h, w]), device);
+        let labels = indices.iter().map(|&i| cache.labels()[i]).collect();
+        (images, labels)
+    })
 }

@@ -156,6 +156,9 @@ impl Manifest {
         if let Some(background) = &self.shap_background {
             background.validate(spec.input_size, spec.num_classes)?;
         }
+        if let Some(reference) = &self.ood_reference {
+            reference.validate(spec.num_classes)?;
+        }
         let expected = spec.cost().params();
         if expected > MAX_PARAMS {
             return Err(Error::InvalidBundle(format!(

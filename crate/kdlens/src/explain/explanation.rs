@@ -294,10 +294,7 @@ pub async fn explain<M: LayeredClassifier>(
 /// The pooled features of a forward pass's last stage (what the out-of-distribution reference
 /// compares), read back.
 async fn last_stage_features(trace: &ForwardTrace) -> Result<Vec<f32>> {
-    let last = trace.activations.last().cloned().ok_or_else(|| {
-        Error::InvalidRequest("the model has no stage to take features from".into())
-    })?;
-    read_f32(pooled_features(last)).await
+    read_f32(pooled_features(trace)?).await
 }
 
 /// Whether one image `[1, 3, H, W]` resembles a bundle's training data (one forward pass);

@@ -133,7 +133,7 @@ pub trait LayeredClassifier {
 }
 
 /// Global average pooling: `[batch, channels, height, width]` → `[batch, channels]`.
-pub(crate) fn global_average_pool(x: Tensor<4>) -> Tensor<2> {
+pub fn global_average_pool(x: Tensor<4>) -> Tensor<2> {
     let [batch, channels, _, _] = x.dims();
     x.mean_dim(3).mean_dim(2).reshape([batch, channels])
 }

@@ -28,7 +28,9 @@ pub use agreement::{
 };
 pub use audit::{AuditSummary, CAM_MIN_SIDE, Comparison, Measure, ModelReports, cam_stages};
 pub use faithfulness::{Curve, Faithfulness, auc, deletion_insertion};
-pub use ood::{InDistribution, OodReference, pooled_features};
+pub use ood::{
+    InDistribution, OodReference, PooledBatch, pooled_batch, pooled_features, reference_sample,
+};
 pub use order::pixel_order;
 pub use sanity::{
     SANITY_THRESHOLD, SanityCheck, SanityStep, parameter_groups, randomized, sanity_check,

@@ -16,10 +16,16 @@
 //! `d²(f) = min_c [ Σ_j (v_j·(f − μ_c))² / λ_j + ‖r_c‖² / λ_rest ]`, `r_c` the part of
 //! `f − μ_c` outside the `k` directions.
 
+use std::collections::BTreeMap;
+
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Result};
+use crate::{
+    Error, Result,
+    model::{ForwardTrace, LayeredClassifier, global_average_pool},
+    read_f32,
+};
 
 /// Principal directions kept by default.
 pub const DEFAULT_COMPONENTS: usize = 16;
@@ -86,17 +92,139 @@ fn quantile_of(mut values: Vec<f32>, quantile: f64) -> f32 {
     values[rank - 1]
 }
 
-/// The pooled features `[batch, channels]` of a last-stage activation
-/// `[batch, channels, h, w]`.
-pub fn pooled_features(last_stage: Tensor<4>) -> Tensor<2> {
-    let [batch, channels, _, _] = last_stage.dims();
-    last_stage
-        .mean_dim(3)
-        .mean_dim(2)
-        .reshape([batch, channels])
+/// The pooled features `[batch, channels]` of a forward pass: the global average of its last
+/// stage (for DenseNet exactly what the classifier sees).
+pub fn pooled_features(trace: &ForwardTrace) -> Result<Tensor<2>> {
+    let last = trace.activations.last().cloned().ok_or_else(|| {
+        Error::InvalidRequest("the model has no stage to take features from".into())
+    })?;
+    Ok(global_average_pool(last))
+}
+
+/// A batch's pooled features and logits, read back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PooledBatch {
+    /// Row-major `[n, dim]`.
+    pub features: Vec<f32>,
+    /// Row-major `[n, classes]`.
+    pub logits: Vec<f32>,
+    /// Feature width.
+    pub dim: usize,
+}
+
+/// The pooled features and logits of `model` for `images` `[n, 3, H, W]`.
+pub async fn pooled_batch<M: LayeredClassifier + ?Sized>(
+    model: &M,
+    images: Tensor<4>,
+) -> Result<PooledBatch> {
+    let trace = model.forward_with_activations(images);
+    let features = pooled_features(&trace)?;
+    let dim = features.dims()[1];
+    Ok(PooledBatch {
+        features: read_f32(features).await?,
+        logits: read_f32(trace.logits).await?,
+        dim,
+    })
+}
+
+/// About `limit` positions of `labels` (ascending) for a reference: each class's share of
+/// `limit` (rounded down, at least one image of every class present), spread evenly over that
+/// class's images.
+pub fn reference_sample(labels: &[usize], limit: usize) -> Vec<usize> {
+    let mut by_class: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (i, &label) in labels.iter().enumerate() {
+        by_class.entry(label).or_default().push(i);
+    }
+    let total = labels.len().max(1);
+    let mut chosen: Vec<usize> = by_class
+        .values()
+        .flat_map(|members| {
+            let share = (members.len() * limit)
+                .div_ceil(total)
+                .clamp(1, members.len());
+            (0..share).map(move |k| members[k * members.len() / share])
+        })
+        .collect();
+    chosen.sort_unstable();
+    chosen
 }
 
 impl OodReference {
+    /// The reference of `model` with the default components and quantile: `train` gives
+    /// batches of training images `[n, 3, H, W]` with their labels, `validation` batches of
+    /// validation images. Every class of the model needs at least one training image.
+    pub async fn of_model<M, T, V>(model: &M, train: T, validation: V) -> Result<Self>
+    where
+        M: LayeredClassifier + ?Sized,
+        T: IntoIterator<Item = (Tensor<4>, Vec<usize>)>,
+        V: IntoIterator<Item = Tensor<4>>,
+    {
+        let (mut features, mut labels, mut dim) = (Vec::new(), Vec::new(), 0);
+        for (images, batch_labels) in train {
+            let batch = pooled_batch(model, images).await?;
+            features.extend(batch.features);
+            labels.extend(batch_labels);
+            dim = batch.dim;
+        }
+        let (mut validation_features, mut validation_logits) = (Vec::new(), Vec::new());
+        for images in validation {
+            let batch = pooled_batch(model, images).await?;
+            validation_features.extend(batch.features);
+            validation_logits.extend(batch.logits);
+        }
+        Self::fit(
+            &features,
+            &labels,
+            model.num_classes(),
+            dim,
+            &validation_features,
+            &validation_logits,
+            DEFAULT_COMPONENTS,
+            DEFAULT_QUANTILE,
+        )
+    }
+
+    /// Checks a stored reference against a model of `num_classes` classes: one mean per class,
+    /// every vector `dim` long, positive variances, thresholds that are numbers.
+    pub fn validate(&self, num_classes: usize) -> Result<()> {
+        let bad = |why: String| Err(Error::InvalidBundle(format!("OOD reference: {why}")));
+        if self.dim == 0 || self.class_means.len() != num_classes {
+            return bad(format!(
+                "{} class means of width {} for a {num_classes}-class model",
+                self.class_means.len(),
+                self.dim
+            ));
+        }
+        if self.samples < num_classes {
+            return bad(format!(
+                "fitted on {} images: some of the {num_classes} classes had none",
+                self.samples
+            ));
+        }
+        if self.components.len() != self.variances.len()
+            || self
+                .class_means
+                .iter()
+                .chain(&self.components)
+                .any(|v| v.len() != self.dim)
+        {
+            return bad(format!(
+                "{} components and {} variances, not all of width {}",
+                self.components.len(),
+                self.variances.len(),
+                self.dim
+            ));
+        }
+        let positive = |v: f32| v.is_finite() && v > 0.0;
+        if !self.variances.iter().all(|&v| positive(v)) || !positive(self.residual_variance) {
+            return bad("a variance is not a positive number".into());
+        }
+        if self.threshold.is_nan() || self.energy_threshold.is_some_and(f32::is_nan) {
+            return bad("a threshold is not a number".into());
+        }
+        Ok(())
+    }
+
     /// Fits class means and the compact shared covariance to `features` (`n` rows of `dim`)
     /// with class `labels`, and sets both thresholds at `quantile` of the validation images'
     /// scores: `validation` features (rows of `dim`) and `validation_logits` (rows of
@@ -139,6 +267,11 @@ impl OodReference {
                 .iter_mut()
                 .zip(row)
                 .for_each(|(s, &v)| *s += v as f64);
+        }
+        if let Some(empty) = counts.iter().position(|&c| c == 0) {
+            return Err(Error::InvalidRequest(format!(
+                "class {empty} has none of the {n} training images the reference is fitted on"
+            )));
         }
         let means: Vec<Vec<f64>> = sums
             .into_iter()
@@ -386,6 +519,44 @@ mod tests {
             serde_json::from_str::<OodReference>(&json).unwrap(),
             reference
         );
+    }
+
+    #[test]
+    fn a_reference_sample_spreads_over_every_class() {
+        // 8 images of class 0, 2 of class 1, in no order; 5 wanted: 4 of class 0, 1 of class 1.
+        let labels = [0, 0, 1, 0, 0, 0, 0, 1, 0, 0];
+        assert_eq!(reference_sample(&labels, 5), vec![0, 2, 3, 5, 8]);
+        // Fewer wanted than there are classes: one of each all the same.
+        assert_eq!(reference_sample(&labels, 1), vec![0, 2]);
+        assert_eq!(reference_sample(&labels, 100).len(), 10);
+        assert!(reference_sample(&[], 4).is_empty());
+    }
+
+    #[test]
+    fn a_class_without_training_images_is_an_error_and_a_broken_reference_is_refused() {
+        let (features, labels) = training();
+        let three: Vec<f32> = labels
+            .iter()
+            .flat_map(|&c| [confident(c)[0], confident(c)[1], 0.0])
+            .collect();
+        let err = OodReference::fit(&features, &labels, 3, 3, &features, &three, 2, 0.95)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("class 2 has none"), "{err}");
+        let logits: Vec<f32> = labels.iter().flat_map(|&c| confident(c)).collect();
+        let reference =
+            OodReference::fit(&features, &labels, 2, 3, &features, &logits, 2, 0.95).unwrap();
+        assert!(reference.validate(2).is_ok());
+        assert!(reference.validate(3).is_err(), "one mean per class");
+        let mut short = reference.clone();
+        short.components[0].pop();
+        assert!(short.validate(2).is_err());
+        let mut flat = reference.clone();
+        flat.residual_variance = 0.0;
+        assert!(flat.validate(2).is_err());
+        let mut unknowing = reference;
+        unknowing.threshold = f32::NAN;
+        assert!(unknowing.validate(2).is_err());
     }
 
     #[test]
