@@ -20,8 +20,16 @@ targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(bundle_reader decode_preprocess scan_decode)
 
 command -v cargo-fuzz >/dev/null || cargo +nightly install cargo-fuzz --locked
-KDLENS_FUZZ_SEEDS="$corpus" cargo test -q -p kdlens --features decode --test fuzz_regressions \
+# --workspace, as test.sh builds: `-p kdlens` alone would build burn again for another feature set.
+KDLENS_FUZZ_SEEDS="$corpus" cargo test -q --workspace --test fuzz_regressions \
   -- --ignored write_fuzz_seeds
+# The scan decoder starts from the real files of the conformance corpora (pydicom, pydicom-data,
+# nibabel) up to 200 KB each: every transfer syntax and pixel layout they hold is a seed.
+if [[ " ${targets[*]} " == *" scan_decode "* ]]; then
+  bash pkg-scripts/fetch-test-scans.sh
+  mkdir -p "$corpus/scan_decode"
+  find tests/.cache/corpus -type f -size -200k -exec cp {} "$corpus/scan_decode/" \;
+fi
 
 for target in "${targets[@]}"; do
   mkdir -p "$corpus/$target"
