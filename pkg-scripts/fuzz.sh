@@ -24,11 +24,17 @@ command -v cargo-fuzz >/dev/null || cargo +nightly install cargo-fuzz --locked
 KDLENS_FUZZ_SEEDS="$corpus" cargo test -q --workspace --test fuzz_regressions \
   -- --ignored write_fuzz_seeds
 # The scan decoder starts from the real files of the conformance corpora (pydicom, pydicom-data,
-# nibabel) up to 200 KB each: every transfer syntax and pixel layout they hold is a seed.
+# nibabel) up to 200 KB each: every transfer syntax and pixel layout they hold is a seed. The
+# harness reads its options from an input's first byte, so each seed is the file after a 0 byte
+# (the default options).
 if [[ " ${targets[*]} " == *" scan_decode "* ]]; then
   bash pkg-scripts/fetch-test-scans.sh
   mkdir -p "$corpus/scan_decode"
-  find tests/.cache/corpus -type f -size -200k -exec cp {} "$corpus/scan_decode/" \;
+  find tests/.cache/corpus -type f -size -200k ! -name complete -print0 |
+    while IFS= read -r -d '' file; do
+      name=${file#tests/.cache/corpus/}
+      { printf '\0'; cat "$file"; } >"$corpus/scan_decode/seed-${name//\//-}"
+    done
 fi
 
 for target in "${targets[@]}"; do
