@@ -9,8 +9,6 @@
 #![warn(missing_docs)]
 
 #[cfg(target_arch = "wasm32")]
-mod c_alloc;
-#[cfg(target_arch = "wasm32")]
 mod explainer;
 #[cfg(target_arch = "wasm32")]
 mod scan;
