@@ -75,20 +75,24 @@ fn deletion_and_insertion_of_a_linear_model_follow_the_hand_computed_curves() {
     };
     let input = vec![1.0f32; 12];
     let zeros = vec![0.0f32; 12];
+    // The curves of `saliency` in 4 steps, `batch` images per forward pass.
+    let curves = |saliency: &[f32], batch| {
+        block_on(deletion_insertion(
+            &model,
+            &input,
+            &zeros,
+            &zeros,
+            [2, 2],
+            saliency,
+            0,
+            4,
+            batch,
+            &device,
+        ))
+        .unwrap()
+    };
     // Ranked by the contributions: pixels 0, 2, 3, 1.
-    let (deletion, insertion) = block_on(deletion_insertion(
-        &model,
-        &input,
-        &zeros,
-        &zeros,
-        [2, 2],
-        &contributions,
-        0,
-        4,
-        3,
-        &device,
-    ))
-    .unwrap();
+    let (deletion, insertion) = curves(&contributions, 3);
     // Deleting 0, 1, 2, 3, 4 pixels leaves logits 4.5, 1.5, −0.5, −1, 0.
     let expected_deletion: Vec<f32> = [4.5, 1.5, -0.5, -1.0, 0.0].map(sigmoid).to_vec();
     // Inserting them into a black image gives 0, 3, 5, 5.5, 4.5.
@@ -112,35 +116,11 @@ fn deletion_and_insertion_of_a_linear_model_follow_the_hand_computed_curves() {
 
     // The reversed ranking is less faithful: higher deletion area, lower insertion area.
     let reversed: Vec<f32> = contributions.iter().map(|c| -c).collect();
-    let (worse_deletion, worse_insertion) = block_on(deletion_insertion(
-        &model,
-        &input,
-        &zeros,
-        &zeros,
-        [2, 2],
-        &reversed,
-        0,
-        4,
-        8,
-        &device,
-    ))
-    .unwrap();
+    let (worse_deletion, worse_insertion) = curves(&reversed, 8);
     assert!(worse_deletion.auc > deletion.auc && worse_insertion.auc < insertion.auc);
 
     // A constant map ranks the pixels in position order and is still handled.
-    let (flat, _) = block_on(deletion_insertion(
-        &model,
-        &input,
-        &zeros,
-        &zeros,
-        [2, 2],
-        &[0.0; 4],
-        0,
-        4,
-        8,
-        &device,
-    ))
-    .unwrap();
+    let (flat, _) = curves(&[0.0; 4], 8);
     assert!(
         (flat.probabilities[1] - sigmoid(1.5)).abs() < 1e-6,
         "pixel 0 goes first"
@@ -150,19 +130,7 @@ fn deletion_and_insertion_of_a_linear_model_follow_the_hand_computed_curves() {
     // 0, 3 (+0 above −0). Deleting leaves logits 4.5, 2.5, −0.5, 0.5, 0; inserting gives 0, 2,
     // 5, 4, 4.5.
     let signed_zeros = [-0.0, 0.0, 5.0, -0.0];
-    let (deletion, insertion) = block_on(deletion_insertion(
-        &model,
-        &input,
-        &zeros,
-        &zeros,
-        [2, 2],
-        &signed_zeros,
-        0,
-        4,
-        8,
-        &device,
-    ))
-    .unwrap();
+    let (deletion, insertion) = curves(&signed_zeros, 8);
     let expected_deletion = [4.5, 2.5, -0.5, 0.5, 0.0].map(sigmoid);
     let expected_insertion = [0.0, 2.0, 5.0, 4.0, 4.5].map(sigmoid);
     for (curve, expected) in [
