@@ -1113,6 +1113,54 @@ mod tests {
         assert_eq!(bits(12, 11, false).values(&[0xF800]), [2048.0]);
     }
 
+    /// A JPEG baseline file whose header says 1×1 but whose frame header says 8×8: dicom-rs
+    /// would decode 64 samples into a buffer sized for one (its adapter then indexes out of
+    /// bounds, a panic the fuzzer found); kdlens refuses the frame first.
+    #[test]
+    fn a_jpeg_frame_larger_than_its_header_is_refused() {
+        use dicom_core::value::{PixelFragmentSequence, Value};
+        let mut object = InMemDicomObject::new_empty();
+        for (tag, value) in [
+            (tags::ROWS, 1u16),
+            (tags::COLUMNS, 1),
+            (tags::SAMPLES_PER_PIXEL, 1),
+            (tags::BITS_ALLOCATED, 8),
+            (tags::BITS_STORED, 8),
+            (tags::HIGH_BIT, 7),
+        ] {
+            object.put(DataElement::new(tag, VR::US, PrimitiveValue::from(value)));
+        }
+        object.put(DataElement::new(
+            tags::PHOTOMETRIC_INTERPRETATION,
+            VR::CS,
+            PrimitiveValue::from("MONOCHROME2"),
+        ));
+        // SOI, SOF0 (8 bits, 8 rows, 8 columns, one component), EOI.
+        let frame = vec![
+            0xFF, 0xD8, 0xFF, 0xC0, 0, 11, 8, 0, 8, 0, 8, 1, 1, 0x11, 0, 0xFF, 0xD9, 0,
+        ];
+        object.put(DataElement::new(
+            tags::PIXEL_DATA,
+            VR::OB,
+            Value::PixelSequence(PixelFragmentSequence::new(Vec::<u32>::new(), vec![frame])),
+        ));
+        let file = object
+            .with_meta(
+                FileMetaTableBuilder::new()
+                    .transfer_syntax(uids::JPEG_BASELINE8_BIT)
+                    .media_storage_sop_class_uid(uids::SECONDARY_CAPTURE_IMAGE_STORAGE)
+                    .media_storage_sop_instance_uid("2.25.10"),
+            )
+            .unwrap();
+        let mut bytes = Vec::new();
+        file.write_all(&mut bytes).unwrap();
+        let error = decode(&bytes, &ScanOptions::default())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(error.contains("differ from the header's"), "{error}");
+    }
+
     /// A 1-frame 1×5 MONOCHROME2 16-bit file of `values`, with `elements` added.
     fn gray_file(values: [u16; 5], elements: Vec<InMemElement>) -> Vec<u8> {
         let mut object = InMemDicomObject::new_empty();
