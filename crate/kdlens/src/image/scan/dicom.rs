@@ -1119,22 +1119,7 @@ mod tests {
     #[test]
     fn a_jpeg_frame_larger_than_its_header_is_refused() {
         use dicom_core::value::{PixelFragmentSequence, Value};
-        let mut object = InMemDicomObject::new_empty();
-        for (tag, value) in [
-            (tags::ROWS, 1u16),
-            (tags::COLUMNS, 1),
-            (tags::SAMPLES_PER_PIXEL, 1),
-            (tags::BITS_ALLOCATED, 8),
-            (tags::BITS_STORED, 8),
-            (tags::HIGH_BIT, 7),
-        ] {
-            object.put(DataElement::new(tag, VR::US, PrimitiveValue::from(value)));
-        }
-        object.put(DataElement::new(
-            tags::PHOTOMETRIC_INTERPRETATION,
-            VR::CS,
-            PrimitiveValue::from("MONOCHROME2"),
-        ));
+        let mut object = super::super::test_objects::monochrome(1, 1, 8);
         // SOI, SOF0 (8 bits, 8 rows, 8 columns, one component), EOI.
         let frame = vec![
             0xFF, 0xD8, 0xFF, 0xC0, 0, 11, 8, 0, 8, 0, 8, 1, 1, 0x11, 0, 0xFF, 0xD9, 0,
@@ -1163,20 +1148,7 @@ mod tests {
 
     /// A 1-frame 1×5 MONOCHROME2 16-bit file of `values`, with `elements` added.
     fn gray_file(values: [u16; 5], elements: Vec<InMemElement>) -> Vec<u8> {
-        let mut object = InMemDicomObject::new_empty();
-        for (tag, value) in [
-            (tags::ROWS, 1u16),
-            (tags::COLUMNS, 5),
-            (tags::SAMPLES_PER_PIXEL, 1),
-            (tags::BITS_ALLOCATED, 16),
-        ] {
-            object.put(DataElement::new(tag, VR::US, PrimitiveValue::from(value)));
-        }
-        object.put(DataElement::new(
-            tags::PHOTOMETRIC_INTERPRETATION,
-            VR::CS,
-            PrimitiveValue::from("MONOCHROME2"),
-        ));
+        let mut object = super::super::test_objects::monochrome(1, 5, 16);
         object.put(DataElement::new(
             tags::PIXEL_DATA,
             VR::OW,

@@ -125,24 +125,11 @@ mod tests {
 
     /// A 1×2 MONOCHROME2 8-bit image's data set, written in `uid` without preamble or meta.
     fn data_set(uid: &str) -> Vec<u8> {
-        let mut object = InMemDicomObject::new_empty();
+        let mut object = super::super::test_objects::monochrome(1, 2, 8);
         object.put(DataElement::new(
             tags::MODALITY,
             VR::CS,
             PrimitiveValue::from("OT"),
-        ));
-        for (tag, value) in [
-            (tags::ROWS, 1u16),
-            (tags::COLUMNS, 2),
-            (tags::SAMPLES_PER_PIXEL, 1),
-            (tags::BITS_ALLOCATED, 8),
-        ] {
-            object.put(DataElement::new(tag, VR::US, PrimitiveValue::from(value)));
-        }
-        object.put(DataElement::new(
-            tags::PHOTOMETRIC_INTERPRETATION,
-            VR::CS,
-            PrimitiveValue::from("MONOCHROME2"),
         ));
         object.put(DataElement::new(
             tags::PIXEL_DATA,

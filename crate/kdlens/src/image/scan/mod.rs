@@ -31,6 +31,8 @@ mod nifti;
 mod nifti_header;
 #[cfg(feature = "scan")]
 mod shared;
+#[cfg(all(test, feature = "scan"))]
+mod test_objects;
 mod window;
 
 use serde::{Deserialize, Serialize};
