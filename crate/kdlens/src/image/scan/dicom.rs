@@ -1035,20 +1035,7 @@ mod tests {
     /// A 1-frame 2×2 MONOCHROME2 file whose pixels are in `tag` (Float or Double Float Pixel
     /// Data) with `bits` allocated.
     fn float_file(tag: Tag, vr: VR, bits: u16, values: PrimitiveValue) -> Vec<u8> {
-        let mut object = InMemDicomObject::new_empty();
-        for (tag, value) in [
-            (tags::ROWS, 2u16),
-            (tags::COLUMNS, 2),
-            (tags::SAMPLES_PER_PIXEL, 1),
-            (tags::BITS_ALLOCATED, bits),
-        ] {
-            object.put(DataElement::new(tag, VR::US, PrimitiveValue::from(value)));
-        }
-        object.put(DataElement::new(
-            tags::PHOTOMETRIC_INTERPRETATION,
-            VR::CS,
-            PrimitiveValue::from("MONOCHROME2"),
-        ));
+        let mut object = super::super::test_objects::monochrome(2, 2, bits);
         object.put(DataElement::new(tag, vr, values));
         let file = object
             .with_meta(
