@@ -212,21 +212,34 @@ impl<R: Read> Walker<R> {
     }
 
     /// The file meta group (explicit VR little endian, group 0002, at the start of the source):
-    /// its transfer syntax UID (empty when absent). Stops after the group's last element, which
-    /// it finds by the first tag of another group, read past.
+    /// its transfer syntax UID (empty when absent). It ends where dicom-rs ends it: when it
+    /// starts with its group length (0002,0000), after the first element that brings the bytes
+    /// read past that length, whatever its group (a deflated data set inflates from there, so
+    /// checking it from anywhere else checks other bytes than dicom-rs reads); otherwise before
+    /// the first tag of another group.
     fn meta_group(&mut self) -> Result<String> {
         let mut transfer_syntax = String::new();
+        let mut stated_end = None;
         loop {
             let before = self.read;
+            if stated_end.is_some_and(|end| before >= end) {
+                break;
+            }
             let header = self.header()?;
-            let Some(header) = header.filter(|h| h.tag.group() == 0x0002) else {
+            let Some(header) = header.filter(|h| stated_end.is_some() || h.tag.group() == 0x0002)
+            else {
                 // Give back what was read of the data set's first header.
                 self.read = before;
                 break;
             };
-            let keep = header.tag == Tag(0x0002, 0x0010) && header.length <= 64;
+            let group_length =
+                before == 0 && header.tag == Tag(0x0002, 0x0000) && header.length == 4;
+            let keep = group_length || header.tag == Tag(0x0002, 0x0010) && header.length <= 64;
             let value = self.value(&header, keep)?;
-            if keep {
+            if group_length {
+                let length = u32::from_le_bytes([value[0], value[1], value[2], value[3]]);
+                stated_end = Some(self.read + u64::from(length));
+            } else if keep {
                 transfer_syntax = String::from_utf8_lossy(&value)
                     .trim_end_matches(['\0', ' '])
                     .to_string();
@@ -354,6 +367,48 @@ mod tests {
                 &length.to_be_bytes(),
             ]
             .concat(),
+        }
+    }
+
+    /// Where dicom-rs starts reading the data set of a Part 10 file.
+    fn dicom_rs_data_set_start(bytes: &[u8]) -> usize {
+        let mut rest = &bytes[128..];
+        dicom_object::FileMetaTable::from_reader(&mut rest).unwrap();
+        bytes.len() - rest.len()
+    }
+
+    #[test]
+    fn the_meta_group_ends_where_dicom_rs_ends_it() {
+        let uid = element(0x0002, 0x0010, b"UI", b"1.2.840.10008.1.2.1.99\0");
+        let sop = element(0x0002, 0x0002, b"UI", b"1.2.840.10008.5.1.4.1.1.7\0");
+        let instance = element(0x0002, 0x0003, b"UI", b"1.2.3.4\0");
+        let other_group = element(0x0008, 0x0008, b"CS", b"ORIGINAL");
+        let data_set = element(0x0010, 0x0020, b"LO", b"ID");
+        // The group length: exact, counting an element of another group too, or falling short
+        // of the last meta element (dicom-rs then reads it as part of the group all the same).
+        let meta = [sop, instance, uid].concat();
+        for (elements, length) in [
+            (meta.clone(), meta.len()),
+            (
+                [meta.clone(), other_group.clone()].concat(),
+                meta.len() + other_group.len(),
+            ),
+            (meta.clone(), meta.len() - 3),
+        ] {
+            let mut bytes = vec![0u8; 128];
+            bytes.extend_from_slice(b"DICM");
+            bytes.extend(element(
+                0x0002,
+                0x0000,
+                b"UL",
+                &(length as u32).to_le_bytes(),
+            ));
+            bytes.extend(&elements);
+            bytes.extend(&data_set);
+            let (at, transfer_syntax) = meta_group(&bytes).unwrap().unwrap();
+            assert_eq!(at, dicom_rs_data_set_start(&bytes), "group length {length}");
+            assert_eq!(at, bytes.len() - data_set.len());
+            assert_eq!(transfer_syntax, "1.2.840.10008.1.2.1.99");
         }
     }
 
