@@ -410,7 +410,7 @@ pub struct AuditArgs {
     #[arg(
         long = "method",
         value_delimiter = ',',
-        default_value = "grad-cam,grad-cam++,hires-cam,layer-cam,integrated-gradients"
+        default_values_t = kdlens::trust::audit::DEFAULT_METHODS
     )]
     pub methods: Vec<Method>,
     /// The CAM methods use each student's deepest stage with at least this many positions per
@@ -419,10 +419,10 @@ pub struct AuditArgs {
     #[arg(long, default_value_t = kdlens::trust::CAM_MIN_SIDE)]
     pub cam_min_side: usize,
     /// Test images audited: a seeded sample of this many (stratified by class).
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = kdlens::trust::audit::DEFAULT_IMAGES)]
     pub images: usize,
     /// Images the sanity check (cascading randomisation) runs on.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = kdlens::trust::audit::DEFAULT_SANITY_IMAGES)]
     pub sanity_images: usize,
     /// Steps of the deletion and insertion curves.
     #[arg(long, default_value_t = FaithfulnessPlan::default().steps)]
@@ -431,7 +431,7 @@ pub struct AuditArgs {
     #[arg(long, default_value_t = IntegratedGradientsPlan::default().steps)]
     pub ig_steps: usize,
     /// SHAP samples per image (when shap is audited).
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = kdlens::trust::audit::DEFAULT_SHAP_SAMPLES)]
     pub shap_samples: usize,
     /// A folder of images unlike the training data (searched recursively): the audit reports
     /// how many the out-of-distribution check flags.

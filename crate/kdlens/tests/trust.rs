@@ -343,12 +343,14 @@ fn the_teachers_request_puts_its_maps_on_the_stage_comparable_to_the_models() {
     assert!(err.to_string().contains("features.norm5"), "{err}");
 }
 
-/// The audit's summary of hand-chosen reports: three images explained by a teacher and two
-/// students (the second a copy of the first); the statistics and every comparison follow from
-/// the reports' own values.
+/// The audit of three images explained by a teacher and two students (the second a copy of the
+/// first), one image without a label: its records restate the reports, the summary's statistics
+/// and every comparison follow from the records, whatever order they come in.
 #[test]
-fn the_audit_summary_restates_the_reports_and_compares_models_image_by_image() {
-    use kdlens::trust::{AuditSummary, Measure, ModelReports, PairedDifference, Stats};
+fn the_audit_restates_the_records_and_compares_models_image_by_image() {
+    use kdlens::trust::{
+        Audit, AuditInput, AuditPlan, AuditedModel, Measure, PairedDifference, Stats, audit_image,
+    };
     let device = Device::flex();
     device.seed(8);
     let (teacher, student) = (small_densenet(&device), student(&device));
@@ -356,54 +358,71 @@ fn the_audit_summary_restates_the_reports_and_compares_models_image_by_image() {
     let images: Vec<Tensor<4>> = (0..3)
         .map(|_| Tensor::random([1, 3, 32, 32], Distribution::Uniform(0.0, 1.0), &device))
         .collect();
-    let labels = [0usize, 3, 3];
-    let explain_all = |model: &Classifier, layer: &str| -> Vec<kdlens::explain::Report> {
-        images
-            .iter()
-            .zip(labels)
-            .map(|(image, label)| {
-                let request = Request {
-                    methods: methods.to_vec(),
-                    layer: Some(layer.into()),
-                    target: Target::Class(label),
-                    faithfulness: Some(Default::default()),
-                    ..Request::default()
-                };
-                block_on(kdlens::explain::explain(
-                    model,
-                    image.clone(),
-                    &request,
-                    &Context::default(),
-                ))
-                .unwrap()
-            })
-            .collect()
+    let labels = [Some(0usize), None, Some(3)];
+    let audited = |name: &str, cam_layer: &str| AuditedModel {
+        name: name.into(),
+        cam_layer: cam_layer.into(),
+        input_size: [32, 32],
     };
-    let teacher_reports = explain_all(&teacher, "features.transition3");
-    let student_reports = explain_all(&student, "conv5");
-    let models = [
-        ModelReports {
-            name: "teacher",
-            reports: &teacher_reports,
+    let plan = AuditPlan {
+        models: vec![
+            audited("teacher", "features.transition3"),
+            audited("kd", "conv5"),
+            audited("copy", "conv5"),
+        ],
+        classes: ["a", "b", "c", "d"].map(String::from).to_vec(),
+        request: Request {
+            methods: methods.to_vec(),
+            faithfulness: Some(Default::default()),
+            ..Request::default()
         },
-        ModelReports {
-            name: "kd",
-            reports: &student_reports,
-        },
-        ModelReports {
-            name: "copy",
-            reports: &student_reports,
-        },
-    ];
-    let classes: Vec<String> = ["a", "b", "c", "d"].map(String::from).to_vec();
-    let summary = AuditSummary::of(&models, &methods, &classes, [32, 32], 5);
+    };
+    let records: Vec<_> = images
+        .iter()
+        .zip(labels)
+        .enumerate()
+        .map(|(i, (image, label))| {
+            let inputs = [&teacher, &student, &student]
+                .into_iter()
+                .map(|model| AuditInput {
+                    model,
+                    input: image.clone(),
+                    context: Context::default(),
+                })
+                .collect();
+            block_on(audit_image(&plan, format!("image-{i}"), label, inputs)).unwrap()
+        })
+        .collect();
+    // Each model explains the label, or without one the teacher's prediction.
+    for (record, label) in records.iter().zip(labels) {
+        assert_eq!(
+            record.class,
+            label.unwrap_or(record.models[0].predicted),
+            "{}",
+            record.image
+        );
+        assert_eq!((record.models.len(), record.agreements.len()), (3, 2));
+    }
+    let reversed: Vec<_> = records.iter().rev().cloned().collect();
+    let audit = Audit::of(&plan, reversed, &[], 5).unwrap();
+    // (As JSON: a class without images has a NaN mean, which equals nothing.)
+    let json = |audit: &Audit| serde_json::to_string(audit).unwrap();
+    assert_eq!(
+        json(&audit),
+        json(&Audit::of(&plan, records.clone(), &[], 5).unwrap())
+    );
+    assert_eq!(audit.images, 3);
+    let summary = &audit.summary;
 
-    // Faithfulness: 3 models × 2 methods, each the statistics of its reports' areas.
+    // Faithfulness: 3 models × 2 methods, each the statistics of its records' areas.
     assert_eq!(summary.faithfulness.len(), 6);
-    let deletion = |reports: &[kdlens::explain::Report], method| -> Vec<f64> {
-        reports
+    let deletion = |k: usize, method| -> Vec<f64> {
+        records
             .iter()
-            .map(|r| r.faithfulness_of(method).unwrap().deletion.auc as f64)
+            .map(|r| {
+                let f = r.models[k].faithfulness.iter().find(|f| f.method == method);
+                f.unwrap().deletion.auc as f64
+            })
             .collect()
     };
     let kd_grad_cam = &summary.faithfulness[2];
@@ -413,7 +432,7 @@ fn the_audit_summary_restates_the_reports_and_compares_models_image_by_image() {
     );
     assert_eq!(
         kd_grad_cam.deletion_auc,
-        Stats::of(&deletion(&student_reports, Method::GradCam))
+        Stats::of(&deletion(1, Method::GradCam))
     );
     assert_eq!(kd_grad_cam.deletion_curve.len(), 17);
 
@@ -424,10 +443,11 @@ fn the_audit_summary_restates_the_reports_and_compares_models_image_by_image() {
     let kd = &summary.agreement[1];
     assert_eq!(kd.method, Method::IntegratedGradients);
     assert_eq!(kd.spearman.n, 3);
-    assert_eq!((kd.per_class["a"].0.n, kd.per_class["d"].0.n), (1, 2));
-    assert_eq!(kd.per_class["b"].0.n, 0);
+    for (c, name) in plan.classes.iter().enumerate() {
+        let images = records.iter().filter(|r| r.class == c).count();
+        assert_eq!(kd.per_class[name].0.n, images, "class {name}");
+    }
     assert_eq!(summary.predictions.len(), 2);
-    // (As JSON: a class without images has a NaN mean, which equals nothing.)
     assert_eq!(
         serde_json::to_string(&summary.agreement[1]).unwrap(),
         serde_json::to_string(&{
@@ -446,7 +466,7 @@ fn the_audit_summary_restates_the_reports_and_compares_models_image_by_image() {
         if let Some(d) = c.difference {
             assert_eq!((d.mean, d.interval), (0.0, [0.0, 0.0]), "{c:?}");
         }
-        assert_eq!(c.reading(), "no clear difference");
+        assert_eq!(c.reading, "no clear difference");
     }
     let kd_deletion = summary
         .comparisons
@@ -456,20 +476,26 @@ fn the_audit_summary_restates_the_reports_and_compares_models_image_by_image() {
         })
         .unwrap();
     assert_eq!(kd_deletion.second, "teacher");
-    let by_hand = PairedDifference::of(
-        &deletion(&student_reports, Method::GradCam)
+    let paired = |k| {
+        deletion(k, Method::GradCam)
             .into_iter()
             .map(Some)
-            .collect::<Vec<_>>(),
-        &deletion(&teacher_reports, Method::GradCam)
-            .into_iter()
-            .map(Some)
-            .collect::<Vec<_>>(),
-        5,
-    );
+            .collect::<Vec<_>>()
+    };
+    let by_hand = PairedDifference::of(&paired(1), &paired(0), 5);
     assert_eq!(kd_deletion.difference, by_hand);
     let d = by_hand.unwrap();
     assert!(d.interval[0] <= d.mean && d.mean <= d.interval[1] && d.n == 3);
+
+    // Per image and model, a row; no verdicts without an out-of-distribution reference.
+    assert_eq!(audit.per_image.len(), 9);
+    assert_eq!(audit.per_image[3].model, "kd");
+    assert_eq!(audit.per_image[4].label, None);
+    assert!(audit.ood.iter().all(|o| o.flagged_test == (0, 0)));
+    // A record from another plan is refused.
+    let mut short = records[0].clone();
+    short.agreements.pop();
+    assert!(Audit::of(&plan, vec![short], &[], 5).is_err());
 }
 
 #[test]

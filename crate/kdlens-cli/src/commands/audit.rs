@@ -2,23 +2,19 @@
 //! methods pass the sanity check, and how often does the out-of-distribution check fire — over
 //! a seeded, class-stratified sample of the test split.
 
-use std::{
-    collections::BTreeMap,
-    path::{Path, PathBuf},
-};
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
 use burn::tensor::{Device, Tensor};
 use kdlens::{
     block_on,
     explain::{
-        Context, FaithfulnessPlan, IntegratedGradientsPlan, Method, Report, Request, ShapPlan,
-        Target, explain,
+        Context, FaithfulnessPlan, IntegratedGradientsPlan, Method, Request, ShapPlan, Target,
     },
     image::{RgbaImage, decode_file},
     trust::{
-        AuditSummary, InDistribution, ModelReports, SanityCheck, Stats, audit::MethodFaithfulness,
-        cam_stages, sanity_check,
+        Audit, AuditInput, AuditPlan, SanityCheck, Stats, audit::MethodFaithfulness, audit_image,
+        sanity_check,
     },
 };
 use serde::Serialize;
@@ -34,25 +30,6 @@ use crate::{
     report::{Panel, markdown_table, plot_lines},
     run::RunDir,
 };
-
-/// One model under audit.
-struct Audited {
-    name: String,
-    loaded: LoadedModel,
-    /// The stage its CAM maps are computed on.
-    cam_layer: String,
-}
-
-impl Audited {
-    /// `request` for this model: its CAM stage, class `label`.
-    fn request(&self, request: &Request, label: usize) -> Request {
-        Request {
-            layer: Some(self.cam_layer.clone()),
-            target: Target::Class(label),
-            ..request.clone()
-        }
-    }
-}
 
 /// Sanity-check results of one model and method.
 #[derive(Debug, Clone, Serialize)]
@@ -71,59 +48,15 @@ pub struct MethodSanity {
     pub cascades: Vec<SanityCheck>,
 }
 
-/// Out-of-distribution flags of one model.
-#[derive(Debug, Clone, Serialize)]
-pub struct OodRate {
-    /// Model name.
-    pub model: String,
-    /// Test images flagged as unlike the training data, of those audited.
-    pub flagged_test: (usize, usize),
-    /// Images of `--ood` flagged, of those given.
-    pub flagged_ood: (usize, usize),
-}
-
-/// Per image and model: the audited facts.
-#[derive(Debug, Clone, Serialize)]
-pub struct ImageResult {
-    /// Image name.
-    pub image: String,
-    /// True class.
-    pub label: usize,
-    /// Model name.
-    pub model: String,
-    /// Predicted class.
-    pub predicted: usize,
-    /// Deletion and insertion areas per method.
-    pub auc: BTreeMap<Method, (f32, f32)>,
-    /// The out-of-distribution verdict.
-    pub in_distribution: Option<InDistribution>,
-    /// Explanation time, ms.
-    pub explain_ms: f64,
-}
-
-/// Everything `audit.json` holds.
+/// Everything `audit.json` holds: the core's audit and the sanity checks (left out of the page
+/// for their cost).
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditResult {
-    /// Class names.
-    pub classes: Vec<String>,
-    /// Test images audited.
-    pub images: usize,
-    /// The request every image was explained with (class: the true label; layer: the model's
-    /// CAM stage).
-    pub request: Request,
-    /// The stage of each model's CAM maps.
-    pub cam_layers: BTreeMap<String, String>,
-    /// Faithfulness, agreement and the comparisons between the models.
+    /// Faithfulness, agreement, comparisons, out-of-distribution rates, per image.
     #[serde(flatten)]
-    pub summary: AuditSummary,
+    pub audit: Audit,
     /// Sanity checks per model and method.
     pub sanity: Vec<MethodSanity>,
-    /// Out-of-distribution rates per model.
-    pub ood: Vec<OodRate>,
-    /// Explanation time per image and model, ms.
-    pub explain_ms: BTreeMap<String, Stats>,
-    /// Per image and model.
-    pub per_image: Vec<ImageResult>,
 }
 
 /// Image files under `dir`, recursively, sorted.
@@ -146,26 +79,23 @@ fn image_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-fn explain_one(
-    model: &Audited,
+/// `image` as `loaded`'s input, with what its explanations need.
+fn audit_input<'a>(
+    loaded: &'a LoadedModel,
     image: &RgbaImage,
-    request: &Request,
     background: Option<&Tensor<4>>,
     device: &Device,
-) -> Result<Report> {
-    let manifest = model.loaded.manifest();
-    let input = manifest.preprocessing.to_tensor(image, device)?;
-    let context = Context {
-        manifest: Some(manifest),
-        background: background.cloned(),
-        ..Context::default()
-    };
-    Ok(block_on(explain(
-        &model.loaded.model,
-        input,
-        request,
-        &context,
-    ))?)
+) -> Result<AuditInput<'a, kdlens::model::Classifier>> {
+    let manifest = loaded.manifest();
+    Ok(AuditInput {
+        model: &loaded.model,
+        input: manifest.preprocessing.to_tensor(image, device)?,
+        context: Context {
+            manifest: Some(manifest),
+            background: background.cloned(),
+            ..Context::default()
+        },
+    })
 }
 
 /// `kdlens audit --teacher T --student S… --data DIR`: writes `audit.json`, `audit.md` and the
@@ -189,46 +119,6 @@ pub fn run_audit(
             .unwrap_or_else(|| path.display().to_string());
         loaded.push((name, model_io::load(path, device)?));
     }
-    let students: Vec<_> = loaded[1..].iter().map(|(_, l)| &l.model).collect();
-    let stages = cam_stages(&loaded[0].1.model, &students, args.cam_min_side)?;
-    let models: Vec<Audited> = loaded
-        .into_iter()
-        .zip(stages)
-        .map(|((name, loaded), cam_layer)| Audited {
-            name,
-            loaded,
-            cam_layer,
-        })
-        .collect();
-    let classes = models[0].loaded.manifest().classes.clone();
-    for model in &models[1..] {
-        if model.loaded.manifest().classes != classes {
-            bail!(
-                "{} has classes {:?} but the teacher has {:?}; an audit compares models of one task",
-                model.name,
-                model.loaded.manifest().classes,
-                classes
-            );
-        }
-    }
-    let side = models[0].loaded.manifest().spec.input_size[0];
-    let data = DataConfig::from_args(&args.data, global.seed, side)?;
-    let scan = args
-        .data
-        .scan
-        .over(models[0].loaded.manifest().preprocessing.scan_options());
-    let splits = Splits::load(&data.source, &data.split)?;
-    if splits.classes != classes {
-        bail!(
-            "the data's classes {:?} are not the models' {:?}",
-            splits.classes,
-            classes
-        );
-    }
-    let chosen = stratified(&splits.test, classes.len(), args.images, global.seed);
-    if chosen.is_empty() {
-        bail!("the test split is empty");
-    }
     let request = Request {
         methods: args.methods.clone(),
         faithfulness: Some(FaithfulnessPlan {
@@ -247,14 +137,40 @@ pub fn run_audit(
         },
         ..Request::default()
     };
-    request.validate(classes.len())?;
-    let methods = request.methods();
-    let backgrounds: Vec<Option<Tensor<4>>> = models
+    let plan = AuditPlan::new(
+        &loaded
+            .iter()
+            .map(|(name, l)| (name.as_str(), &l.model, l.manifest()))
+            .collect::<Vec<_>>(),
+        &request,
+        args.cam_min_side,
+    )?;
+    let teacher = &loaded[0].1;
+    let side = teacher.manifest().spec.input_size[0];
+    let data = DataConfig::from_args(&args.data, global.seed, side)?;
+    let scan = args
+        .data
+        .scan
+        .over(teacher.manifest().preprocessing.scan_options());
+    let splits = Splits::load(&data.source, &data.split)?;
+    if splits.classes != plan.classes {
+        bail!(
+            "the data's classes {:?} are not the models' {:?}",
+            splits.classes,
+            plan.classes
+        );
+    }
+    let chosen = stratified(&splits.test, plan.classes.len(), args.images, global.seed);
+    if chosen.is_empty() {
+        bail!("the test split is empty");
+    }
+    let methods = plan.request.methods();
+    let backgrounds: Vec<Option<Tensor<4>>> = loaded
         .iter()
-        .map(|m| {
+        .map(|(_, l)| {
             methods
                 .contains(&Method::Shap)
-                .then(|| background(&m.loaded, None, 2, &scan, device))
+                .then(|| background(l, None, 2, &scan, device))
                 .transpose()
         })
         .collect::<Result<_>>()?;
@@ -262,8 +178,8 @@ pub fn run_audit(
         "audit: {} test images of {} ({} classes), models: {}, methods: {}",
         chosen.len(),
         splits.origin,
-        classes.len(),
-        models
+        plan.classes.len(),
+        plan.models
             .iter()
             .map(|m| m.name.as_str())
             .collect::<Vec<_>>()
@@ -275,20 +191,21 @@ pub fn run_audit(
             .join(", ")
     ));
 
-    // reports[model][image]
-    let mut reports: Vec<Vec<Report>> = vec![Vec::new(); models.len()];
+    let mut records = Vec::new();
     let mut images = Vec::new();
     for (i, sample) in chosen.iter().enumerate() {
         let image = sample.image.load(&scan).map_err(|e| anyhow::anyhow!(e))?;
-        for (k, model) in models.iter().enumerate() {
-            reports[k].push(explain_one(
-                model,
-                &image,
-                &model.request(&request, sample.label),
-                backgrounds[k].as_ref(),
-                device,
-            )?);
-        }
+        let inputs = loaded
+            .iter()
+            .zip(&backgrounds)
+            .map(|((_, l), b)| audit_input(l, &image, b.as_ref(), device))
+            .collect::<Result<Vec<_>>>()?;
+        records.push(block_on(audit_image(
+            &plan,
+            sample.image.describe(),
+            Some(sample.label),
+            inputs,
+        ))?);
         if (i + 1) % 10 == 0 || i + 1 == chosen.len() {
             run.log(format!(
                 "audit: explained {}/{} images",
@@ -296,23 +213,8 @@ pub fn run_audit(
                 chosen.len()
             ));
         }
-        images.push((sample.image.describe(), sample.label, image));
+        images.push((sample.label, image));
     }
-
-    let summary = AuditSummary::of(
-        &models
-            .iter()
-            .zip(&reports)
-            .map(|(m, r)| ModelReports {
-                name: &m.name,
-                reports: r,
-            })
-            .collect::<Vec<_>>(),
-        &methods,
-        &classes,
-        models[0].loaded.manifest().spec.input_size,
-        global.seed,
-    );
 
     let mut sanity = Vec::new();
     let sanity_methods: Vec<Method> = methods
@@ -320,26 +222,17 @@ pub fn run_audit(
         .copied()
         .filter(|m| *m != Method::Shap)
         .collect();
-    for (k, model) in models.iter().enumerate() {
+    for (k, (name, model)) in loaded.iter().enumerate() {
         for &method in &sanity_methods {
             let mut cascades = Vec::new();
-            for (_, label, image) in images.iter().take(args.sanity_images) {
-                let input = model
-                    .loaded
-                    .manifest()
-                    .preprocessing
-                    .to_tensor(image, device)?;
-                let context = Context {
-                    manifest: Some(model.loaded.manifest()),
-                    background: backgrounds[k].clone(),
-                    ..Context::default()
-                };
+            for (label, image) in images.iter().take(args.sanity_images) {
+                let part = audit_input(model, image, backgrounds[k].as_ref(), device)?;
                 cascades.push(block_on(sanity_check(
-                    &model.loaded.model,
-                    input,
+                    part.model,
+                    part.input,
                     method,
-                    &model.request(&request, *label),
-                    &context,
+                    &plan.request_for(k, Target::Class(*label)),
+                    &part.context,
                     global.seed,
                 ))?);
             }
@@ -348,7 +241,7 @@ pub fn run_audit(
                 .filter_map(|c| c.steps.last().map(|s| s.spearman.unwrap_or(0.0)))
                 .collect();
             sanity.push(MethodSanity {
-                model: model.name.clone(),
+                model: name.clone(),
                 method,
                 final_spearman: Stats::of(&finals),
                 passed: cascades.iter().filter(|c| c.passed).count(),
@@ -356,82 +249,33 @@ pub fn run_audit(
                 cascades,
             });
         }
-        run.log(format!("audit: sanity checks of {} done", model.name));
+        run.log(format!("audit: sanity checks of {name} done"));
     }
 
-    let ood_images = match &args.ood {
+    let ood_images: Vec<RgbaImage> = match &args.ood {
         Some(dir) => image_files(dir)?
             .into_iter()
             .filter_map(|p| decode_file(&p).ok())
             .collect(),
         None => Vec::new(),
     };
-    let mut ood = Vec::new();
-    for (k, model) in models.iter().enumerate() {
-        let flagged = |verdicts: &mut dyn Iterator<Item = Option<InDistribution>>| {
-            verdicts.fold((0, 0), |(f, n), v| match v {
-                Some(v) => (f + usize::from(!v.in_distribution), n + 1),
-                None => (f, n),
-            })
-        };
-        let test = flagged(&mut reports[k].iter().map(|r| r.in_distribution));
-        let mut outside = Vec::new();
+    let mut outside = Vec::new();
+    for (_, model) in &loaded {
+        let mut verdicts = Vec::new();
         for image in &ood_images {
-            let input = model
-                .loaded
-                .manifest()
-                .preprocessing
-                .to_tensor(image, device)?;
-            outside.push(block_on(kdlens::explain::assess_input(
-                &model.loaded.model,
+            let input = model.manifest().preprocessing.to_tensor(image, device)?;
+            verdicts.push(block_on(kdlens::explain::assess_input(
+                &model.model,
                 input,
-                model.loaded.manifest(),
+                model.manifest(),
             ))?);
         }
-        ood.push(OodRate {
-            model: model.name.clone(),
-            flagged_test: test,
-            flagged_ood: flagged(&mut outside.into_iter()),
-        });
+        outside.push(verdicts);
     }
 
-    let mut per_image = Vec::new();
-    let mut explain_ms = BTreeMap::new();
-    for (k, model) in models.iter().enumerate() {
-        let times: Vec<f64> = reports[k]
-            .iter()
-            .map(|r| r.timings_ms.get("total").copied().unwrap_or(0.0))
-            .collect();
-        explain_ms.insert(model.name.clone(), Stats::of(&times));
-        for (report, (name, label, _)) in reports[k].iter().zip(&images) {
-            per_image.push(ImageResult {
-                image: name.clone(),
-                label: *label,
-                model: model.name.clone(),
-                predicted: report.predicted,
-                auc: report
-                    .faithfulness
-                    .iter()
-                    .map(|f| (f.method, (f.deletion.auc, f.insertion.auc)))
-                    .collect(),
-                in_distribution: report.in_distribution,
-                explain_ms: report.timings_ms.get("total").copied().unwrap_or(0.0),
-            });
-        }
-    }
     let result = AuditResult {
-        classes,
-        images: chosen.len(),
-        request,
-        cam_layers: models
-            .iter()
-            .map(|m| (m.name.clone(), m.cam_layer.clone()))
-            .collect(),
-        summary,
+        audit: Audit::of(&plan, records, &outside, global.seed)?,
         sanity,
-        ood,
-        explain_ms,
-        per_image,
     };
     run.write_json("audit.json", &result)?;
     write_plots(&result, run)?;
@@ -443,9 +287,10 @@ pub fn run_audit(
 }
 
 fn write_plots(result: &AuditResult, run: &RunDir) -> Result<()> {
-    let models: Vec<&String> = result.explain_ms.keys().collect();
+    let models: Vec<&String> = result.audit.explain_ms.keys().collect();
     for model in models {
         let rows: Vec<&MethodFaithfulness> = result
+            .audit
             .summary
             .faithfulness
             .iter()
@@ -495,6 +340,7 @@ fn write_plots(result: &AuditResult, run: &RunDir) -> Result<()> {
             .collect::<Vec<_>>()
     };
     let students: Vec<String> = result
+        .audit
         .summary
         .predictions
         .iter()
@@ -507,6 +353,7 @@ fn write_plots(result: &AuditResult, run: &RunDir) -> Result<()> {
             x_label: "Spearman rank correlation of the maps".into(),
             y_range: 0.0..1.0,
             series: result
+                .audit
                 .summary
                 .agreement
                 .iter()
@@ -528,6 +375,7 @@ pub fn audit_sections(result: &AuditResult) -> String {
     let faithfulness = markdown_table(
         &["model", "method", "deletion AUC ↓", "insertion AUC ↑"],
         &result
+            .audit
             .summary
             .faithfulness
             .iter()
@@ -549,6 +397,7 @@ pub fn audit_sections(result: &AuditResult) -> String {
             "top-10 % IoU",
         ],
         &result
+            .audit
             .summary
             .agreement
             .iter()
@@ -569,6 +418,7 @@ pub fn audit_sections(result: &AuditResult) -> String {
             "KL(teacher ‖ student), nats",
         ],
         &result
+            .audit
             .summary
             .predictions
             .iter()
@@ -590,6 +440,7 @@ pub fn audit_sections(result: &AuditResult) -> String {
             "reading",
         ],
         &result
+            .audit
             .summary
             .comparisons
             .iter()
@@ -600,15 +451,16 @@ pub fn audit_sections(result: &AuditResult) -> String {
                     format!("{} − {}", c.first, c.second),
                     c.difference
                         .map_or_else(|| "—".into(), |d| format!("{} (n = {})", d.show(3), d.n)),
-                    c.reading(),
+                    c.reading.clone(),
                 ]
             })
             .collect::<Vec<_>>(),
     );
-    let first = result.summary.agreement.first().map(|a| a.method);
+    let first = result.audit.summary.agreement.first().map(|a| a.method);
     let per_class = markdown_table(
         &["class", "student", "Spearman ρ", "top-10 % IoU"],
         &result
+            .audit
             .summary
             .agreement
             .iter()
@@ -648,6 +500,7 @@ pub fn audit_sections(result: &AuditResult) -> String {
             "explanation time per image",
         ],
         &result
+            .audit
             .ood
             .iter()
             .map(|o| {
@@ -663,6 +516,7 @@ pub fn audit_sections(result: &AuditResult) -> String {
                     share(o.flagged_test),
                     share(o.flagged_ood),
                     result
+                        .audit
                         .explain_ms
                         .get(&o.model)
                         .map(|s| format!("{} ms", s.show(1)))
@@ -682,15 +536,21 @@ pub fn audit_sections(result: &AuditResult) -> String {
          audit does not support a difference.\n\n{comparisons}\n\
          ## Sanity check (cascading randomisation, passes below ρ = {})\n\n{sanity}\n\
          ## Out-of-distribution check and time\n\n{ood}",
-        result.images,
-        result.classes.len(),
+        result.audit.images,
+        result.audit.classes.len(),
         result
+            .audit
             .cam_layers
             .iter()
             .map(|(model, layer)| format!("{model} `{layer}`"))
             .collect::<Vec<_>>()
             .join(", "),
-        result.request.faithfulness.as_ref().map_or(0, |f| f.steps),
+        result
+            .audit
+            .request
+            .faithfulness
+            .as_ref()
+            .map_or(0, |f| f.steps),
         first.map_or("—", |m| m.name()),
         kdlens::trust::stats::BOOTSTRAP_RESAMPLES,
         kdlens::trust::SANITY_THRESHOLD,

@@ -7,8 +7,8 @@
 //!   correlation and top-10 % overlap of their maps, same prediction, KL divergence?
 //! - [`sanity`]: cascading model randomisation (Adebayo et al., 2018) — a map that does not
 //!   change when the model's weights are destroyed does not explain the model.
-//! - [`audit`]: all of that over many images, and every comparison it draws with its
-//!   uncertainty.
+//! - [`audit`]: all of that over many images — records made image by image, then one summary —
+//!   and every comparison it draws with its uncertainty.
 //! - [`stats`]: a measure over many images as mean ± sd, and the paired difference of two
 //!   measures with its bootstrap interval.
 //! - [`ood`]: does the input look like the images the model was trained on (Mahalanobis
@@ -26,7 +26,10 @@ pub use agreement::{
     Agreement, MapAgreement, TOP_FRACTION, compare_maps, kl_divergence, spearman, teacher_request,
     top_fraction_iou,
 };
-pub use audit::{AuditSummary, CAM_MIN_SIDE, Comparison, Measure, ModelReports, cam_stages};
+pub use audit::{
+    Audit, AuditInput, AuditPlan, AuditSummary, AuditedModel, CAM_MIN_SIDE, Comparison, ImageAudit,
+    Measure, OodRate, audit_image, cam_stages,
+};
 pub use faithfulness::{Curve, Faithfulness, auc, deletion_insertion};
 pub use ood::{
     InDistribution, OodReference, PooledBatch, pooled_batch, pooled_features, reference_sample,

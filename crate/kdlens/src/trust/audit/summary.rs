@@ -1,65 +1,16 @@
 //! The audit's summary of many images: each model's faithfulness per method, each student's
 //! agreement with the teacher, and every comparison between them as a paired difference with
-//! its bootstrap interval.
-//!
-//! The reports come in per model, image by image in the same order, the teacher's first; every
-//! image was explained with the same request for its true class.
+//! its bootstrap interval — all read from the images' records.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Agreement, MapAgreement, PairedDifference, Stats, teacher_request};
+use super::{AuditPlan, ImageAudit};
 use crate::{
-    Result,
-    explain::{Method, Report, Request},
-    model::LayeredClassifier,
+    explain::Method,
+    trust::{Agreement, Faithfulness, MapAgreement, PairedDifference, Stats},
 };
-
-/// The fewest positions per side of the stage the audit's CAM maps are computed on: a small
-/// input's last stage can be 1×1, where every CAM is a constant with no ranking to compare.
-pub const CAM_MIN_SIDE: usize = 4;
-
-/// The CAM stage of each audited model, the teacher's first: each student's deepest stage with
-/// at least `min_side` positions per side, and the teacher's chosen as the page chooses it beside
-/// a model ([`teacher_request`]): comparable to the first student's stage.
-pub fn cam_stages<M: LayeredClassifier>(
-    teacher: &M,
-    students: &[&M],
-    min_side: usize,
-) -> Result<Vec<String>> {
-    let student_stages: Vec<String> = students
-        .iter()
-        .map(|s| s.layers()[s.deepest_layer_with_side(min_side)].name.clone())
-        .collect();
-    let teacher_stage = match (students.first(), student_stages.first()) {
-        (Some(student), Some(stage)) => {
-            let asked = Request {
-                layer: Some(stage.clone()),
-                ..Request::default()
-            };
-            teacher_request(&asked, *student, teacher)?.layer
-        }
-        _ => None,
-    }
-    .unwrap_or_else(|| {
-        teacher.layers()[teacher.deepest_layer_with_side(min_side)]
-            .name
-            .clone()
-    });
-    Ok(std::iter::once(teacher_stage)
-        .chain(student_stages)
-        .collect())
-}
-
-/// One model's reports, one per audited image.
-#[derive(Debug, Clone, Copy)]
-pub struct ModelReports<'a> {
-    /// The model's name in the audit (`teacher`, or a student's).
-    pub name: &'a str,
-    /// Its reports, in image order.
-    pub reports: &'a [Report],
-}
 
 /// Deletion and insertion of one model and method over the images.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -150,28 +101,54 @@ pub struct Comparison {
     pub second: String,
     /// The difference and its interval; `None` when no image has both values.
     pub difference: Option<PairedDifference>,
+    /// What the interval supports, in words: which model is better on the measure, or "no clear
+    /// difference".
+    pub reading: String,
 }
 
 impl Comparison {
-    /// What the interval supports, in words: which model is better on the measure, or "no clear
-    /// difference".
-    pub fn reading(&self) -> String {
-        let Some(difference) = self.difference.filter(PairedDifference::is_clear) else {
-            return "no clear difference".into();
-        };
-        let first_better = (difference.mean > 0.0) == self.measure.higher_is_better();
-        let (better, worse) = if first_better {
-            (&self.first, &self.second)
-        } else {
-            (&self.second, &self.first)
-        };
-        match self.measure {
-            Measure::AgreementSpearman | Measure::AgreementTopIou => {
-                format!("{better} agrees with the teacher more than {worse}")
-            }
-            Measure::DeletionAuc | Measure::InsertionAuc => {
-                format!("{better} is more faithful than {worse}")
-            }
+    /// `first − second` on `measure` and `method`, with its reading.
+    pub fn new(
+        measure: Measure,
+        method: Method,
+        first: String,
+        second: String,
+        difference: Option<PairedDifference>,
+    ) -> Self {
+        let reading = reading(measure, &first, &second, difference);
+        Self {
+            measure,
+            method,
+            first,
+            second,
+            difference,
+            reading,
+        }
+    }
+}
+
+/// What `difference` (`first − second` on `measure`) supports, in words.
+fn reading(
+    measure: Measure,
+    first: &str,
+    second: &str,
+    difference: Option<PairedDifference>,
+) -> String {
+    let Some(difference) = difference.filter(PairedDifference::is_clear) else {
+        return "no clear difference".into();
+    };
+    let first_better = (difference.mean > 0.0) == measure.higher_is_better();
+    let (better, worse) = if first_better {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    match measure {
+        Measure::AgreementSpearman | Measure::AgreementTopIou => {
+            format!("{better} agrees with the teacher more than {worse}")
+        }
+        Measure::DeletionAuc | Measure::InsertionAuc => {
+            format!("{better} is more faithful than {worse}")
         }
     }
 }
@@ -191,66 +168,50 @@ pub struct AuditSummary {
 }
 
 impl AuditSummary {
-    /// The summary of `models` (the teacher first) explained with `methods`; maps are compared
-    /// at `size` `[height, width]`, `classes` names the labels of the reports' targets, and
-    /// the bootstrap draws from `seed`.
-    pub fn of(
-        models: &[ModelReports<'_>],
-        methods: &[Method],
-        classes: &[String],
-        size: [usize; 2],
-        seed: u64,
-    ) -> Self {
-        let agreements: Vec<Vec<Agreement>> = match models.split_first() {
-            Some((teacher, students)) => students
-                .iter()
-                .map(|s| {
-                    teacher
-                        .reports
-                        .iter()
-                        .zip(s.reports)
-                        .map(|(t, s)| Agreement::between(t, s, methods, size))
-                        .collect()
-                })
-                .collect(),
-            None => Vec::new(),
-        };
-        let students = models.get(1..).unwrap_or_default();
-        let classes_of: Vec<usize> = models
-            .first()
-            .map(|t| t.reports.iter().map(|r| r.class).collect())
-            .unwrap_or_default();
+    /// The summary of `records`, in their order, made with `plan`: its first model is the
+    /// teacher, the others its students; the bootstrap draws from `seed`. Every record must hold
+    /// one entry per model of the plan ([`super::Audit::of`] checks).
+    pub(super) fn of(plan: &AuditPlan, records: &[ImageAudit], seed: u64) -> Self {
+        let methods = plan.request.methods();
+        let names: Vec<&str> = plan.models.iter().map(|m| m.name.as_str()).collect();
+        let students = names.len().saturating_sub(1);
+        // agreements[s][image]: student s (model s + 1) with the teacher.
+        let agreements: Vec<Vec<&Agreement>> = (0..students)
+            .map(|s| records.iter().map(|r| &r.agreements[s]).collect())
+            .collect();
+        let classes_of: Vec<usize> = records.iter().map(|r| r.class).collect();
         Self {
-            faithfulness: models
+            faithfulness: names
                 .iter()
-                .flat_map(|m| {
+                .enumerate()
+                .flat_map(|(k, name)| {
                     methods
                         .iter()
-                        .map(move |&method| faithfulness_of(m, method))
+                        .map(move |&method| faithfulness_of(name, records, k, method))
                 })
                 .collect(),
-            agreement: students
+            agreement: agreements
                 .iter()
-                .zip(&agreements)
-                .flat_map(|(s, a)| {
+                .zip(&names[1..])
+                .flat_map(|(a, name)| {
                     methods
                         .iter()
-                        .map(|&method| agreement_of(s.name, a, &classes_of, classes, method))
+                        .map(|&method| agreement_of(name, a, &classes_of, &plan.classes, method))
                 })
                 .collect(),
-            predictions: students
+            predictions: agreements
                 .iter()
-                .zip(&agreements)
-                .map(|(s, a)| predictions_of(s.name, a))
+                .zip(names.iter().skip(1))
+                .map(|(a, name)| predictions_of(name, a))
                 .collect(),
-            comparisons: comparisons(models, &agreements, methods, seed),
+            comparisons: comparisons(&names, records, &agreements, &methods, seed),
         }
     }
 }
 
 /// Per image: `pick` of `method`'s map agreement (`None` where the method has none).
 fn map_values(
-    agreements: &[Agreement],
+    agreements: &[&Agreement],
     method: Method,
     pick: fn(&MapAgreement) -> Option<f64>,
 ) -> Vec<Option<f64>> {
@@ -273,12 +234,27 @@ fn top_iou_of(g: &MapAgreement) -> Option<f64> {
     g.top_iou
 }
 
-/// Per image: the deletion (or insertion) area of `method`'s map.
-fn auc_values(reports: &[Report], method: Method, deletion: bool) -> Vec<Option<f64>> {
-    reports
+/// Model `k`'s deletion and insertion curves of `method`, per image (`None` where absent).
+fn curves_of(
+    records: &[ImageAudit],
+    k: usize,
+    method: Method,
+) -> impl Iterator<Item = Option<&Faithfulness>> {
+    records
         .iter()
-        .map(|r| {
-            r.faithfulness_of(method).map(|f| {
+        .map(move |r| r.models[k].faithfulness.iter().find(|f| f.method == method))
+}
+
+/// Per image: model `k`'s deletion (or insertion) area of `method`'s map.
+fn auc_values(
+    records: &[ImageAudit],
+    k: usize,
+    method: Method,
+    deletion: bool,
+) -> Vec<Option<f64>> {
+    curves_of(records, k, method)
+        .map(|f| {
+            f.map(|f| {
                 f64::from(if deletion {
                     f.deletion.auc
                 } else {
@@ -293,17 +269,18 @@ fn present(values: &[Option<f64>]) -> Vec<f64> {
     values.iter().flatten().copied().collect()
 }
 
-fn faithfulness_of(model: &ModelReports<'_>, method: Method) -> MethodFaithfulness {
-    let found: Vec<_> = model
-        .reports
-        .iter()
-        .filter_map(|r| r.faithfulness_of(method))
-        .collect();
+fn faithfulness_of(
+    name: &str,
+    records: &[ImageAudit],
+    k: usize,
+    method: Method,
+) -> MethodFaithfulness {
+    let found: Vec<&Faithfulness> = curves_of(records, k, method).flatten().collect();
     MethodFaithfulness {
-        model: model.name.to_string(),
+        model: name.to_string(),
         method,
-        deletion_auc: Stats::of(&present(&auc_values(model.reports, method, true))),
-        insertion_auc: Stats::of(&present(&auc_values(model.reports, method, false))),
+        deletion_auc: Stats::of(&present(&auc_values(records, k, method, true))),
+        insertion_auc: Stats::of(&present(&auc_values(records, k, method, false))),
         deletion_curve: mean_curve(found.iter().map(|f| f.deletion.probabilities.as_slice())),
         insertion_curve: mean_curve(found.iter().map(|f| f.insertion.probabilities.as_slice())),
     }
@@ -311,7 +288,7 @@ fn faithfulness_of(model: &ModelReports<'_>, method: Method) -> MethodFaithfulne
 
 fn agreement_of(
     student: &str,
-    agreements: &[Agreement],
+    agreements: &[&Agreement],
     classes_of: &[usize],
     classes: &[String],
     method: Method,
@@ -347,7 +324,7 @@ fn agreement_of(
     }
 }
 
-fn predictions_of(student: &str, agreements: &[Agreement]) -> PredictionAgreement {
+fn predictions_of(student: &str, agreements: &[&Agreement]) -> PredictionAgreement {
     let n = agreements.len().max(1) as f64;
     PredictionAgreement {
         student: student.to_string(),
@@ -361,18 +338,27 @@ fn predictions_of(student: &str, agreements: &[Agreement]) -> PredictionAgreemen
     }
 }
 
-/// Students pairwise on agreement (`agreements[k]` is student `k + 1`'s), then each student
-/// against the teacher on deletion and insertion.
+/// Students pairwise on agreement (`agreements[s]` is model `s + 1`'s), then each student
+/// against the teacher (model 0) on deletion and insertion.
 fn comparisons(
-    models: &[ModelReports<'_>],
-    agreements: &[Vec<Agreement>],
+    names: &[&str],
+    records: &[ImageAudit],
+    agreements: &[Vec<&Agreement>],
     methods: &[Method],
     seed: u64,
 ) -> Vec<Comparison> {
-    let students = models.get(1..).unwrap_or_default();
     let mut out = Vec::new();
-    for (i, first) in students.iter().enumerate() {
-        for (j, second) in students.iter().enumerate().skip(i + 1) {
+    let comparison = |measure, method, first: usize, second: usize, difference| {
+        Comparison::new(
+            measure,
+            method,
+            names[first].to_string(),
+            names[second].to_string(),
+            difference,
+        )
+    };
+    for i in 0..agreements.len() {
+        for j in i + 1..agreements.len() {
             for &method in methods {
                 for (measure, pick) in [
                     (
@@ -381,39 +367,27 @@ fn comparisons(
                     ),
                     (Measure::AgreementTopIou, top_iou_of),
                 ] {
-                    out.push(Comparison {
-                        measure,
-                        method,
-                        first: first.name.to_string(),
-                        second: second.name.to_string(),
-                        difference: PairedDifference::of(
-                            &map_values(&agreements[i], method, pick),
-                            &map_values(&agreements[j], method, pick),
-                            seed,
-                        ),
-                    });
+                    let difference = PairedDifference::of(
+                        &map_values(&agreements[i], method, pick),
+                        &map_values(&agreements[j], method, pick),
+                        seed,
+                    );
+                    out.push(comparison(measure, method, i + 1, j + 1, difference));
                 }
             }
         }
     }
-    if let Some((teacher, students)) = models.split_first() {
-        for student in students {
-            for &method in methods {
-                for (measure, deletion) in
-                    [(Measure::DeletionAuc, true), (Measure::InsertionAuc, false)]
-                {
-                    out.push(Comparison {
-                        measure,
-                        method,
-                        first: student.name.to_string(),
-                        second: teacher.name.to_string(),
-                        difference: PairedDifference::of(
-                            &auc_values(student.reports, method, deletion),
-                            &auc_values(teacher.reports, method, deletion),
-                            seed,
-                        ),
-                    });
-                }
+    for student in 1..names.len() {
+        for &method in methods {
+            for (measure, deletion) in
+                [(Measure::DeletionAuc, true), (Measure::InsertionAuc, false)]
+            {
+                let difference = PairedDifference::of(
+                    &auc_values(records, student, method, deletion),
+                    &auc_values(records, 0, method, deletion),
+                    seed,
+                );
+                out.push(comparison(measure, method, student, 0, difference));
             }
         }
     }
@@ -450,28 +424,31 @@ mod tests {
 
     #[test]
     fn a_reading_names_the_better_model_in_the_measures_direction() {
-        let comparison = |measure, mean: f64, interval| Comparison {
-            measure,
-            method: Method::GradCam,
-            first: "kd".into(),
-            second: "labels".into(),
-            difference: Some(PairedDifference {
+        let comparison = |measure, mean: f64, interval| {
+            let difference = PairedDifference {
                 mean,
                 interval,
                 n: 10,
-            }),
+            };
+            Comparison::new(
+                measure,
+                Method::GradCam,
+                "kd".into(),
+                "labels".into(),
+                Some(difference),
+            )
         };
         assert_eq!(
-            comparison(Measure::AgreementSpearman, 0.1, [0.05, 0.15]).reading(),
+            comparison(Measure::AgreementSpearman, 0.1, [0.05, 0.15]).reading,
             "kd agrees with the teacher more than labels"
         );
         assert_eq!(
-            comparison(Measure::DeletionAuc, 0.1, [0.05, 0.15]).reading(),
+            comparison(Measure::DeletionAuc, 0.1, [0.05, 0.15]).reading,
             "labels is more faithful than kd",
             "a higher deletion area is worse"
         );
         assert_eq!(
-            comparison(Measure::InsertionAuc, -0.1, [-0.2, 0.01]).reading(),
+            comparison(Measure::InsertionAuc, -0.1, [-0.2, 0.01]).reading,
             "no clear difference"
         );
     }
