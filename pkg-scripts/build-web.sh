@@ -18,7 +18,7 @@ fi
 
 echo "payload of www/ (bytes, raw and gzip -9):"
 total_raw=0; total_gz=0
-for f in www/index.html www/app.js www/worker.js www/style.css www/pkg/kdlens_web.js www/pkg/kdlens_web_bg.wasm www/model/model.kdlens; do
+for f in www/index.html www/app.js www/audit.js www/batch.js www/chart.js www/worker.js www/sw.js www/style.css www/pkg/kdlens_web.js www/pkg/kdlens_web_bg.wasm www/model/model.kdlens; do
   [ -f "$f" ] || continue
   raw=$(stat -c %s "$f"); gz=$(gzip -9 -c "$f" | wc -c)
   total_raw=$((total_raw + raw)); total_gz=$((total_gz + gz))

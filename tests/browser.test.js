@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import {
   serve, launch, openPage, dropFile, explainDropped, testImage, png, rewriteBundle, nativeExplain,
-  assertSameReport, artifactsDir, keptFiles, assertOnlyPageFiles, kdlensBinary, pageSession, WWW,
+  assertSameReport, artifactsDir, keptFiles, assertOnlyPageFiles, kdlensBinary, pageSession, smallTeacher, WWW,
 } from './helpers.js';
 import { execFileSync } from 'node:child_process';
 
@@ -54,20 +54,6 @@ async function canvasIsDrawn(page, selector) {
       return seen.size > 3;
     });
   }, selector);
-}
-
-let smallTeacherPath = null;
-
-/** A small DenseNet-121 teacher of the page model's task — Fashion-MNIST's classes, gray, 32²,
- * one epoch on 40 images — trained once for this file; its model file. */
-async function smallTeacher() {
-  if (!smallTeacherPath) {
-    const run = join(await mkdtemp(join(tmpdir(), 'kdlens-teacher-')), 'teacher');
-    execFileSync(kdlensBinary(), ['--run-dir', run, 'train-teacher', '--data', 'fashion-mnist', '--limit-per-class', '4',
-      '--test-limit-per-class', '2', '--image-size', '32', '--grayscale', '--epochs', '1', '--batch-size', '8', '--replicas', '1'], { stdio: 'pipe' });
-    smallTeacherPath = join(run, 'teacher.kdlens');
-  }
-  return smallTeacherPath;
 }
 
 function maxDiff(a, b) {

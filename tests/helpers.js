@@ -206,6 +206,20 @@ export function rewriteBundle(bytes, edit) {
 }
 
 // ---------------------------------------------------------------- native kdlens
+let smallTeacherPath = null;
+
+/** A small DenseNet-121 teacher of the page model's task — Fashion-MNIST's classes, gray, 32²,
+ * one epoch on 40 images — trained once per test file; its model file. */
+export async function smallTeacher() {
+  if (!smallTeacherPath) {
+    const run = join(await mkdtemp(join(tmpdir(), 'kdlens-teacher-')), 'teacher');
+    execFileSync(kdlensBinary(), ['--run-dir', run, 'train-teacher', '--data', 'fashion-mnist', '--limit-per-class', '4',
+      '--test-limit-per-class', '2', '--image-size', '32', '--grayscale', '--epochs', '1', '--batch-size', '8', '--replicas', '1'], { stdio: 'pipe' });
+    smallTeacherPath = join(run, 'teacher.kdlens');
+  }
+  return smallTeacherPath;
+}
+
 /** Path of the `kdlens` binary the Rust build produced. */
 export function kdlensBinary() {
   const target = process.env.CARGO_TARGET_DIR || join(homedir(), '.cache', 'kdlens-target');

@@ -4,7 +4,9 @@
 // to the network after the page has loaded, except to fetch the model folder's teacher from this
 // site when the user asks for it.
 
+import { AuditView } from './audit.js';
 import { Batch, droppedFiles, inputFiles, isBatchDrop } from './batch.js';
+import { drawCurves } from './chart.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -48,6 +50,23 @@ function call(type, payload = {}, transfer = [], onProgress = null) {
     state.calls.set(id, { resolve, reject, onProgress });
     state.worker.postMessage({ id, type, ...payload }, transfer);
   });
+}
+
+/**
+ * `call`, asked again once when the worker was replaced meanwhile (a cancel, a lost GPU), which
+ * drops the calls it had. `payload` is an object, or — for a call that hands pixels over — a
+ * function of a fresh copy of `pixels`, which is transferred.
+ */
+async function callAgain(type, payload, pixels = null) {
+  for (let attempt = 0; ; attempt++) {
+    await state.restarting;
+    const copy = pixels && pixels.slice();
+    try {
+      return await call(type, typeof payload === 'function' ? payload(copy) : payload, copy ? [copy.buffer] : []);
+    } catch (error) {
+      if (attempt > 0 || !/worker restarted/.test(error.message)) throw error;
+    }
+  }
 }
 
 function onWorkerMessage(event) {
@@ -668,15 +687,6 @@ async function drawCam() {
   return true;
 }
 
-const SVG = 'http://www.w3.org/2000/svg';
-
-function svgElement(name, attributes, text) {
-  const element = document.createElementNS(SVG, name);
-  for (const [key, value] of Object.entries(attributes)) element.setAttribute(key, value);
-  if (text !== undefined) element.textContent = text;
-  return element;
-}
-
 /** The deletion and insertion curves (Petsiuk et al., 2018) of the shown map, as the report has
  * them: the class probability after removing (deletion) or revealing (insertion) the map's most
  * important pixels first, from 0 % to 100 % of the pixels; with their areas under the curve. */
@@ -686,21 +696,10 @@ function drawFaithfulness(result) {
   const curves = (result.faithfulness || []).find((f) => f.method === map.method);
   figure.hidden = !curves;
   if (!curves) return;
-  const box = { left: 34, right: 300, top: 10, bottom: 170 };
-  const x = (fraction) => box.left + fraction * (box.right - box.left);
-  const y = (p) => box.bottom - p * (box.bottom - box.top);
-  const points = (values) => values.map((p, i) => `${x(i / (values.length - 1)).toFixed(1)},${y(p).toFixed(1)}`).join(' ');
-  const ticks = [0, 0.5, 1].flatMap((t) => [
-    svgElement('text', { x: box.left - 4, y: y(t) + 3, 'text-anchor': 'end' }, t.toFixed(1)),
-    svgElement('text', { x: x(t), y: box.bottom + 12, 'text-anchor': 'middle' }, `${100 * t} %`),
+  drawCurves($('faithfulness-chart'), [
+    { values: curves.deletion.probabilities, className: 'deletion' },
+    { values: curves.insertion.probabilities, className: 'insertion' },
   ]);
-  $('faithfulness-chart').replaceChildren(
-    svgElement('path', { class: 'axis', d: `M${box.left},${box.top} V${box.bottom} H${box.right}` }),
-    ...ticks,
-    svgElement('text', { x: (box.left + box.right) / 2, y: 196, 'text-anchor': 'middle' }, 'share of pixels changed, most important first'),
-    svgElement('polyline', { class: 'deletion', points: points(curves.deletion.probabilities) }),
-    svgElement('polyline', { class: 'insertion', points: points(curves.insertion.probabilities) }),
-  );
   const classes = state.model.manifest.classes;
   const ms = result.timings_ms.faithfulness;
   $('faithfulness-caption').textContent = `Probability of ${classes[curves.class]} as the ${methodLabel(map.method)} map's most important pixels are removed (solid: deletion, AUC ${curves.deletion.auc.toFixed(3)}, lower is more faithful) or revealed on a blurred copy (dashed: insertion, AUC ${curves.insertion.auc.toFixed(3)}, higher is more faithful)${ms === undefined ? '' : `; ${ms.toFixed(0)} ms`}.`;
@@ -1076,22 +1075,21 @@ async function loadSamples(names) {
 
 /** The "Many images" panel (batch.js) over the worker's `predict`. */
 function wireBatch() {
-  const ids = { panel: 'batch', body: 'batch-rows', cancel: 'batch-cancel', saveCsv: 'batch-save-csv', saveJson: 'batch-save-json', progress: 'batch-progress', count: 'batch-count', summary: 'batch-summary', confusion: 'batch-confusion' };
+  const ids = { panel: 'batch', body: 'batch-rows', cancel: 'batch-cancel', saveCsv: 'batch-save-csv', saveJson: 'batch-save-json', progress: 'batch-progress', progressLabel: 'batch-progress-label', count: 'batch-count', summary: 'batch-summary', confusion: 'batch-confusion' };
   const elements = Object.fromEntries(Object.entries(ids).map(([key, id]) => [key, $(id)]));
+  const audit = new AuditView({
+    toggle: $('batch-audit'), methods: $('batch-audit-methods'), panel: $('audit-results'), summary: $('audit-summary'),
+    save: $('audit-save'), tables: $('audit-tables'), curves: $('audit-curves'),
+  }, {
+    call: callAgain,
+    request: currentRequest,
+    methods: [...$('method').options].map((o) => ({ value: o.value, label: o.textContent })),
+    download,
+  });
   const batch = new Batch(elements, {
     decode: decodeImage,
-    predict: async ({ rgba, width, height }) => {
-      // A worker replaced meanwhile (a cancel, a lost GPU) drops this call: wait and ask again.
-      for (let attempt = 0; ; attempt++) {
-        await state.restarting;
-        const copy = rgba.slice();
-        try {
-          return await call('predict', { rgba: copy.buffer, width, height }, [copy.buffer]);
-        } catch (error) {
-          if (attempt > 0 || !/worker restarted/.test(error.message)) throw error;
-        }
-      }
-    },
+    predict: ({ rgba, width, height }) => callAgain('predict', (copy) => ({ rgba: copy.buffer, width, height }), rgba),
+    audit,
     explain: (file, name) => { $('drop-zone').scrollIntoView({ block: 'nearest' }); return useImage(file, name); },
     model: () => state.model.manifest,
     download,
@@ -1131,7 +1129,7 @@ async function keepForOffline() {
 
 /** Starts the controls at the core's defaults (`Request::default()`, the overlay's opacity and
  * colormap), marking SHAP's default sample count. */
-function applyDefaults({ request, opacity, colormap }) {
+function applyDefaults({ request, opacity, colormap, audit_methods: auditMethods }, audit) {
   $('method').value = request.methods[0] ?? 'grad-cam';
   $('faithfulness').checked = request.faithfulness != null;
   $('score').value = request.score;
@@ -1143,6 +1141,7 @@ function applyDefaults({ request, opacity, colormap }) {
   samples.value = value;
   $('opacity').value = String(opacity);
   $('colormap').value = colormap;
+  audit.choose(auditMethods);
 }
 
 async function main() {
@@ -1183,7 +1182,7 @@ async function main() {
   try {
     const [backend, reason] = await chooseBackend();
     await startWorker(backend, reason);
-    applyDefaults(await call('defaults'));
+    applyDefaults(await call('defaults'), batch.audit);
     const response = await fetch('model/model.kdlens');
     if (!response.ok) throw new Error(`the default model could not be fetched (HTTP ${response.status})`);
     await loadModel(await response.arrayBuffer(), 'model/model.kdlens (default)');

@@ -135,13 +135,14 @@ function thumbnail(bitmap) {
 
 /**
  * The "Many images" panel. `elements` are its DOM nodes (see index.html); `decode(file, name)` →
- * `{ rgba, width, height, bitmap }`; `predict(image)` → `{ probabilities, predicted }`;
+ * `{ rgba, width, height, bitmap }`; `predict(image)` → `{ probabilities, predicted }`; `audit`,
+ * the audit's view (audit.js), which says whether to audit and records each image;
  * `explain(file, name)` shows one image in the main view; `model()` → the current manifest;
  * `download(blob, name)` saves a file.
  */
 export class Batch {
-  constructor(elements, { decode, predict, explain, model, download }) {
-    Object.assign(this, { elements, decode, predict, explain, model, download });
+  constructor(elements, { decode, predict, audit, explain, model, download }) {
+    Object.assign(this, { elements, decode, predict, audit, explain, model, download });
     this.rows = [];
     this.running = false;
     this.cancelled = false;
@@ -170,7 +171,20 @@ export class Batch {
     e.progress.max = files.length;
     e.progress.value = 0;
     document.body.dataset.batch = 'running';
+    this.audit.reset();
+    const records = [];
+    let plan = null;
+    let refused = null;
     try {
+      if (this.audit.enabled()) {
+        try {
+          plan = await this.audit.plan();
+        } catch (error) {
+          refused = `The audit cannot start: ${error.message}`;
+          return;
+        }
+      }
+      e.progressLabel.textContent = plan ? 'Audited' : 'Classified';
       for (const [k, { file, path }] of files.entries()) {
         if (this.cancelled) break;
         const row = { file, path, label: labelOf(path, classes) };
@@ -181,6 +195,7 @@ export class Batch {
           const out = await this.predict(image);
           row.probabilities = out.probabilities;
           row.predicted = out.predicted;
+          if (plan) records.push(await this.audit.image(plan, image, path, row.label));
         } catch (error) {
           row.error = error.message;
         }
@@ -195,6 +210,14 @@ export class Batch {
       e.saveCsv.disabled = this.rows.length === 0;
       e.saveJson.disabled = this.rows.length === 0;
       this.showSummary(files.length);
+      if (refused) e.summary.textContent = refused;
+      if (plan) {
+        try {
+          await this.audit.finish(plan, records, this.cancelled);
+        } catch (error) {
+          e.summary.textContent += ` · the audit failed: ${error.message}`;
+        }
+      }
       document.body.dataset.batch = this.cancelled ? 'cancelled' : 'done';
     }
   }

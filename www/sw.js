@@ -7,7 +7,7 @@
 const CACHE = 'kdlens-page';
 
 /** The page's files, relative to the service worker's folder (the page's folder). */
-const FILES = ['./', 'index.html', 'app.js', 'batch.js', 'worker.js', 'style.css', 'sw.js',
+const FILES = ['./', 'index.html', 'app.js', 'audit.js', 'batch.js', 'chart.js', 'worker.js', 'style.css', 'sw.js',
   'pkg/kdlens_web.js', 'pkg/kdlens_web_bg.wasm', 'model/model.kdlens', 'model/index.json'];
 
 const here = (path) => new URL(path, self.registration.scope).href;

@@ -1,10 +1,11 @@
 // The page's compute thread: owns the WebAssembly module (kdlens core + burn) and runs one
 // request at a time. Messages in: {id, type: 'start'|'defaults'|'load'|'scan'|'predict'|'explain'|
-// 'render'|'loadTeacher'|'removeTeacher'|'explainTeacher'|'agreement', ...};
+// 'render'|'loadTeacher'|'removeTeacher'|'explainTeacher'|'agreement'|'auditPlan'|'auditImage'|
+// 'auditSummary', ...};
 // messages out: {id, ok: true, result} or {id, ok: false, error}, and while SHAP runs
 // {id, progress: {step, done, total}}. An explanation's result is the
 // core's report, the same JSON that `kdlens explain` writes, its maps' values as Float32Arrays.
-import init, { Explainer, decodeScan, defaults } from './pkg/kdlens_web.js';
+import init, { Explainer, auditSummary, decodeScan, defaults } from './pkg/kdlens_web.js';
 
 let explainer = null;
 let testHooks = { loseDeviceOnNextExplain: false, device: null };
@@ -67,6 +68,13 @@ async function handle(message) {
       return explainer.agreement();
     case 'predict':
       return explainer.predict(new Uint8Array(message.rgba), message.width, message.height);
+    case 'auditPlan':
+      return explainer.auditPlan(message.request);
+    case 'auditImage':
+      explainer.setProgressListener(undefined);
+      return explainer.auditImage(message.plan, new Uint8Array(message.rgba), message.width, message.height, message.name, message.label ?? undefined);
+    case 'auditSummary':
+      return auditSummary(message.plan, message.records, message.seed);
     case 'render':
       return explainer.render(message.view, message.colormap, message.opacity, message.height, message.width, Boolean(message.teacher));
     default:

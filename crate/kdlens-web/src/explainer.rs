@@ -8,7 +8,7 @@ use kdlens::{
     },
     image::RgbaImage,
     model::{Classifier, LayeredClassifier},
-    trust::Agreement,
+    trust::{Agreement, Audit, AuditInput, AuditPlan, CAM_MIN_SIDE, ImageAudit},
 };
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
@@ -85,15 +85,18 @@ struct Defaults {
     opacity: f32,
     /// The overlay's colormap.
     colormap: Colormap,
+    /// The methods an audit of many images explains with.
+    audit_methods: Vec<Method>,
 }
 
-/// The core's defaults for the page's controls: `{ request, opacity, colormap }`.
+/// The core's defaults for the page's controls: `{ request, opacity, colormap, audit_methods }`.
 #[wasm_bindgen]
 pub fn defaults() -> Result<JsValue, JsError> {
     to_js(&Defaults {
         request: Request::default(),
         opacity: kdlens::explain::DEFAULT_OPACITY,
         colormap: Colormap::default(),
+        audit_methods: kdlens::trust::audit::DEFAULT_METHODS.to_vec(),
     })
 }
 
@@ -398,17 +401,7 @@ impl Explainer {
         let preprocess_ms = started.elapsed().as_secs_f64() * 1e3;
         let (bundle, model, _) = self.loaded(role)?;
         let manifest = bundle.manifest();
-        let background = if request.methods().contains(&Method::Shap) {
-            let images = manifest.shap_background_images().map_err(js_error)?;
-            Some(
-                manifest
-                    .preprocessing
-                    .to_batch(&images, &self.device)
-                    .map_err(js_error)?,
-            )
-        } else {
-            None
-        };
+        let background = self.shap_background(role, request)?;
         let listener = self.progress_listener.clone();
         let tell = |step: &str, done: usize, total: usize| {
             if let Some(callback) = &listener {
@@ -440,6 +433,96 @@ impl Explainer {
             .timings_ms
             .insert("preprocess".to_string(), preprocess_ms);
         Ok(report)
+    }
+
+    /// SHAP's background images for `role`'s model, preprocessed, when `request` asks for SHAP.
+    fn shap_background(
+        &self,
+        role: Role,
+        request: &Request,
+    ) -> Result<Option<burn::tensor::Tensor<4>>, JsError> {
+        if !request.methods().contains(&Method::Shap) {
+            return Ok(None);
+        }
+        let (bundle, _, _) = self.loaded(role)?;
+        let manifest = bundle.manifest();
+        let images = manifest.shap_background_images().map_err(js_error)?;
+        let batch = manifest.preprocessing.to_batch(&images, &self.device);
+        batch.map(Some).map_err(js_error)
+    }
+
+    /// The audited models, in the audit's order: the teacher first when one is loaded.
+    fn audited_roles(&self) -> Vec<(Role, &'static str)> {
+        if self.teacher.is_some() {
+            vec![(Role::Teacher, "teacher"), (Role::Model, "student")]
+        } else {
+            vec![(Role::Model, "model")]
+        }
+    }
+
+    fn plan(&self, request: &Request) -> Result<AuditPlan, JsError> {
+        let mut models = Vec::new();
+        for (role, name) in self.audited_roles() {
+            let (bundle, model, _) = self.loaded(role)?;
+            models.push((name, model, bundle.manifest()));
+        }
+        AuditPlan::new(&models, request, CAM_MIN_SIDE).map_err(js_error)
+    }
+
+    /// The plan of an audit of the loaded model — beside the teacher, named `teacher` and
+    /// `student`, when one is loaded; named `model` otherwise — explained as `request` asks (its
+    /// methods and plans; deletion and insertion curves are always measured): the core's
+    /// `AuditPlan`, `{ models: [{ name, cam_layer, input_size }], classes, request }`, with each
+    /// model's CAM stage chosen as `kdlens audit` chooses it.
+    #[wasm_bindgen(js_name = auditPlan)]
+    pub fn audit_plan(&self, request: JsValue) -> Result<JsValue, JsError> {
+        to_js(&self.plan(&parse_request(request)?)?)
+    }
+
+    /// Audits one image — RGBA pixels (`width × height × 4` bytes) named `name`, of true class
+    /// `label` (`undefined` when unknown) — as `plan` (from [`Explainer::audit_plan`]) says:
+    /// every model explains it, and the core keeps its `ImageAudit` record (each model's
+    /// prediction, deletion and insertion curves and out-of-distribution verdict, the student's
+    /// agreement with the teacher). Fails when the loaded models are no longer the plan's.
+    #[wasm_bindgen(js_name = auditImage)]
+    pub async fn audit_image(
+        &self,
+        plan: JsValue,
+        rgba: Vec<u8>,
+        width: usize,
+        height: usize,
+        name: String,
+        label: Option<usize>,
+    ) -> Result<JsValue, JsError> {
+        let plan: AuditPlan = serde_wasm_bindgen::from_value(plan)
+            .map_err(|e| JsError::new(&format!("bad audit plan: {e}")))?;
+        if self.plan(&plan.request)? != plan {
+            return Err(JsError::new(
+                "the model or the teacher changed since this audit began",
+            ));
+        }
+        let image = RgbaImage::new(width, height, rgba).map_err(js_error)?;
+        let mut inputs = Vec::new();
+        for (role, _) in self.audited_roles() {
+            let (bundle, model, _) = self.loaded(role)?;
+            let manifest = bundle.manifest();
+            inputs.push(AuditInput {
+                model,
+                input: manifest
+                    .preprocessing
+                    .to_tensor(&image, &self.device)
+                    .map_err(js_error)?,
+                context: Context {
+                    manifest: Some(manifest),
+                    background: self.shap_background(role, &plan.request)?,
+                    progress: None,
+                },
+            });
+        }
+        let record = kdlens::trust::audit_image(&plan, name, label, inputs)
+            .await
+            .map_err(js_error)?;
+        to_js(&record)
     }
 
     /// An `ImageData` of `width × height` pixels: the last report's `view` (`feature-map:K` or
@@ -474,4 +557,16 @@ impl Explainer {
         )
         .map_err(|e| JsError::new(&format!("cannot create the image: {e:?}")))
     }
+}
+
+/// The audit of `records` (`auditImage`'s, in any order: they are taken in image-name order)
+/// made with `plan`, its bootstrap intervals drawn from `seed`: the core's `Audit` — the
+/// `audit.json` that `kdlens audit` writes, less its sanity checks.
+#[wasm_bindgen(js_name = auditSummary)]
+pub fn audit_summary(plan: JsValue, records: JsValue, seed: u32) -> Result<JsValue, JsError> {
+    let plan: AuditPlan = serde_wasm_bindgen::from_value(plan)
+        .map_err(|e| JsError::new(&format!("bad audit plan: {e}")))?;
+    let records: Vec<ImageAudit> = serde_wasm_bindgen::from_value(records)
+        .map_err(|e| JsError::new(&format!("bad audit records: {e}")))?;
+    to_js(&Audit::of(&plan, records, &[], u64::from(seed)).map_err(js_error)?)
 }
