@@ -99,7 +99,7 @@ function assertSameAudit(page, cli, tolerance) {
     f.deletion_curve.forEach((v, i) => near(v, c.deletion_curve[i], tolerance, `${what} deletion curve ${i}`));
     f.insertion_curve.forEach((v, i) => near(v, c.insertion_curve[i], tolerance, `${what} insertion curve ${i}`));
   }
-  const ranks = 0.05;
+  const ranks = 1e-3;
   assert.equal(page.agreement.length, METHODS.length);
   for (const [k, a] of page.agreement.entries()) {
     const c = cli.agreement[k];

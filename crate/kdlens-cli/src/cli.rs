@@ -122,6 +122,9 @@ pub enum Command {
     /// insertion areas per method and model, teacher–student agreement per class, the sanity
     /// check, out-of-distribution rates, over a seeded sample of the test split.
     Audit(AuditArgs),
+    /// Pool the audits of one recipe trained with several seeds (each a `kdlens audit` run
+    /// folder or a demo's): every comparison pooled over all runs' images, beside each run's own.
+    PoolAudits(PoolArgs),
     /// Export a model for the browser: one bundle file (plus a safetensors copy).
     Export(ExportArgs),
     /// Efficiency table of teacher vs student: parameters, FLOPs and mean execution time of
@@ -437,6 +440,14 @@ pub struct AuditArgs {
     /// how many the out-of-distribution check flags.
     #[arg(long)]
     pub ood: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct PoolArgs {
+    /// The run folders whose audits are pooled (`kdlens audit` runs, or demo runs with their
+    /// `audit/`), at least two, of the same models, methods and classes.
+    #[arg(required = true, num_args = 2..)]
+    pub runs: Vec<PathBuf>,
 }
 
 /// Weight precision choice.

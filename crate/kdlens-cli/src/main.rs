@@ -97,6 +97,10 @@ fn run(cli: Cli) -> Result<()> {
             let run = RunDir::open(global.run_dir.as_deref(), "audit")?;
             commands::audit::run_audit(args, global, &run, &device::select(global.device)?)?;
         }
+        Command::PoolAudits(args) => {
+            let run = RunDir::open(global.run_dir.as_deref(), "pool-audits")?;
+            commands::pool::run_pool(args, global, &run)?;
+        }
         Command::Export(args) => {
             let run = RunDir::open(global.run_dir.as_deref(), "export")?;
             commands::export::run_export(args, global, &run, &device::select(global.device)?)?;

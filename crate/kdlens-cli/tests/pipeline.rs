@@ -432,6 +432,7 @@ fn quick_demo_runs_end_to_end_and_its_student_beats_chance() {
     }
     assert!(text(&out).contains("Does the student explain like its teacher?"));
     assert!(text(&out).contains("## Comparisons"));
+    audits_of_two_runs_are_pooled(&run_dir.join("audit"), &audit, dir.path());
 
     out_of_distribution_images_are_flagged(
         &run_dir.join("student-kd/student.kdlens"),
@@ -444,6 +445,67 @@ fn quick_demo_runs_end_to_end_and_its_student_beats_chance() {
 /// anything it was trained on (uniform noise, a checkerboard, a white page) — which it
 /// nevertheless classifies, most of them confidently. (The real brain MRIs are not flagged by
 /// this 32² grayscale student: see the README's note on the out-of-distribution check.)
+/// `kdlens pool-audits` over two runs of the same audit (its records copied twice): every image
+/// counts twice, each pooled difference equals the one run's, and both runs stand beside it.
+fn audits_of_two_runs_are_pooled(audit_dir: &Path, audit: &serde_json::Value, dir: &Path) {
+    let runs: Vec<PathBuf> = ["seed-a", "seed-b"].iter().map(|n| dir.join(n)).collect();
+    for run in &runs {
+        std::fs::create_dir_all(run).unwrap();
+        std::fs::copy(audit_dir.join("records.json"), run.join("records.json")).unwrap();
+    }
+    let pooled_dir = dir.join("pooled");
+    let out = kdlens()
+        .args(["--run-dir", pooled_dir.to_str().unwrap(), "pool-audits"])
+        .args(&runs)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let pooled = json(&pooled_dir.join("pooled.json"));
+    assert_eq!(pooled["runs"], serde_json::json!(["seed-a", "seed-b"]));
+    assert_eq!(
+        pooled["pooled"]["images"],
+        2 * audit["images"].as_u64().unwrap()
+    );
+    let comparisons = pooled["pooled"]["comparisons"].as_array().unwrap();
+    assert_eq!(
+        comparisons.len(),
+        audit["comparisons"].as_array().unwrap().len()
+    );
+    for (k, (pooled_row, row)) in comparisons
+        .iter()
+        .zip(audit["comparisons"].as_array().unwrap())
+        .enumerate()
+    {
+        let (a, b) = (
+            pooled_row["difference"]["mean"].as_f64().unwrap(),
+            row["difference"]["mean"].as_f64().unwrap(),
+        );
+        assert!((a - b).abs() < 1e-12, "{pooled_row} against {row}");
+        let runs_agree = &pooled["runs_agree"][k];
+        for run in 0..2 {
+            let own = &runs_agree["per_run"][run];
+            assert_eq!(own["mean"], row["difference"]["mean"], "{own}");
+            assert_eq!(own["n"], row["difference"]["n"], "{own}");
+        }
+    }
+    assert!(
+        std::fs::read_to_string(pooled_dir.join("pooled.md"))
+            .unwrap()
+            .contains("## Across runs")
+    );
+    // One run is no pool.
+    let out = kdlens()
+        .args([
+            "--run-dir",
+            dir.join("pool-one").to_str().unwrap(),
+            "pool-audits",
+        ])
+        .arg(&runs[0])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
+
 fn out_of_distribution_images_are_flagged(model: &Path, web: &Path, dir: &Path) {
     let samples = walk_ext(&web.join("samples"), "png");
     let verdicts = |images: &[PathBuf], name: &str| -> Vec<bool> {

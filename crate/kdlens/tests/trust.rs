@@ -496,6 +496,38 @@ fn the_audit_restates_the_records_and_compares_models_image_by_image() {
     let mut short = records[0].clone();
     short.agreements.pop();
     assert!(Audit::of(&plan, vec![short], &[], 5).is_err());
+
+    // Two runs of the same records pooled: every image twice, the same differences, and each
+    // run's own beside them; runs of another plan are not pooled.
+    use kdlens::trust::{AuditRecords, PooledAudit};
+    let run = AuditRecords {
+        plan: plan.clone(),
+        records: records.clone(),
+    };
+    let runs = [("seed-1".to_string(), run.clone()), ("seed-2".into(), run)];
+    let pooled = PooledAudit::of(&runs, 5).unwrap();
+    assert_eq!(pooled.pooled.images, 6);
+    assert_eq!(pooled.runs_agree.len(), summary.comparisons.len());
+    for (c, (p, runs)) in summary.comparisons.iter().zip(
+        pooled
+            .pooled
+            .summary
+            .comparisons
+            .iter()
+            .zip(&pooled.runs_agree),
+    ) {
+        let means = |d: Option<PairedDifference>| d.map(|d| (d.mean, d.n));
+        assert_eq!(
+            means(p.difference).map(|(m, n)| (m, n / 2)),
+            means(c.difference)
+        );
+        assert_eq!(runs.per_run, vec![c.difference, c.difference]);
+        let clear = c.difference.is_some_and(|d| d.is_clear());
+        assert_eq!((runs.agreeing, runs.opposing), (2 * usize::from(clear), 0));
+    }
+    let mut other = runs.clone();
+    other[1].1.plan.models[1].cam_layer = "conv4".into();
+    assert!(PooledAudit::of(&other, 5).is_err());
 }
 
 #[test]

@@ -13,8 +13,8 @@ use kdlens::{
     },
     image::{RgbaImage, decode_file},
     trust::{
-        Audit, AuditInput, AuditPlan, SanityCheck, Stats, audit::MethodFaithfulness, audit_image,
-        sanity_check,
+        Audit, AuditInput, AuditPlan, AuditRecords, SanityCheck, Stats, audit::MethodFaithfulness,
+        audit_image, sanity_check,
     },
 };
 use serde::Serialize;
@@ -273,6 +273,13 @@ pub fn run_audit(
         outside.push(verdicts);
     }
 
+    run.write_json(
+        "records.json",
+        &AuditRecords {
+            plan: plan.clone(),
+            records: records.clone(),
+        },
+    )?;
     let result = AuditResult {
         audit: Audit::of(&plan, records, &outside, global.seed)?,
         sanity,
@@ -367,15 +374,17 @@ fn write_plots(result: &AuditResult, run: &RunDir) -> Result<()> {
 
 /// The audit as a Markdown document.
 pub fn audit_markdown(result: &AuditResult) -> String {
-    format!("# kdlens audit\n\n{}", audit_sections(result))
+    format!(
+        "# kdlens audit\n\n{}",
+        audit_sections(&result.audit, Some(&result.sanity))
+    )
 }
 
 /// The audit's findings as Markdown sections, without a title.
-pub fn audit_sections(result: &AuditResult) -> String {
+pub fn audit_sections(audit: &Audit, sanity: Option<&[MethodSanity]>) -> String {
     let faithfulness = markdown_table(
         &["model", "method", "deletion AUC ↓", "insertion AUC ↑"],
-        &result
-            .audit
+        &audit
             .summary
             .faithfulness
             .iter()
@@ -396,8 +405,7 @@ pub fn audit_sections(result: &AuditResult) -> String {
             "Spearman ρ with the teacher",
             "top-10 % IoU",
         ],
-        &result
-            .audit
+        &audit
             .summary
             .agreement
             .iter()
@@ -417,8 +425,7 @@ pub fn audit_sections(result: &AuditResult) -> String {
             "same prediction as the teacher",
             "KL(teacher ‖ student), nats",
         ],
-        &result
-            .audit
+        &audit
             .summary
             .predictions
             .iter()
@@ -439,8 +446,7 @@ pub fn audit_sections(result: &AuditResult) -> String {
             "difference [95 % interval]",
             "reading",
         ],
-        &result
-            .audit
+        &audit
             .summary
             .comparisons
             .iter()
@@ -456,11 +462,10 @@ pub fn audit_sections(result: &AuditResult) -> String {
             })
             .collect::<Vec<_>>(),
     );
-    let first = result.audit.summary.agreement.first().map(|a| a.method);
+    let first = audit.summary.agreement.first().map(|a| a.method);
     let per_class = markdown_table(
         &["class", "student", "Spearman ρ", "top-10 % IoU"],
-        &result
-            .audit
+        &audit
             .summary
             .agreement
             .iter()
@@ -472,26 +477,28 @@ pub fn audit_sections(result: &AuditResult) -> String {
             })
             .collect::<Vec<_>>(),
     );
-    let sanity = markdown_table(
-        &[
-            "model",
-            "method",
-            "ρ after randomising every layer",
-            "passed",
-        ],
-        &result
-            .sanity
-            .iter()
-            .map(|s| {
-                vec![
-                    s.model.clone(),
-                    s.method.name().into(),
-                    s.final_spearman.show(2),
-                    format!("{}/{}", s.passed, s.checked),
-                ]
-            })
-            .collect::<Vec<_>>(),
-    );
+    let sanity = match sanity {
+        Some(sanity) => markdown_table(
+            &[
+                "model",
+                "method",
+                "ρ after randomising every layer",
+                "passed",
+            ],
+            &sanity
+                .iter()
+                .map(|s| {
+                    vec![
+                        s.model.clone(),
+                        s.method.name().into(),
+                        s.final_spearman.show(2),
+                        format!("{}/{}", s.passed, s.checked),
+                    ]
+                })
+                .collect::<Vec<_>>(),
+        ),
+        None => "Not run here.\n".into(),
+    };
     let ood = markdown_table(
         &[
             "model",
@@ -499,8 +506,7 @@ pub fn audit_sections(result: &AuditResult) -> String {
             "--ood images flagged",
             "explanation time per image",
         ],
-        &result
-            .audit
+        &audit
             .ood
             .iter()
             .map(|o| {
@@ -515,8 +521,7 @@ pub fn audit_sections(result: &AuditResult) -> String {
                     o.model.clone(),
                     share(o.flagged_test),
                     share(o.flagged_ood),
-                    result
-                        .audit
+                    audit
                         .explain_ms
                         .get(&o.model)
                         .map(|s| format!("{} ms", s.show(1)))
@@ -536,21 +541,15 @@ pub fn audit_sections(result: &AuditResult) -> String {
          audit does not support a difference.\n\n{comparisons}\n\
          ## Sanity check (cascading randomisation, passes below ρ = {})\n\n{sanity}\n\
          ## Out-of-distribution check and time\n\n{ood}",
-        result.audit.images,
-        result.audit.classes.len(),
-        result
-            .audit
+        audit.images,
+        audit.classes.len(),
+        audit
             .cam_layers
             .iter()
             .map(|(model, layer)| format!("{model} `{layer}`"))
             .collect::<Vec<_>>()
             .join(", "),
-        result
-            .audit
-            .request
-            .faithfulness
-            .as_ref()
-            .map_or(0, |f| f.steps),
+        audit.request.faithfulness.as_ref().map_or(0, |f| f.steps),
         first.map_or("—", |m| m.name()),
         kdlens::trust::stats::BOOTSTRAP_RESAMPLES,
         kdlens::trust::SANITY_THRESHOLD,

@@ -447,7 +447,7 @@ impl Demo<'_> {
             &audit_run,
             self.device,
         )?;
-        Ok(audit_sections(&result))
+        Ok(audit_sections(&result.audit, Some(&result.sanity)))
     }
 
     /// Phase 7: the page's model folder `web_model_dir` — the distilled student as its model

@@ -8,6 +8,7 @@ pub mod distill;
 pub mod evaluate;
 pub mod explain;
 pub mod export;
+pub mod pool;
 pub mod train_teacher;
 
 use crate::{

@@ -27,8 +27,8 @@ pub use agreement::{
     top_fraction_iou,
 };
 pub use audit::{
-    Audit, AuditInput, AuditPlan, AuditSummary, AuditedModel, CAM_MIN_SIDE, Comparison, ImageAudit,
-    Measure, OodRate, audit_image, cam_stages,
+    Audit, AuditInput, AuditPlan, AuditRecords, AuditSummary, AuditedModel, CAM_MIN_SIDE,
+    Comparison, ImageAudit, Measure, OodRate, PooledAudit, audit_image, cam_stages,
 };
 pub use faithfulness::{Curve, Faithfulness, auc, deletion_insertion};
 pub use ood::{

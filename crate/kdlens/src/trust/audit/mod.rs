@@ -6,8 +6,9 @@
 //! An [`AuditPlan`] fixes the models, their CAM stages and the request; [`audit_image`] turns
 //! one image into an [`ImageAudit`] record; [`Audit::of`] summarises the records. The CLI
 //! (`kdlens audit`, which adds the sanity check) and the page make the same records and the same
-//! [`Audit`].
+//! [`Audit`]. [`PooledAudit`] pools the audits of one recipe trained with several seeds.
 
+mod pool;
 mod record;
 mod stages;
 mod summary;
@@ -16,6 +17,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use pool::{AuditRecords, PooledAudit, RunDifferences};
 pub use record::{AuditInput, ImageAudit, ImageResult, ModelImage, audit_image};
 pub use stages::{CAM_MIN_SIDE, cam_stages};
 pub use summary::{
