@@ -22,8 +22,9 @@ const MAX_INFLATED: u64 = 1 << 30;
 
 /// A stated length meaning "until a delimiter".
 const UNDEFINED: u32 = u32::MAX;
-/// The item tag, and the sequence delimiter (group `FFFE`).
+/// The item tag, and the item and sequence delimiters (group `FFFE`).
 const ITEM: u16 = 0xE000;
+const ITEM_DELIMITER: u16 = 0xE00D;
 const SEQUENCE_DELIMITER: u16 = 0xE0DD;
 /// The pixel data element, whose undefined-length value holds fragments, not elements.
 const PIXEL_DATA: Tag = Tag(0x7FE0, 0x0010);
@@ -201,12 +202,7 @@ impl<R: Read> Walker<R> {
         let got = got.map_err(|_| Error::Decode("the deflated data set is corrupt".into()))?;
         self.read += got;
         if got < length {
-            return Err(Error::Decode(format!(
-                "element ({:04X},{:04X}) states {length} bytes but only {got} follow: the file \
-                 is truncated or corrupt",
-                header.tag.group(),
-                header.tag.element(),
-            )));
+            return Err(overlong(header, got));
         }
         Ok(kept)
     }
@@ -251,32 +247,88 @@ impl<R: Read> Walker<R> {
     /// Walks every element of a data set, descending into sequences and items (their contents are
     /// elements too) and reading past values and pixel-data fragments.
     fn data_set(&mut self) -> Result<()> {
-        let mut in_fragments = false;
-        while let Some(header) = self.header()? {
+        // The sequences (and encapsulated pixel data) the walk is inside, innermost last.
+        let mut open: Vec<Open> = Vec::new();
+        // Each defined-length item met outside any sequence, and where it states it ends.
+        let mut loose_items: Vec<(Header, u64)> = Vec::new();
+        loop {
+            let at = self.read;
+            let Some(header) = self.header()? else {
+                break;
+            };
+            while matches!(open.last(), Some(Open::Sequence(Some(end))) if at >= *end) {
+                open.pop();
+            }
             if header.tag.group() == 0xFFFE {
                 match header.tag.element() {
-                    ITEM if in_fragments => {
+                    ITEM if open.last() == Some(&Open::Fragments) => {
                         self.value(&header, false)?;
                     }
-                    SEQUENCE_DELIMITER => in_fragments = false,
-                    // An item of a sequence, or a delimiter: its contents are elements.
-                    _ => {}
+                    // An item's contents are elements. dicom-rs reads one outside a sequence
+                    // as a value, allocating its stated length: that must fit in the file.
+                    ITEM => {
+                        if open.is_empty() && header.length != UNDEFINED {
+                            let end = self.read + u64::from(header.length);
+                            loose_items.push((header, end));
+                        }
+                    }
+                    ITEM_DELIMITER => {}
+                    SEQUENCE_DELIMITER => {
+                        if matches!(open.last(), Some(Open::Sequence(None) | Open::Fragments)) {
+                            open.pop();
+                        }
+                    }
+                    // Any other tag of the group is an element with a value to dicom-rs.
+                    _ => {
+                        self.value(&header, false)?;
+                    }
                 }
                 continue;
             }
             if header.length == UNDEFINED {
-                // A sequence or pixel data of undefined length: its items follow.
-                in_fragments |= header.tag == PIXEL_DATA;
-                continue;
-            }
-            // dicom-rs reads a sequence's contents element by element, never allocating its
-            // stated length: descend without checking it.
-            if !header.is_sequence(self.encoding) {
+                // A sequence or pixel data of undefined length (dicom-rs reads any other
+                // element of undefined length as a sequence): its items follow.
+                open.push(if header.tag == PIXEL_DATA {
+                    Open::Fragments
+                } else {
+                    Open::Sequence(None)
+                });
+            } else if header.is_sequence(self.encoding) {
+                // dicom-rs reads a sequence's contents element by element, never allocating its
+                // stated length: descend without checking it.
+                open.push(Open::Sequence(Some(self.read + u64::from(header.length))));
+            } else {
                 self.value(&header, false)?;
             }
         }
-        Ok(())
+        match loose_items.iter().find(|(_, end)| *end > self.read) {
+            Some((header, end)) => {
+                let start = end - u64::from(header.length);
+                Err(overlong(header, self.read - start))
+            }
+            None => Ok(()),
+        }
     }
+}
+
+/// What a data set's walk is inside of.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Open {
+    /// A sequence, ending where its defined length says (`None`: at its delimiter).
+    Sequence(Option<u64>),
+    /// Encapsulated pixel data: its items are fragments, skipped by their lengths.
+    Fragments,
+}
+
+/// The error of an element whose value states more bytes than the `got` that follow it.
+fn overlong(header: &Header, got: u64) -> Error {
+    Error::Decode(format!(
+        "element ({:04X},{:04X}) states {} bytes but only {got} follow: the file is truncated or \
+         corrupt",
+        header.tag.group(),
+        header.tag.element(),
+        header.length,
+    ))
 }
 
 /// Whether an explicit VR has the 12-byte header with a 32-bit length: all but the 16-bit-length
@@ -428,6 +480,43 @@ mod tests {
             );
             assert!(check(&file(uid, &overlong(encoding, 0))).is_ok(), "{uid}");
         }
+    }
+
+    /// A header of group FFFE (no VR) stating `length`.
+    fn fffe(element: u16, length: u32) -> Vec<u8> {
+        [
+            &0xFFFEu16.to_le_bytes()[..],
+            &element.to_le_bytes(),
+            &length.to_le_bytes(),
+        ]
+        .concat()
+    }
+
+    #[test]
+    fn group_fffe_outside_sequences_states_lengths_too() {
+        let uid = "1.2.840.10008.1.2.1";
+        let after = element(0x0010, 0x0020, b"LO", b"ID");
+        // dicom-rs reads any (FFFE,xxxx) but the item and the delimiters as an element with a
+        // value, and an item outside a sequence as a value too: both allocate what they state
+        // (found by fuzzing: 3 KB files costing 4 GB).
+        for header in [fffe(0xFFFF, 0xFDFF_FFFF), fffe(ITEM, 0xFDFF_FFFF)] {
+            let err = check(&file(uid, &[header, after.clone()].concat())).unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains("states 4261412863 bytes but only 10 follow"),
+                "{err}"
+            );
+        }
+        // Stated lengths that fit are fine, and an item's elements are still walked.
+        assert!(check(&file(uid, &[fffe(0xFFFF, 10), after.clone()].concat())).is_ok());
+        assert!(check(&file(uid, &[fffe(ITEM, 10), after.clone()].concat())).is_ok());
+        let inner = overlong(Encoding::ExplicitLittle, 1000);
+        let err = check(&file(
+            uid,
+            &[fffe(ITEM, inner.len() as u32), inner].concat(),
+        ))
+        .unwrap_err();
+        assert!(err.to_string().contains("states 1000 bytes"), "{err}");
     }
 
     #[test]
