@@ -64,7 +64,7 @@ fn sigmoid(z: f64) -> f32 {
 
 #[test]
 fn deletion_and_insertion_of_a_linear_model_follow_the_hand_computed_curves() {
-    let device = Device::flex();
+    let (_random, device) = seeded_device(0);
     // A 2×2 image of ones whose pixels contribute 3, −1, 2 and 0.5 to the class-0 logit (all
     // through the red channel).
     let contributions = [3.0f32, -1.0, 2.0, 0.5];
@@ -146,8 +146,7 @@ fn deletion_and_insertion_of_a_linear_model_follow_the_hand_computed_curves() {
 
 #[test]
 fn explain_reports_faithfulness_for_every_map() {
-    let device = Device::flex();
-    device.seed(3);
+    let (_random, device) = seeded_device(3);
     let model = student(&device);
     let input = Tensor::<4>::random([1, 3, 32, 32], Distribution::Uniform(0.0, 1.0), &device);
     let request = Request {
@@ -176,6 +175,18 @@ fn explain_reports_faithfulness_for_every_map() {
         assert!((f.insertion.probabilities[16] - p).abs() < 1e-5);
         assert!((0.0..=1.0).contains(&f.deletion.auc) && (0.0..=1.0).contains(&f.insertion.auc));
     }
+}
+
+/// The CPU device, its random draws seeded and this test's alone: burn draws from one generator
+/// that every test thread shares, so a test holds this lock while it draws weights or inputs.
+fn seeded_device(seed: u64) -> (std::sync::MutexGuard<'static, ()>, Device) {
+    static RANDOM: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let guard = RANDOM
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let device = Device::flex();
+    device.seed(seed);
+    (guard, device)
 }
 
 fn student(device: &Device) -> Classifier {
@@ -223,8 +234,7 @@ fn parameter_values(model: &Classifier) -> Vec<Vec<f32>> {
 
 #[test]
 fn randomisation_replaces_exactly_the_chosen_groups_and_keeps_their_scale() {
-    let device = Device::flex();
-    device.seed(5);
+    let (_random, device) = seeded_device(5);
     let model = student(&device);
     let groups = parameter_groups(&model);
     assert_eq!(
@@ -285,8 +295,7 @@ fn randomisation_replaces_exactly_the_chosen_groups_and_keeps_their_scale() {
 
 #[test]
 fn grad_cam_changes_when_the_model_is_randomised() {
-    let device = Device::flex();
-    device.seed(7);
+    let (_random, device) = seeded_device(7);
     let model = student(&device);
     let input = Tensor::<4>::random([1, 3, 32, 32], Distribution::Uniform(0.0, 1.0), &device);
     let request = Request {
@@ -312,7 +321,7 @@ fn grad_cam_changes_when_the_model_is_randomised() {
 
 #[test]
 fn the_teachers_request_puts_its_maps_on_the_stage_comparable_to_the_models() {
-    let device = Device::flex();
+    let (_random, device) = seeded_device(0);
     let student = student(&device);
     let teacher = small_densenet(&device);
     // Student stages at 32²: conv1 32², conv2 16², conv3 8², conv4 4², conv5 2². Teacher:
@@ -351,8 +360,7 @@ fn the_audit_restates_the_records_and_compares_models_image_by_image() {
     use kdlens::trust::{
         Audit, AuditInput, AuditPlan, AuditedModel, Measure, PairedDifference, Stats, audit_image,
     };
-    let device = Device::flex();
-    device.seed(8);
+    let (_random, device) = seeded_device(8);
     let (teacher, student) = (small_densenet(&device), student(&device));
     let methods = [Method::GradCam, Method::IntegratedGradients];
     let images: Vec<Tensor<4>> = (0..3)
@@ -533,7 +541,7 @@ fn the_audit_restates_the_records_and_compares_models_image_by_image() {
 #[test]
 fn the_audit_puts_the_teachers_maps_where_the_page_does() {
     use kdlens::trust::{CAM_MIN_SIDE, cam_stages};
-    let device = Device::flex();
+    let (_random, device) = seeded_device(0);
     let (teacher, student) = (small_densenet(&device), student(&device));
     // At 32²: the students' deepest 4×4 stage is conv4; the teacher's comparable stage, as
     // teacher_request picks it beside conv4, is transition2 (denseblock2 is 4×4 too, but
