@@ -245,50 +245,57 @@ impl<R: Read> Walker<R> {
         Ok(transfer_syntax)
     }
 
-    /// Walks every element of a data set, descending into sequences and items (their contents are
-    /// elements too) and reading past values and pixel-data fragments.
+    /// Walks every element of a data set as dicom-rs reads it, descending into sequences and
+    /// their items (whose contents are elements) and reading past values and pixel-data fragments.
     fn data_set(&mut self) -> Result<()> {
-        // The sequences (and encapsulated pixel data) the walk is inside, innermost last.
+        // The sequences, items and encapsulated pixel data the walk is inside, innermost last.
         let mut open: Vec<Open> = Vec::new();
-        // Each defined-length item met outside any sequence, and where it states it ends.
-        let mut loose_items: Vec<(Header, u64)> = Vec::new();
         loop {
             let at = self.read;
             let Some(header) = self.header()? else {
-                break;
+                return Ok(());
             };
-            while matches!(open.last(), Some(Open::Sequence(Some(end))) if at >= *end) {
+            // dicom-rs leaves a defined-length sequence or item once it has read past its end.
+            while let Some(Open::Sequence(Some(end)) | Open::Item(Some(end))) = open.last() {
+                if at < *end {
+                    break;
+                }
                 open.pop();
             }
+            let undefined = header.length == UNDEFINED;
+            let end = (!undefined).then(|| self.read + u64::from(header.length));
             if header.tag.group() == 0xFFFE {
-                match header.tag.element() {
-                    ITEM if open.last() == Some(&Open::Fragments) => {
+                match (header.tag.element(), open.last()) {
+                    (ITEM, Some(Open::Fragments)) => {
                         self.value(&header, false)?;
                     }
-                    // An item's contents are elements. dicom-rs reads one outside a sequence
-                    // as a value, allocating its stated length: that must fit in the file.
-                    ITEM => {
-                        if open.is_empty() && header.length != UNDEFINED {
-                            let end = self.read + u64::from(header.length);
-                            loose_items.push((header, end));
-                        }
+                    // An item of a sequence: its contents are elements, never one allocation.
+                    (ITEM, Some(Open::Sequence(_))) => open.push(Open::Item(end)),
+                    (ITEM_DELIMITER, Some(Open::Item(_))) => {
+                        open.pop();
                     }
-                    ITEM_DELIMITER => {}
-                    SEQUENCE_DELIMITER => {
+                    (ITEM_DELIMITER, _) => {}
+                    (SEQUENCE_DELIMITER, _) => {
+                        while matches!(open.last(), Some(Open::Item(_))) {
+                            open.pop();
+                        }
                         if matches!(open.last(), Some(Open::Sequence(None) | Open::Fragments)) {
                             open.pop();
                         }
                     }
-                    // Any other tag of the group is an element with a value to dicom-rs.
+                    // Anything else of the group — an item outside a sequence or inside an
+                    // item included — is an element with a value to dicom-rs, which allocates
+                    // its stated length; one of undefined length, a sequence.
+                    _ if undefined => open.push(Open::Sequence(None)),
                     _ => {
                         self.value(&header, false)?;
                     }
                 }
                 continue;
             }
-            if header.length == UNDEFINED {
-                // A sequence or pixel data of undefined length (dicom-rs reads any other
-                // element of undefined length as a sequence): its items follow.
+            if undefined {
+                // Pixel data of undefined length holds fragments; dicom-rs reads any other
+                // element of undefined length as a sequence.
                 open.push(if header.tag == PIXEL_DATA {
                     Open::Fragments
                 } else {
@@ -297,17 +304,10 @@ impl<R: Read> Walker<R> {
             } else if header.is_sequence(self.encoding) {
                 // dicom-rs reads a sequence's contents element by element, never allocating its
                 // stated length: descend without checking it.
-                open.push(Open::Sequence(Some(self.read + u64::from(header.length))));
+                open.push(Open::Sequence(end));
             } else {
                 self.value(&header, false)?;
             }
-        }
-        match loose_items.iter().find(|(_, end)| *end > self.read) {
-            Some((header, end)) => {
-                let start = end - u64::from(header.length);
-                Err(overlong(header, self.read - start))
-            }
-            None => Ok(()),
         }
     }
 }
@@ -317,6 +317,8 @@ impl<R: Read> Walker<R> {
 enum Open {
     /// A sequence, ending where its defined length says (`None`: at its delimiter).
     Sequence(Option<u64>),
+    /// An item of a sequence, ending likewise (`None`: at its delimiter).
+    Item(Option<u64>),
     /// Encapsulated pixel data: its items are fragments, skipped by their lengths.
     Fragments,
 }
@@ -494,7 +496,7 @@ mod tests {
     }
 
     #[test]
-    fn group_fffe_outside_sequences_states_lengths_too() {
+    fn group_fffe_elements_with_values_state_lengths_that_must_fit() {
         let uid = "1.2.840.10008.1.2.1";
         let after = element(0x0010, 0x0020, b"LO", b"ID");
         // dicom-rs reads any (FFFE,xxxx) but the item and the delimiters as an element with a
@@ -508,16 +510,40 @@ mod tests {
                 "{err}"
             );
         }
-        // Stated lengths that fit are fine, and an item's elements are still walked.
+        // Stated lengths that fit are fine; such an item's bytes are a value, not elements.
         assert!(check(&file(uid, &[fffe(0xFFFF, 10), after.clone()].concat())).is_ok());
-        assert!(check(&file(uid, &[fffe(ITEM, 10), after.clone()].concat())).is_ok());
         let inner = overlong(Encoding::ExplicitLittle, 1000);
-        let err = check(&file(
-            uid,
-            &[fffe(ITEM, inner.len() as u32), inner].concat(),
-        ))
-        .unwrap_err();
+        assert!(
+            check(&file(
+                uid,
+                &[fffe(ITEM, inner.len() as u32), inner.clone()].concat()
+            ))
+            .is_ok()
+        );
+
+        // Inside a sequence an item holds elements; an item directly inside that item is a
+        // value again (a fuzzed DICOMDIR: its items' bytes were read as elements, misaligned).
+        let sequence = |item_contents: &[u8]| {
+            let item = [
+                fffe(ITEM, item_contents.len() as u32),
+                item_contents.to_vec(),
+            ]
+            .concat();
+            let mut sq = element(0x0004, 0x1220, b"SQ", &item);
+            sq[8..12].copy_from_slice(&UNDEFINED.to_le_bytes());
+            [sq, fffe(SEQUENCE_DELIMITER, 0), after.clone()].concat()
+        };
+        let err = check(&file(uid, &sequence(&inner))).unwrap_err();
         assert!(err.to_string().contains("states 1000 bytes"), "{err}");
+        let nested = [fffe(ITEM, inner.len() as u32), inner.clone()].concat();
+        assert!(check(&file(uid, &sequence(&nested))).is_ok());
+        let nested_overlong = [fffe(ITEM, 0x7000_0000), inner].concat();
+        let err = check(&file(uid, &sequence(&nested_overlong))).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("(FFFE,E000) states 1879048192 bytes"),
+            "{err}"
+        );
     }
 
     #[test]
