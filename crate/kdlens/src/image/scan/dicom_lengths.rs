@@ -4,9 +4,9 @@
 //! 4 GiB element cost 4 GiB and a second (found by fuzzing). The walk reads forward only, skipping
 //! values without holding them, so a deflated data set is checked as it inflates, in constant
 //! memory. It follows the element structure as dicom-rs reads it: the meta group ends where its
-//! group length says, a group FFFE element other than an item or a delimiter has a value, and an
-//! item outside any sequence is a value too (each of these let a fuzzed file of a few kilobytes
-//! cost 3–4 GB before the walk knew it).
+//! group length says, a group FFFE element other than an item or a delimiter has a value, and so
+//! does an item anywhere but directly inside a sequence (each of these let a fuzzed file of a few
+//! kilobytes cost 3–4 GB before the walk knew it).
 
 use std::io::{self, Read};
 
