@@ -274,7 +274,7 @@ export function keptFiles(page) {
 /** Asserts that `urls` are the page's own files under `base`: its page, scripts, WebAssembly,
  * default model and sample images, nothing else (no dropped image, result or user model). */
 export function assertOnlyPageFiles(urls, base) {
-  const own = /^(|index\.html|app\.js|batch\.js|worker\.js|style\.css|sw\.js|pkg\/kdlens_web(\.js|_bg\.wasm)|model\/(model|teacher)\.kdlens|model\/index\.json|model\/samples\/[a-z0-9_-]+\.png)$/;
+  const own = /^(|index\.html|app\.js|audit\.js|batch\.js|chart\.js|worker\.js|style\.css|sw\.js|pkg\/kdlens_web(\.js|_bg\.wasm)|model\/(model|teacher)\.kdlens|model\/index\.json|model\/samples\/[a-z0-9_-]+\.png)$/;
   assert.ok(urls.length >= 10, `the page's files are kept: ${urls}`);
   for (const url of urls) {
     assert.ok(url.startsWith(base) && own.test(url.slice(base.length)), `kept: ${url}`);

@@ -255,7 +255,7 @@ impl<R: Read> Walker<R> {
             let Some(header) = self.header()? else {
                 return Ok(());
             };
-            // dicom-rs leaves a defined-length sequence or item once it has read past its end.
+            // dicom-rs leaves a defined-length sequence or item once it has read to its end.
             while let Some(Open::Sequence(Some(end)) | Open::Item(Some(end))) = open.last() {
                 if at < *end {
                     break;
@@ -264,49 +264,40 @@ impl<R: Read> Walker<R> {
             }
             let undefined = header.length == UNDEFINED;
             let end = (!undefined).then(|| self.read + u64::from(header.length));
-            if header.tag.group() == 0xFFFE {
-                match (header.tag.element(), open.last()) {
-                    (ITEM, Some(Open::Fragments)) => {
-                        self.value(&header, false)?;
-                    }
-                    // An item of a sequence: its contents are elements, never one allocation.
-                    (ITEM, Some(Open::Sequence(_))) => open.push(Open::Item(end)),
-                    (ITEM_DELIMITER, Some(Open::Item(_))) => {
-                        open.pop();
-                    }
-                    (ITEM_DELIMITER, _) => {}
-                    (SEQUENCE_DELIMITER, _) => {
-                        while matches!(open.last(), Some(Open::Item(_))) {
-                            open.pop();
-                        }
-                        if matches!(open.last(), Some(Open::Sequence(None) | Open::Fragments)) {
-                            open.pop();
-                        }
-                    }
-                    // Anything else of the group — an item outside a sequence or inside an
-                    // item included — is an element with a value to dicom-rs, which allocates
-                    // its stated length; one of undefined length, a sequence.
-                    _ if undefined => open.push(Open::Sequence(None)),
-                    _ => {
-                        self.value(&header, false)?;
-                    }
+            let group_fffe = header.tag.group() == 0xFFFE;
+            match (open.last(), group_fffe, header.tag.element()) {
+                // Encapsulated pixel data: fragments, skipped by their lengths, to its delimiter.
+                (Some(Open::Fragments), true, SEQUENCE_DELIMITER) => {
+                    open.pop();
                 }
-                continue;
-            }
-            if undefined {
-                // Pixel data of undefined length holds fragments; dicom-rs reads any other
-                // element of undefined length as a sequence.
-                open.push(if header.tag == PIXEL_DATA {
+                (Some(Open::Fragments), _, _) => {
+                    self.value(&header, false)?;
+                }
+                // Directly inside a sequence dicom-rs reads item headers: an item (whose
+                // contents are elements, never one allocation) or a delimiter.
+                (Some(Open::Sequence(_)), true, ITEM) => open.push(Open::Item(end)),
+                (Some(Open::Sequence(_)), true, ITEM_DELIMITER | SEQUENCE_DELIMITER) => {
+                    open.pop();
+                }
+                // Anywhere else an item delimiter closes what is open, or is ignored.
+                (_, true, ITEM_DELIMITER) => {
+                    open.pop();
+                }
+                // Any other header is an element. dicom-rs reads every one of undefined length
+                // as a sequence (pixel data: as fragments); a defined-length sequence element by
+                // element; any other — a group FFFE one outside a sequence included — as a value,
+                // allocating its stated length.
+                _ if undefined => open.push(if header.tag == PIXEL_DATA {
                     Open::Fragments
                 } else {
                     Open::Sequence(None)
-                });
-            } else if header.is_sequence(self.encoding) {
-                // dicom-rs reads a sequence's contents element by element, never allocating its
-                // stated length: descend without checking it.
-                open.push(Open::Sequence(end));
-            } else {
-                self.value(&header, false)?;
+                }),
+                _ if !group_fffe && header.is_sequence(self.encoding) => {
+                    open.push(Open::Sequence(end));
+                }
+                _ => {
+                    self.value(&header, false)?;
+                }
             }
         }
     }
@@ -499,10 +490,14 @@ mod tests {
     fn group_fffe_elements_with_values_state_lengths_that_must_fit() {
         let uid = "1.2.840.10008.1.2.1";
         let after = element(0x0010, 0x0020, b"LO", b"ID");
-        // dicom-rs reads any (FFFE,xxxx) but the item and the delimiters as an element with a
-        // value, and an item outside a sequence as a value too: both allocate what they state
-        // (found by fuzzing: 3 KB files costing 4 GB).
-        for header in [fffe(0xFFFF, 0xFDFF_FFFF), fffe(ITEM, 0xFDFF_FFFF)] {
+        // Outside a sequence dicom-rs reads any (FFFE,xxxx) but the item delimiter as an element
+        // with a value, allocating what it states (found by fuzzing: 3 KB files costing 4 GB).
+        // A sequence delimiter with nothing to close is an element too (a fuzzed SR file).
+        for header in [
+            fffe(0xFFFF, 0xFDFF_FFFF),
+            fffe(ITEM, 0xFDFF_FFFF),
+            fffe(SEQUENCE_DELIMITER, 0xFDFF_FFFF),
+        ] {
             let err = check(&file(uid, &[header, after.clone()].concat())).unwrap_err();
             assert!(
                 err.to_string()
