@@ -296,11 +296,42 @@ impl<R: Read> Walker<R> {
                     open.push(Open::Sequence(end));
                 }
                 _ => {
-                    self.value(&header, false)?;
+                    let read = Header {
+                        length: self.read_length(&header),
+                        ..header
+                    };
+                    self.value(&read, false)?;
                 }
             }
         }
     }
+
+    /// How many bytes of `header`'s value dicom-rs reads: a value of binary numbers in whole
+    /// numbers only — it reads `length / width` of them and takes the next header from there, a
+    /// few bytes before the stated end when the length is no multiple of the width — and any
+    /// other value whole.
+    fn read_length(&self, header: &Header) -> u32 {
+        use VR::*;
+        let vr = header.vr.unwrap_or_else(|| implicit_vr(header.tag));
+        let width = match vr {
+            US | OW | SS => 2,
+            AT | FL | OF | SL | OL | UL => 4,
+            FD | OD | SV | OV | UV => 8,
+            _ => 1,
+        };
+        header.length - header.length % width
+    }
+}
+
+/// The VR dicom-rs gives an implicit-VR element: OW for pixel and overlay data, else the data
+/// dictionary's (the first of several), else UN.
+fn implicit_vr(tag: Tag) -> VR {
+    if tag == PIXEL_DATA || (tag.group() >> 8 == 0x60 && tag.element() == 0x3000) {
+        return VR::OW;
+    }
+    StandardDataDictionary
+        .by_tag(tag)
+        .map_or(VR::UN, |entry| entry.vr().relaxed())
 }
 
 /// What a data set's walk is inside of.
@@ -537,6 +568,52 @@ mod tests {
         assert!(
             err.to_string()
                 .contains("(FFFE,E000) states 1879048192 bytes"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_number_value_is_read_in_whole_numbers_as_dicom_rs_reads_it() {
+        // An SL value stated as 5 bytes: dicom-rs reads one 4-byte number and the next header
+        // from the fifth byte on (a fuzzed file hid a 1.4 GB value this way).
+        let uid = "1.2.840.10008.1.2.1";
+        let mut sl = element(0x0011, 0x1023, b"SL", &[1, 0, 0, 0]);
+        sl[6..8].copy_from_slice(&5u16.to_le_bytes());
+        let err = check(&file(
+            uid,
+            &[sl.clone(), overlong(Encoding::ExplicitLittle, 0xFFFF_FFF0)].concat(),
+        ))
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("(0009,1010) states 4294967280 bytes"),
+            "{err}"
+        );
+        let whole = element(0x0011, 0x1023, b"SL", &[1, 0, 0, 0, 2, 0, 0, 0]);
+        assert!(
+            check(&file(
+                uid,
+                &[whole, element(0x0010, 0x0020, b"LO", b"ID")].concat()
+            ))
+            .is_ok()
+        );
+        // In implicit VR the dictionary gives the VR: (0028,0010) Rows is US.
+        let implicit = "1.2.840.10008.1.2";
+        let rows = [
+            &0x0028u16.to_le_bytes()[..],
+            &0x0010u16.to_le_bytes(),
+            &3u32.to_le_bytes(),
+            &[7, 0],
+        ]
+        .concat();
+        let err = check(&file(
+            implicit,
+            &[rows, overlong(Encoding::ImplicitLittle, 0xFFFF_FFF0)].concat(),
+        ))
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("(0009,1010) states 4294967280 bytes"),
             "{err}"
         );
     }
